@@ -1,1 +1,29 @@
-//! placeholder
+//! The POP3 protocol core of postie, free of I/O.
+//!
+//! Bytes go in, events and bytes come out: no sockets, no clock, no files. The server shell
+//! feeds what it reads into a [`ServerSession`], handles the [`Event`]s it returns by calling
+//! services (authentication, storage, TLS), and writes the session's output. The same line
+//! codec and dot-stuffing pair serve the client side.
+
+mod capability;
+mod command;
+mod dotstuff;
+mod line;
+mod response;
+mod secret;
+mod server;
+mod types;
+
+pub use capability::{Capabilities, Expire};
+pub use command::{Command, CommandError};
+pub use dotstuff::{BodyEncoder, MultilineDecoder, MultilineItem};
+pub use line::{LineReader, ReadLine};
+pub use response::{ErrorKind, RespCode};
+pub use secret::Secret;
+pub use server::{Credentials, Event, MessageEntry, ServerOptions, ServerSession};
+pub use types::{MsgNum, Uidl, UidlError, UserName, UserNameError};
+
+/// The longest command line a server accepts, CRLF included (RFC 2449 section 4).
+pub const MAX_COMMAND_LINE: usize = 255;
+/// The longest SASL continuation line a server accepts, CRLF included.
+pub const MAX_SASL_LINE: usize = 16 * 1024;

@@ -1,0 +1,349 @@
+//! POP3 commands as a server receives them (RFC 1939, 2449, 2595, 5034, 6856).
+
+use crate::secret::Secret;
+use crate::types::{parse_decimal, MsgNum, UserName, UserNameError};
+
+/// A syntactically valid command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    User(UserName),
+    Pass(Secret),
+    Apop {
+        user: UserName,
+        digest: Vec<u8>,
+    },
+    /// `AUTH` alone lists the mechanisms; with a name it starts an exchange.
+    Auth {
+        mechanism: Option<String>,
+        initial_response: Option<Vec<u8>>,
+    },
+    Capa,
+    Stls,
+    Utf8,
+    Stat,
+    List(Option<MsgNum>),
+    Retr(MsgNum),
+    Dele(MsgNum),
+    Noop,
+    Rset,
+    Top {
+        msg: MsgNum,
+        lines: u64,
+    },
+    Uidl(Option<MsgNum>),
+    Quit,
+}
+
+/// Why a command line was refused; each maps to one `-ERR` line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    #[error("Unknown command")]
+    Unknown,
+    #[error("Invalid arguments for {0}")]
+    Arguments(&'static str),
+    #[error("Invalid message number")]
+    MessageNumber,
+    #[error("Invalid user name: {0}")]
+    UserName(#[from] UserNameError),
+    #[error("Invalid base64 data")]
+    Base64,
+    #[error("Command line contains a NUL byte")]
+    Nul,
+}
+
+impl Command {
+    /// Parses one command line (without its line ending).
+    pub fn parse(line: &[u8]) -> Result<Command, CommandError> {
+        if line.contains(&0) {
+            return Err(CommandError::Nul);
+        }
+        let (keyword, rest) = match line.iter().position(|&b| b == b' ') {
+            Some(space) => (&line[..space], Some(&line[space + 1..])),
+            None => (line, None),
+        };
+        if keyword.is_empty() || keyword.len() > 4 {
+            return Err(CommandError::Unknown);
+        }
+        let mut upper = [0u8; 4];
+        upper[..keyword.len()].copy_from_slice(keyword);
+        upper.make_ascii_uppercase();
+        let args = Args::new(rest);
+        match &upper[..keyword.len()] {
+            b"USER" => Ok(Command::User(UserName::parse(args.exactly_one("USER")?)?)),
+            // The whole rest of the line: passwords may contain spaces (RFC 1939 allows it).
+            b"PASS" => match rest {
+                Some(password) if !password.is_empty() => {
+                    Ok(Command::Pass(Secret::new(password.to_vec())))
+                }
+                _ => Err(CommandError::Arguments("PASS")),
+            },
+            b"APOP" => {
+                let [user, digest] = args.exactly::<2>("APOP")?;
+                if digest.len() != 32 || !digest.iter().all(u8::is_ascii_hexdigit) {
+                    return Err(CommandError::Arguments("APOP"));
+                }
+                Ok(Command::Apop {
+                    user: UserName::parse(user)?,
+                    digest: digest.to_ascii_lowercase(),
+                })
+            }
+            b"AUTH" => parse_auth(args),
+            b"CAPA" => args.none("CAPA").map(|()| Command::Capa),
+            b"STLS" => args.none("STLS").map(|()| Command::Stls),
+            b"UTF8" => args.none("UTF8").map(|()| Command::Utf8),
+            b"STAT" => args.none("STAT").map(|()| Command::Stat),
+            b"LIST" => Ok(Command::List(args.optional_msg("LIST")?)),
+            b"RETR" => Ok(Command::Retr(msg(args.exactly_one("RETR")?)?)),
+            b"DELE" => Ok(Command::Dele(msg(args.exactly_one("DELE")?)?)),
+            b"NOOP" => args.none("NOOP").map(|()| Command::Noop),
+            b"RSET" => args.none("RSET").map(|()| Command::Rset),
+            b"TOP" => {
+                let [number, lines] = args.exactly::<2>("TOP")?;
+                let lines = parse_decimal(lines).ok_or(CommandError::Arguments("TOP"))?;
+                Ok(Command::Top {
+                    msg: msg(number)?,
+                    lines,
+                })
+            }
+            b"UIDL" => Ok(Command::Uidl(args.optional_msg("UIDL")?)),
+            b"QUIT" => args.none("QUIT").map(|()| Command::Quit),
+            _ => Err(CommandError::Unknown),
+        }
+    }
+
+    /// The keyword, for logs and counters; never includes arguments (they may be secret).
+    pub fn verb(&self) -> &'static str {
+        match self {
+            Command::User(_) => "USER",
+            Command::Pass(_) => "PASS",
+            Command::Apop { .. } => "APOP",
+            Command::Auth { .. } => "AUTH",
+            Command::Capa => "CAPA",
+            Command::Stls => "STLS",
+            Command::Utf8 => "UTF8",
+            Command::Stat => "STAT",
+            Command::List(_) => "LIST",
+            Command::Retr(_) => "RETR",
+            Command::Dele(_) => "DELE",
+            Command::Noop => "NOOP",
+            Command::Rset => "RSET",
+            Command::Top { .. } => "TOP",
+            Command::Uidl(_) => "UIDL",
+            Command::Quit => "QUIT",
+        }
+    }
+}
+
+fn msg(text: &[u8]) -> Result<MsgNum, CommandError> {
+    MsgNum::parse(text).ok_or(CommandError::MessageNumber)
+}
+
+fn parse_auth(args: Args<'_>) -> Result<Command, CommandError> {
+    let words = args.words();
+    match words.as_slice() {
+        [] => Ok(Command::Auth {
+            mechanism: None,
+            initial_response: None,
+        }),
+        [mechanism] | [mechanism, _] => {
+            let mechanism = std::str::from_utf8(mechanism)
+                .ok()
+                .filter(|m| !m.is_empty() && m.len() <= 20)
+                .filter(|m| {
+                    m.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                })
+                .ok_or(CommandError::Arguments("AUTH"))?
+                .to_ascii_uppercase();
+            let initial_response = match words.get(1) {
+                None => None,
+                Some(&b"=") => Some(Vec::new()),
+                Some(encoded) => Some(decode_base64(encoded)?),
+            };
+            Ok(Command::Auth {
+                mechanism: Some(mechanism),
+                initial_response,
+            })
+        }
+        _ => Err(CommandError::Arguments("AUTH")),
+    }
+}
+
+/// Decodes a SASL response or initial response (RFC 5034: standard base64 with padding).
+pub(crate) fn decode_base64(encoded: &[u8]) -> Result<Vec<u8>, CommandError> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .map_err(|_| CommandError::Base64)
+}
+
+/// The arguments after the keyword, separated by single spaces.
+struct Args<'a>(Option<&'a [u8]>);
+
+impl<'a> Args<'a> {
+    fn new(rest: Option<&'a [u8]>) -> Self {
+        Args(rest)
+    }
+
+    fn words(&self) -> Vec<&'a [u8]> {
+        match self.0 {
+            None => Vec::new(),
+            Some(rest) => rest.split(|&b| b == b' ').collect(),
+        }
+    }
+
+    fn none(&self, verb: &'static str) -> Result<(), CommandError> {
+        match self.0 {
+            None => Ok(()),
+            Some(_) => Err(CommandError::Arguments(verb)),
+        }
+    }
+
+    fn exactly<const N: usize>(&self, verb: &'static str) -> Result<[&'a [u8]; N], CommandError> {
+        let words = self.words();
+        if words.iter().any(|w| w.is_empty()) {
+            return Err(CommandError::Arguments(verb));
+        }
+        words.try_into().map_err(|_| CommandError::Arguments(verb))
+    }
+
+    fn exactly_one(&self, verb: &'static str) -> Result<&'a [u8], CommandError> {
+        self.exactly::<1>(verb).map(|[word]| word)
+    }
+
+    fn optional_msg(&self, verb: &'static str) -> Result<Option<MsgNum>, CommandError> {
+        match self.0 {
+            None => Ok(None),
+            Some(_) => msg(self.exactly_one(verb)?).map(Some),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn n(value: u32) -> MsgNum {
+        MsgNum::parse(value.to_string().as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn rfc1939_commands() {
+        assert_eq!(Command::parse(b"stat"), Ok(Command::Stat));
+        assert_eq!(Command::parse(b"LIST"), Ok(Command::List(None)));
+        assert_eq!(Command::parse(b"LIST 2"), Ok(Command::List(Some(n(2)))));
+        assert_eq!(Command::parse(b"RETR 1"), Ok(Command::Retr(n(1))));
+        assert_eq!(Command::parse(b"DELE 1"), Ok(Command::Dele(n(1))));
+        assert_eq!(
+            Command::parse(b"TOP 1 10"),
+            Ok(Command::Top {
+                msg: n(1),
+                lines: 10
+            })
+        );
+        assert_eq!(
+            Command::parse(b"TOP 1 0"),
+            Ok(Command::Top {
+                msg: n(1),
+                lines: 0
+            })
+        );
+        assert_eq!(Command::parse(b"UIDL"), Ok(Command::Uidl(None)));
+        assert_eq!(Command::parse(b"Quit"), Ok(Command::Quit));
+        assert_eq!(
+            Command::parse(b"APOP mrose c4c9334bac560ecc979e58001b3e22fb"),
+            Ok(Command::Apop {
+                user: UserName::parse(b"mrose").unwrap(),
+                digest: b"c4c9334bac560ecc979e58001b3e22fb".to_vec()
+            })
+        );
+    }
+
+    #[test]
+    fn password_keeps_its_spaces() {
+        assert_eq!(
+            Command::parse(b"PASS  my secret "),
+            Ok(Command::Pass(Secret::new(b" my secret ".to_vec())))
+        );
+        assert_eq!(
+            Command::parse(b"PASS"),
+            Err(CommandError::Arguments("PASS"))
+        );
+    }
+
+    #[test]
+    fn auth_forms() {
+        assert_eq!(
+            Command::parse(b"AUTH"),
+            Ok(Command::Auth {
+                mechanism: None,
+                initial_response: None
+            })
+        );
+        assert_eq!(
+            Command::parse(b"AUTH plain AGRlbW8AZGVtbw=="),
+            Ok(Command::Auth {
+                mechanism: Some("PLAIN".into()),
+                initial_response: Some(b"\0demo\0demo".to_vec())
+            })
+        );
+        assert_eq!(
+            Command::parse(b"AUTH PLAIN ="),
+            Ok(Command::Auth {
+                mechanism: Some("PLAIN".into()),
+                initial_response: Some(Vec::new())
+            })
+        );
+        assert_eq!(Command::parse(b"AUTH PLAIN !!!"), Err(CommandError::Base64));
+    }
+
+    #[test]
+    fn malformed_lines() {
+        assert_eq!(Command::parse(b""), Err(CommandError::Unknown));
+        assert_eq!(Command::parse(b":STAT"), Err(CommandError::Unknown));
+        assert_eq!(Command::parse(b"STATUS"), Err(CommandError::Unknown));
+        assert_eq!(Command::parse(b"RETR 0"), Err(CommandError::MessageNumber));
+        assert_eq!(
+            Command::parse(b"RETR"),
+            Err(CommandError::Arguments("RETR"))
+        );
+        assert_eq!(
+            Command::parse(b"RETR 1 2"),
+            Err(CommandError::Arguments("RETR"))
+        );
+        assert_eq!(
+            Command::parse(b"LIST  1"),
+            Err(CommandError::Arguments("LIST"))
+        );
+        assert_eq!(
+            Command::parse(b"STAT x"),
+            Err(CommandError::Arguments("STAT"))
+        );
+        assert_eq!(Command::parse(b"NO\0OP"), Err(CommandError::Nul));
+        assert_eq!(
+            Command::parse(b"TOP 1 -1"),
+            Err(CommandError::Arguments("TOP"))
+        );
+        assert!(Command::parse(b"APOP mrose short").is_err());
+    }
+
+    #[test]
+    fn verbs_never_carry_arguments() {
+        let pass = Command::parse(b"PASS secret").unwrap();
+        assert_eq!(pass.verb(), "PASS");
+        assert!(!format!("{pass:?}").contains("secret"));
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics(line in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = Command::parse(&line);
+        }
+
+        #[test]
+        fn keyword_case_does_not_matter(verb in "(?i)(stat|noop|rset|quit|capa|stls|list|uidl)") {
+            prop_assert_eq!(Command::parse(verb.as_bytes()), Command::parse(verb.to_ascii_uppercase().as_bytes()));
+        }
+    }
+}

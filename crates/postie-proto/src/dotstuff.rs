@@ -1,0 +1,286 @@
+//! The two directions of a multi-line response body: the server's encoder (line endings made
+//! CRLF, byte-stuffing, the terminating ".") and the client's decoder.
+//!
+//! The octet count a server announces is that of the message with CRLF line endings before
+//! byte-stuffing: every bare LF counts two, and a message whose last byte is not LF gets a
+//! final CRLF. [`BodyEncoder::crlf_size`] is that rule, and the encoder produces exactly it.
+
+/// Streams one message into a multi-line response body.
+///
+/// For TOP it stops after the header, the blank line and `n` body lines; callers can stop
+/// reading the source once [`BodyEncoder::is_done`] says so.
+#[derive(Debug)]
+pub struct BodyEncoder {
+    /// The next byte begins a new line.
+    at_line_start: bool,
+    /// The last byte of the current line was CR.
+    last_was_cr: bool,
+    /// Bytes in the current line, not counting its ending (saturating).
+    line_len: u64,
+    top: Option<TopLimit>,
+    done: bool,
+}
+
+#[derive(Debug)]
+struct TopLimit {
+    in_header: bool,
+    body_lines_left: u64,
+}
+
+impl BodyEncoder {
+    /// An encoder for the whole message (RETR).
+    pub fn whole() -> Self {
+        Self::new(None)
+    }
+
+    /// An encoder for the header and the first `body_lines` lines of the body (TOP).
+    pub fn top(body_lines: u64) -> Self {
+        Self::new(Some(TopLimit {
+            in_header: true,
+            body_lines_left: body_lines,
+        }))
+    }
+
+    fn new(top: Option<TopLimit>) -> Self {
+        BodyEncoder {
+            at_line_start: true,
+            last_was_cr: false,
+            line_len: 0,
+            top,
+            done: false,
+        }
+    }
+
+    /// Whether everything the response needs has been encoded (TOP's limit reached).
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// Encodes a chunk of the message into `out`.
+    pub fn encode(&mut self, mut chunk: &[u8], out: &mut Vec<u8>) {
+        out.reserve(chunk.len() + chunk.len() / 32 + 4);
+        while !chunk.is_empty() && !self.done {
+            if self.at_line_start {
+                if chunk[0] == b'.' {
+                    out.push(b'.');
+                }
+                self.at_line_start = false;
+            }
+            match chunk.iter().position(|&b| b == b'\n') {
+                None => {
+                    out.extend_from_slice(chunk);
+                    self.last_was_cr = chunk.last() == Some(&b'\r');
+                    self.line_len = self.line_len.saturating_add(chunk.len() as u64);
+                    return;
+                }
+                Some(lf) => {
+                    let text = &chunk[..lf];
+                    out.extend_from_slice(text);
+                    let ends_with_cr = text.last().map_or(self.last_was_cr, |&b| b == b'\r');
+                    if !ends_with_cr {
+                        out.push(b'\r');
+                    }
+                    out.push(b'\n');
+                    let line_len = self.line_len.saturating_add(text.len() as u64);
+                    let empty = line_len == 0 || (line_len == 1 && ends_with_cr);
+                    self.end_line(empty);
+                    chunk = &chunk[lf + 1..];
+                }
+            }
+        }
+    }
+
+    fn end_line(&mut self, empty: bool) {
+        self.at_line_start = true;
+        self.last_was_cr = false;
+        self.line_len = 0;
+        if let Some(top) = &mut self.top {
+            if top.in_header {
+                if empty {
+                    top.in_header = false;
+                    self.done = top.body_lines_left == 0;
+                }
+            } else {
+                top.body_lines_left = top.body_lines_left.saturating_sub(1);
+                self.done = top.body_lines_left == 0;
+            }
+        }
+    }
+
+    /// Ends the body: completes a last line that lacks its ending, then writes ".\r\n".
+    pub fn finish(self, out: &mut Vec<u8>) {
+        if !self.done && !self.at_line_start {
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b".\r\n");
+    }
+
+    /// The size a message of these bytes has in CRLF form, before byte-stuffing.
+    pub fn crlf_size(message: &[u8]) -> u64 {
+        let mut size = message.len() as u64;
+        let mut previous = None;
+        for &byte in message {
+            if byte == b'\n' && previous != Some(b'\r') {
+                size += 1;
+            }
+            previous = Some(byte);
+        }
+        if previous.is_some_and(|last| last != b'\n') {
+            size += 2;
+        }
+        size
+    }
+}
+
+/// One piece of a decoded multi-line response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MultilineItem {
+    /// One line of content, un-stuffed, with its CRLF.
+    Line(Vec<u8>),
+    /// The terminating "." line was read; bytes after it belong to the next response.
+    End,
+}
+
+/// Reads the body of a multi-line response: strips byte-stuffing and finds the terminator.
+/// Lines keep their CRLF (a bare LF is made CRLF) so the content is the message as sent.
+#[derive(Debug, Default)]
+pub struct MultilineDecoder {
+    ended: bool,
+}
+
+impl MultilineDecoder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Decodes one received line (without its line ending, as [`crate::LineReader`] gives it).
+    pub fn decode_line(&mut self, line: &[u8]) -> MultilineItem {
+        if self.ended {
+            return MultilineItem::End;
+        }
+        if line == b"." {
+            self.ended = true;
+            return MultilineItem::End;
+        }
+        let content = line.strip_prefix(b".").unwrap_or(line);
+        let mut out = Vec::with_capacity(content.len() + 2);
+        out.extend_from_slice(content);
+        out.extend_from_slice(b"\r\n");
+        MultilineItem::Line(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::line::{LineReader, ReadLine};
+    use proptest::prelude::*;
+
+    fn encode_all(message: &[u8], mut encoder: BodyEncoder) -> Vec<u8> {
+        let mut out = Vec::new();
+        encoder.encode(message, &mut out);
+        encoder.finish(&mut out);
+        out
+    }
+
+    fn decode_all(wire: &[u8]) -> Vec<u8> {
+        let mut reader = LineReader::new();
+        reader.feed(wire);
+        let mut decoder = MultilineDecoder::new();
+        let mut content = Vec::new();
+        while let Some(ReadLine::Line(line)) = reader.next_line(usize::MAX) {
+            match decoder.decode_line(&line) {
+                MultilineItem::Line(bytes) => content.extend_from_slice(&bytes),
+                MultilineItem::End => return content,
+            }
+        }
+        panic!("no terminator in {wire:?}");
+    }
+
+    fn crlf_form(message: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (i, &byte) in message.iter().enumerate() {
+            if byte == b'\n' && (i == 0 || message[i - 1] != b'\r') {
+                out.push(b'\r');
+            }
+            out.push(byte);
+        }
+        if message.last().is_some_and(|&last| last != b'\n') {
+            out.extend_from_slice(b"\r\n");
+        }
+        out
+    }
+
+    #[test]
+    fn stuffing_and_line_endings() {
+        assert_eq!(
+            encode_all(b"a\n.b\r\n..c\nd", BodyEncoder::whole()),
+            b"a\r\n..b\r\n...c\r\nd\r\n.\r\n"
+        );
+        assert_eq!(encode_all(b"", BodyEncoder::whole()), b".\r\n");
+        assert_eq!(encode_all(b".\r\n", BodyEncoder::whole()), b"..\r\n.\r\n");
+        assert_eq!(encode_all(b"x\r", BodyEncoder::whole()), b"x\r\r\n.\r\n");
+    }
+
+    #[test]
+    fn top_stops_after_header_and_n_lines() {
+        let message = b"Subject: x\r\nFrom: y\r\n\r\nline1\r\nline2\r\nline3\r\n";
+        assert_eq!(
+            encode_all(message, BodyEncoder::top(0)),
+            b"Subject: x\r\nFrom: y\r\n\r\n.\r\n"
+        );
+        assert_eq!(
+            encode_all(message, BodyEncoder::top(2)),
+            b"Subject: x\r\nFrom: y\r\n\r\nline1\r\nline2\r\n.\r\n"
+        );
+        assert_eq!(
+            encode_all(message, BodyEncoder::top(99)),
+            encode_all(message, BodyEncoder::whole())
+        );
+        assert_eq!(
+            encode_all(b"A: b\n\n.x\n", BodyEncoder::top(1)),
+            b"A: b\r\n\r\n..x\r\n.\r\n"
+        );
+        assert_eq!(encode_all(b"A: b", BodyEncoder::top(0)), b"A: b\r\n.\r\n");
+    }
+
+    #[test]
+    fn top_sees_a_blank_line_split_across_chunks() {
+        let mut encoder = BodyEncoder::top(0);
+        let mut out = Vec::new();
+        for piece in [&b"A: b\r"[..], b"\n\r", b"\nbody\r\n"] {
+            encoder.encode(piece, &mut out);
+        }
+        assert!(encoder.is_done());
+        encoder.finish(&mut out);
+        assert_eq!(out, b"A: b\r\n\r\n.\r\n");
+    }
+
+    proptest! {
+        #[test]
+        fn any_split_encodes_the_same(message in proptest::collection::vec(prop_oneof![Just(b'\r'), Just(b'\n'), Just(b'.'), any::<u8>()], 0..400), cuts in proptest::collection::vec(0usize..400, 0..10), lines in proptest::option::of(0u64..5)) {
+            let make = || lines.map_or_else(BodyEncoder::whole, BodyEncoder::top);
+            let expected = encode_all(&message, make());
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(message.len())).collect();
+            cuts.sort_unstable();
+            let mut encoder = make();
+            let mut out = Vec::new();
+            let mut last = 0;
+            for cut in cuts.into_iter().chain([message.len()]) {
+                encoder.encode(&message[last..cut], &mut out);
+                last = cut;
+            }
+            encoder.finish(&mut out);
+            prop_assert_eq!(out, expected);
+        }
+
+        #[test]
+        fn round_trip_gives_the_crlf_form_and_its_size(message in proptest::collection::vec(prop_oneof![Just(b'\r'), Just(b'\n'), Just(b'.'), any::<u8>()], 0..400)) {
+            let wire = encode_all(&message, BodyEncoder::whole());
+            let decoded = decode_all(&wire);
+            let expected = crlf_form(&message);
+            prop_assert_eq!(&decoded, &expected);
+            prop_assert_eq!(BodyEncoder::crlf_size(&message), expected.len() as u64);
+        }
+    }
+}

@@ -1,0 +1,631 @@
+//! The server side of a POP3 session as a state machine (RFC 1939 section 3).
+//!
+//! The shell feeds input with [`ServerSession::feed`] and calls [`ServerSession::next`] until it
+//! returns [`Event::NeedInput`] or an event that needs a service. Each such event is answered by
+//! exactly one completion call (`login_accepted`, `sasl_challenge`, `tls_started`, …); until then
+//! the session processes no further input, so pipelined commands are answered in order. Output
+//! accumulates in [`ServerSession::output`] for the shell to write in one go.
+
+use crate::capability::{CapaContext, Capabilities};
+use crate::command::{decode_base64, Command};
+use crate::line::{LineReader, ReadLine};
+use crate::response::{write_err, write_error_kind, write_ok, ErrorKind, RespCode};
+use crate::secret::Secret;
+use crate::types::{MsgNum, Uidl, UserName};
+use crate::{MAX_COMMAND_LINE, MAX_SASL_LINE};
+
+/// Settings fixed for one connection.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// Text of the greeting after "+OK ".
+    pub greeting: String,
+    /// The APOP timestamp (`<…@host>`), present when APOP is offered.
+    pub apop_timestamp: Option<String>,
+    pub capabilities: Capabilities,
+    /// TLS can be started with STLS on this connection.
+    pub stls_available: bool,
+    /// The connection is already encrypted (implicit TLS).
+    pub secure: bool,
+    /// Password authentication is allowed before TLS (loopback peer or configuration).
+    pub plaintext_allowed_insecure: bool,
+    /// Failed logins after which the connection is closed.
+    pub max_auth_failures: u32,
+    /// Bad commands in a row after which the connection is closed.
+    pub max_bad_commands: u32,
+}
+
+/// One message of the snapshot taken at login.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageEntry {
+    /// Octets in CRLF form before byte-stuffing.
+    pub size: u64,
+    pub uidl: Uidl,
+}
+
+/// Credentials to check, from USER/PASS or APOP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credentials {
+    User {
+        user: UserName,
+        password: Secret,
+    },
+    Apop {
+        user: UserName,
+        timestamp: String,
+        digest: Vec<u8>,
+    },
+}
+
+/// What the session needs from the shell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// Write the output, then feed more input.
+    NeedInput,
+    /// Check these credentials and open the maildrop; answer with `login_accepted` or `login_rejected`.
+    Authenticate(Credentials),
+    /// Start a SASL exchange; answer with `sasl_challenge`, `login_accepted` or `login_rejected`.
+    SaslStart {
+        mechanism: String,
+        initial_response: Option<Vec<u8>>,
+    },
+    /// The client's next SASL response, decoded; answered like `SaslStart`.
+    SaslResponse(Vec<u8>),
+    /// Write the output, run the TLS handshake, then call `tls_started`.
+    StartTls,
+    /// Send message `index` (0-based): call `message_opened` and append the body, encoded by a
+    /// [`crate::BodyEncoder`] (`top_lines` set for TOP), to the output; or call `message_failed`.
+    Retrieve {
+        index: usize,
+        top_lines: Option<u64>,
+    },
+    /// QUIT in the transaction state: delete these messages (0-based), then call `updated`.
+    Update { deleted: Vec<usize> },
+    /// Write the output and close the connection.
+    Close,
+}
+
+#[derive(Debug)]
+enum Phase {
+    Authorization {
+        user: Option<UserName>,
+    },
+    /// In a SASL exchange: the next line is a client response.
+    Sasl,
+    Transaction(Snapshot),
+    Closed,
+}
+
+/// A service call the session waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Waiting {
+    Login,
+    Tls,
+    Message { index: usize, top: bool },
+    Update,
+}
+
+#[derive(Debug)]
+struct Snapshot {
+    messages: Vec<MessageEntry>,
+    deleted: Vec<bool>,
+}
+
+impl Snapshot {
+    fn live(&self) -> impl Iterator<Item = (usize, &MessageEntry)> {
+        self.messages
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !self.deleted[*i])
+    }
+
+    fn totals(&self) -> (usize, u64) {
+        self.live().fold((0, 0), |(count, octets), (_, m)| {
+            (count + 1, octets + m.size)
+        })
+    }
+
+    fn resolve(&self, msg: MsgNum) -> Result<usize, &'static str> {
+        let index = msg.index();
+        match self.deleted.get(index) {
+            None => Err("No such message."),
+            Some(true) => Err("Message is deleted."),
+            Some(false) => Ok(index),
+        }
+    }
+}
+
+/// One POP3 session, server side.
+#[derive(Debug)]
+pub struct ServerSession {
+    options: ServerOptions,
+    input: LineReader,
+    output: Vec<u8>,
+    phase: Phase,
+    waiting: Option<Waiting>,
+    auth_failures: u32,
+    bad_commands: u32,
+}
+
+impl ServerSession {
+    /// A new session; the greeting is already in the output.
+    pub fn new(options: ServerOptions) -> Self {
+        let mut output = Vec::new();
+        let greeting = match &options.apop_timestamp {
+            Some(timestamp) => format!("{} {timestamp}", options.greeting),
+            None => options.greeting.clone(),
+        };
+        write_ok(&mut output, &greeting);
+        ServerSession {
+            options,
+            input: LineReader::new(),
+            output,
+            phase: Phase::Authorization { user: None },
+            waiting: None,
+            auth_failures: 0,
+            bad_commands: 0,
+        }
+    }
+
+    /// Adds bytes read from the client.
+    pub fn feed(&mut self, bytes: &[u8]) {
+        self.input.feed(bytes);
+    }
+
+    /// Bytes to send to the client. The shell writes and clears them.
+    pub fn output(&mut self) -> &mut Vec<u8> {
+        &mut self.output
+    }
+
+    /// Whether the user has logged in (the shell picks the longer idle timeout then).
+    pub fn is_authenticated(&self) -> bool {
+        matches!(self.phase, Phase::Transaction(_))
+    }
+
+    /// Whether the connection is encrypted.
+    pub fn is_secure(&self) -> bool {
+        self.options.secure
+    }
+
+    /// Processes buffered input until an event needs the shell.
+    pub fn next(&mut self) -> Event {
+        loop {
+            if matches!(self.phase, Phase::Closed) {
+                return Event::Close;
+            }
+            if self.waiting.is_some() {
+                // A completion call is missing; processing more input now would break ordering.
+                return Event::NeedInput;
+            }
+            let limit = match self.phase {
+                Phase::Sasl => MAX_SASL_LINE,
+                _ => MAX_COMMAND_LINE,
+            };
+            let line = match self.input.next_line(limit) {
+                None => return Event::NeedInput,
+                Some(ReadLine::TooLong) => {
+                    if matches!(self.phase, Phase::Sasl) {
+                        self.phase = Phase::Authorization { user: None };
+                    }
+                    self.bad_command("Line too long.");
+                    continue;
+                }
+                Some(ReadLine::Line(line)) => line,
+            };
+            let event = if matches!(self.phase, Phase::Sasl) {
+                self.sasl_line(&line)
+            } else {
+                match Command::parse(&line) {
+                    Ok(command) => self.command(command),
+                    Err(error) => {
+                        self.bad_command(&error.to_string());
+                        None
+                    }
+                }
+            };
+            if let Some(event) = event {
+                return event;
+            }
+        }
+    }
+
+    fn sasl_line(&mut self, line: &[u8]) -> Option<Event> {
+        if line == b"*" {
+            self.phase = Phase::Authorization { user: None };
+            write_err(&mut self.output, None, "Authentication cancelled.");
+            return None;
+        }
+        match decode_base64(line) {
+            Ok(response) => {
+                self.waiting = Some(Waiting::Login);
+                Some(Event::SaslResponse(response))
+            }
+            Err(_) => {
+                self.phase = Phase::Authorization { user: None };
+                self.bad_command("Invalid base64 data in SASL response.");
+                None
+            }
+        }
+    }
+
+    fn bad_command(&mut self, text: &str) {
+        self.bad_commands += 1;
+        if self.bad_commands >= self.options.max_bad_commands {
+            write_err(
+                &mut self.output,
+                None,
+                "Too many invalid commands, closing the connection.",
+            );
+            self.phase = Phase::Closed;
+        } else {
+            write_err(&mut self.output, None, text);
+        }
+    }
+
+    fn plaintext_allowed(&self) -> bool {
+        self.options.secure || self.options.plaintext_allowed_insecure
+    }
+
+    fn command(&mut self, command: Command) -> Option<Event> {
+        match command {
+            Command::Capa => {
+                let ctx = CapaContext {
+                    authenticated: self.is_authenticated(),
+                    stls_offered: self.options.stls_available && !self.options.secure,
+                    plaintext_allowed: self.plaintext_allowed(),
+                };
+                self.options.capabilities.write(&ctx, &mut self.output);
+                self.bad_commands = 0;
+                None
+            }
+            Command::Quit => Some(self.quit()),
+            command => match self.phase {
+                Phase::Authorization { .. } => self.authorization(command),
+                Phase::Transaction(_) => self.transaction(command),
+                Phase::Sasl | Phase::Closed => None,
+            },
+        }
+    }
+
+    fn transaction(&mut self, command: Command) -> Option<Event> {
+        let Phase::Transaction(snapshot) = &mut self.phase else {
+            return None;
+        };
+        let out = &mut self.output;
+        let result: Result<Option<Event>, &str> = match command {
+            Command::Stat => {
+                let (count, octets) = snapshot.totals();
+                write_ok(out, &format!("{count} {octets}"));
+                Ok(None)
+            }
+            Command::List(None) => {
+                let (count, octets) = snapshot.totals();
+                write_ok(out, &format!("{count} messages ({octets} octets)"));
+                for (index, message) in snapshot.live() {
+                    out.extend_from_slice(format!("{} {}\r\n", index + 1, message.size).as_bytes());
+                }
+                out.extend_from_slice(b".\r\n");
+                Ok(None)
+            }
+            Command::List(Some(msg)) => snapshot.resolve(msg).map(|index| {
+                write_ok(out, &format!("{msg} {}", snapshot.messages[index].size));
+                None
+            }),
+            Command::Uidl(None) => {
+                write_ok(out, "Unique-ID listing follows.");
+                for (index, message) in snapshot.live() {
+                    out.extend_from_slice(format!("{} {}\r\n", index + 1, message.uidl).as_bytes());
+                }
+                out.extend_from_slice(b".\r\n");
+                Ok(None)
+            }
+            Command::Uidl(Some(msg)) => snapshot.resolve(msg).map(|index| {
+                write_ok(out, &format!("{msg} {}", snapshot.messages[index].uidl));
+                None
+            }),
+            Command::Retr(msg) => snapshot.resolve(msg).map(|index| {
+                self.waiting = Some(Waiting::Message { index, top: false });
+                Some(Event::Retrieve {
+                    index,
+                    top_lines: None,
+                })
+            }),
+            Command::Top { msg, lines } => snapshot.resolve(msg).map(|index| {
+                self.waiting = Some(Waiting::Message { index, top: true });
+                Some(Event::Retrieve {
+                    index,
+                    top_lines: Some(lines),
+                })
+            }),
+            Command::Dele(msg) => snapshot.resolve(msg).map(|index| {
+                snapshot.deleted[index] = true;
+                write_ok(out, &format!("Message {msg} deleted."));
+                None
+            }),
+            Command::Rset => {
+                snapshot.deleted.iter_mut().for_each(|d| *d = false);
+                let (count, octets) = snapshot.totals();
+                write_ok(
+                    out,
+                    &format!("Maildrop has {count} messages ({octets} octets)."),
+                );
+                Ok(None)
+            }
+            Command::Noop => {
+                write_ok(out, "");
+                Ok(None)
+            }
+            _ => Err("Already logged in."),
+        };
+        match result {
+            Ok(event) => {
+                self.bad_commands = 0;
+                event
+            }
+            Err(text) => {
+                write_err(out, None, text);
+                self.bad_command_after_reply();
+                None
+            }
+        }
+    }
+
+    /// Counts a command whose `-ERR` reply has been written already.
+    fn bad_command_after_reply(&mut self) {
+        self.bad_commands += 1;
+        if self.bad_commands >= self.options.max_bad_commands {
+            write_err(
+                &mut self.output,
+                None,
+                "Too many invalid commands, closing the connection.",
+            );
+            self.phase = Phase::Closed;
+        }
+    }
+
+    fn quit(&mut self) -> Event {
+        match &self.phase {
+            Phase::Transaction(snapshot) => {
+                let deleted = (0..snapshot.messages.len())
+                    .filter(|&i| snapshot.deleted[i])
+                    .collect();
+                self.waiting = Some(Waiting::Update);
+                Event::Update { deleted }
+            }
+            _ => {
+                write_ok(&mut self.output, "Logging out.");
+                self.phase = Phase::Closed;
+                Event::Close
+            }
+        }
+    }
+
+    fn authorization(&mut self, command: Command) -> Option<Event> {
+        let plaintext_allowed = self.plaintext_allowed();
+        let out = &mut self.output;
+        match command {
+            Command::User(name) => {
+                if !plaintext_allowed {
+                    write_error_kind(out, ErrorKind::PlaintextRefused);
+                } else {
+                    // The same answer for every name: no user enumeration here.
+                    write_ok(out, "Send your password.");
+                    self.phase = Phase::Authorization { user: Some(name) };
+                    self.bad_commands = 0;
+                    return None;
+                }
+            }
+            Command::Pass(password) => {
+                let Phase::Authorization { user } = &mut self.phase else {
+                    return None;
+                };
+                match user.take() {
+                    None => write_err(out, None, "Send USER first."),
+                    Some(_) if !plaintext_allowed => {
+                        write_error_kind(out, ErrorKind::PlaintextRefused)
+                    }
+                    Some(user) => {
+                        self.waiting = Some(Waiting::Login);
+                        return Some(Event::Authenticate(Credentials::User { user, password }));
+                    }
+                }
+            }
+            Command::Apop { user, digest } => match self.options.apop_timestamp.clone() {
+                Some(timestamp) => {
+                    self.waiting = Some(Waiting::Login);
+                    return Some(Event::Authenticate(Credentials::Apop {
+                        user,
+                        timestamp,
+                        digest,
+                    }));
+                }
+                None => write_err(out, None, "APOP is not offered by this server."),
+            },
+            Command::Auth {
+                mechanism: None, ..
+            } => {
+                write_ok(out, "Supported mechanisms follow.");
+                let allowed = self.allowed_mechanisms();
+                for mechanism in allowed {
+                    self.output.extend_from_slice(mechanism.as_bytes());
+                    self.output.extend_from_slice(b"\r\n");
+                }
+                self.output.extend_from_slice(b".\r\n");
+                self.bad_commands = 0;
+                return None;
+            }
+            Command::Auth {
+                mechanism: Some(mechanism),
+                initial_response,
+            } => {
+                let caps = &self.options.capabilities;
+                if !caps.sasl.contains(&mechanism) {
+                    write_err(out, None, "Unsupported authentication mechanism.");
+                } else if caps.plaintext_sasl.contains(&mechanism) && !plaintext_allowed {
+                    write_error_kind(out, ErrorKind::PlaintextRefused);
+                } else {
+                    self.phase = Phase::Sasl;
+                    self.waiting = Some(Waiting::Login);
+                    return Some(Event::SaslStart {
+                        mechanism,
+                        initial_response,
+                    });
+                }
+            }
+            Command::Stls => {
+                if self.options.secure {
+                    write_err(out, None, "TLS is already active.");
+                } else if !self.options.stls_available {
+                    write_err(out, None, "STLS is not available: TLS is not configured.");
+                } else {
+                    write_ok(out, "Begin TLS negotiation now.");
+                    self.waiting = Some(Waiting::Tls);
+                    self.bad_commands = 0;
+                    return Some(Event::StartTls);
+                }
+            }
+            Command::Utf8 => {
+                write_ok(out, "UTF8 enabled.");
+                self.bad_commands = 0;
+                return None;
+            }
+            _ => write_err(out, None, "Not logged in: authenticate first."),
+        }
+        self.bad_command_after_reply();
+        None
+    }
+
+    fn allowed_mechanisms(&self) -> Vec<String> {
+        let caps = &self.options.capabilities;
+        caps.sasl
+            .iter()
+            .filter(|m| self.plaintext_allowed() || !caps.plaintext_sasl.contains(m))
+            .cloned()
+            .collect()
+    }
+
+    fn complete(&mut self, expected: fn(Waiting) -> bool) -> Option<Waiting> {
+        match self.waiting {
+            Some(waiting) if expected(waiting) => self.waiting.take(),
+            _ => None,
+        }
+    }
+
+    /// The credentials were right and the maildrop is open: enter the transaction state.
+    pub fn login_accepted(&mut self, messages: Vec<MessageEntry>) {
+        if self.complete(|w| w == Waiting::Login).is_none() {
+            return;
+        }
+        let snapshot = Snapshot {
+            deleted: vec![false; messages.len()],
+            messages,
+        };
+        let (count, octets) = snapshot.totals();
+        write_ok(
+            &mut self.output,
+            &format!("Logged in: {count} messages ({octets} octets)."),
+        );
+        self.phase = Phase::Transaction(snapshot);
+        self.bad_commands = 0;
+    }
+
+    /// The login failed. Failed credentials count towards closing the connection.
+    pub fn login_rejected(&mut self, kind: ErrorKind) {
+        if self.complete(|w| w == Waiting::Login).is_none() {
+            return;
+        }
+        write_error_kind(&mut self.output, kind);
+        self.phase = Phase::Authorization { user: None };
+        if kind == ErrorKind::BadCredentials {
+            self.auth_failures += 1;
+            if self.auth_failures >= self.options.max_auth_failures {
+                write_err(
+                    &mut self.output,
+                    None,
+                    "Too many failed logins, closing the connection.",
+                );
+                self.phase = Phase::Closed;
+            }
+        }
+    }
+
+    /// The SASL exchange goes on with this server challenge.
+    pub fn sasl_challenge(&mut self, challenge: &[u8]) {
+        if self.complete(|w| w == Waiting::Login).is_none() || !matches!(self.phase, Phase::Sasl) {
+            return;
+        }
+        use base64::Engine;
+        self.output.extend_from_slice(b"+ ");
+        self.output.extend_from_slice(
+            base64::engine::general_purpose::STANDARD
+                .encode(challenge)
+                .as_bytes(),
+        );
+        self.output.extend_from_slice(b"\r\n");
+    }
+
+    /// The TLS handshake after STLS succeeded. Input received before it is discarded: it was
+    /// sent in the clear and may have been injected (RFC 2595 section 4; the STARTTLS
+    /// injection class of bugs).
+    pub fn tls_started(&mut self) {
+        if self.complete(|w| w == Waiting::Tls).is_none() {
+            return;
+        }
+        self.input.clear();
+        self.options.secure = true;
+    }
+
+    /// The message of the pending `Retrieve` is open: writes the status line. The shell then
+    /// appends the encoded body to the output and calls `message_sent`.
+    pub fn message_opened(&mut self) {
+        if let Some(Waiting::Message { index, top }) = self.waiting {
+            let Phase::Transaction(snapshot) = &self.phase else {
+                return;
+            };
+            if top {
+                write_ok(&mut self.output, "Top of message follows.");
+            } else {
+                let size = snapshot.messages[index].size;
+                write_ok(&mut self.output, &format!("{size} octets"));
+            }
+        }
+    }
+
+    /// The body of the pending `Retrieve` has been appended in full.
+    pub fn message_sent(&mut self) {
+        self.complete(|w| matches!(w, Waiting::Message { .. }));
+        self.bad_commands = 0;
+    }
+
+    /// The message of the pending `Retrieve` could not be read; nothing was written for it.
+    pub fn message_failed(&mut self, kind: ErrorKind) {
+        if self
+            .complete(|w| matches!(w, Waiting::Message { .. }))
+            .is_some()
+        {
+            write_error_kind(&mut self.output, kind);
+        }
+    }
+
+    /// The deletions after QUIT were applied (or not); the session ends either way.
+    pub fn updated(&mut self, result: Result<(), ErrorKind>) {
+        if self.complete(|w| w == Waiting::Update).is_none() {
+            return;
+        }
+        match result {
+            Ok(()) => write_ok(&mut self.output, "Logging out, messages deleted."),
+            Err(ErrorKind::Temporary) | Err(_) => write_err(
+                &mut self.output,
+                Some(RespCode::SysTemp),
+                "Some deleted messages were not removed.",
+            ),
+        }
+        self.phase = Phase::Closed;
+    }
+
+    /// Ends the session from the shell's side (idle timeout, shutdown): a final `-ERR` line.
+    /// Nothing is deleted.
+    pub fn abort(&mut self, reason: &str) {
+        write_err(&mut self.output, None, reason);
+        self.phase = Phase::Closed;
+    }
+}

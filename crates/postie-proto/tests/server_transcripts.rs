@@ -1,0 +1,427 @@
+//! Server sessions driven through the public API with in-memory services: RFC 1939 example
+//! sessions, the snapshot and deletion rules, pipelining and hostile input.
+
+use postie_proto::{
+    BodyEncoder, Capabilities, Credentials, ErrorKind, Event, MessageEntry, ServerOptions,
+    ServerSession, Uidl,
+};
+use proptest::prelude::*;
+
+const TIMESTAMP: &str = "<1896.697170952@dbc.mtview.ca.us>";
+
+fn options() -> ServerOptions {
+    ServerOptions {
+        greeting: "POP3 server ready".into(),
+        apop_timestamp: Some(TIMESTAMP.into()),
+        capabilities: Capabilities {
+            sasl: vec!["PLAIN".into(), "SCRAM-SHA-256".into()],
+            plaintext_sasl: vec!["PLAIN".into()],
+            implementation: "postie-test".into(),
+            login_delay_secs: None,
+            expire: None,
+        },
+        stls_available: true,
+        secure: false,
+        plaintext_allowed_insecure: true,
+        max_auth_failures: 3,
+        max_bad_commands: 20,
+    }
+}
+
+/// In-memory services: user "mrose" with password "tanstaaf" and two messages.
+struct Harness {
+    session: ServerSession,
+    messages: Vec<Vec<u8>>,
+    wire: Vec<u8>,
+    committed: Option<Vec<usize>>,
+    tls_started: bool,
+    closed: bool,
+}
+
+impl Harness {
+    fn new(options: ServerOptions) -> Self {
+        let messages = vec![
+            vec![b'a'; 118].into_iter().chain(*b"\r\n").collect(),
+            b"Subject: two\n\n.dot\nend".to_vec(),
+        ];
+        let mut harness = Harness {
+            session: ServerSession::new(options),
+            messages,
+            wire: Vec::new(),
+            committed: None,
+            tls_started: false,
+            closed: false,
+        };
+        harness.flush();
+        harness
+    }
+
+    fn flush(&mut self) {
+        let output = self.session.output();
+        self.wire.extend_from_slice(output);
+        output.clear();
+    }
+
+    fn send(&mut self, input: &[u8]) {
+        self.session.feed(input);
+        self.run();
+    }
+
+    fn run(&mut self) {
+        loop {
+            match self.session.next() {
+                Event::NeedInput => break,
+                Event::Close => {
+                    self.closed = true;
+                    break;
+                }
+                Event::Authenticate(Credentials::User { user, password }) => {
+                    if user.as_str() == "mrose" && password.expose() == b"tanstaaf" {
+                        self.session.login_accepted(self.entries());
+                    } else {
+                        self.session.login_rejected(ErrorKind::BadCredentials);
+                    }
+                }
+                Event::Authenticate(Credentials::Apop {
+                    user,
+                    timestamp,
+                    digest,
+                }) => {
+                    assert_eq!(timestamp, TIMESTAMP);
+                    if user.as_str() == "mrose" && digest == b"c4c9334bac560ecc979e58001b3e22fb" {
+                        self.session.login_accepted(self.entries());
+                    } else {
+                        self.session.login_rejected(ErrorKind::BadCredentials);
+                    }
+                }
+                Event::SaslStart {
+                    initial_response: Some(response),
+                    ..
+                }
+                | Event::SaslResponse(response) => {
+                    if response == b"\0mrose\0tanstaaf" {
+                        self.session.login_accepted(self.entries());
+                    } else {
+                        self.session.login_rejected(ErrorKind::BadCredentials);
+                    }
+                }
+                Event::SaslStart {
+                    initial_response: None,
+                    ..
+                } => self.session.sasl_challenge(b""),
+                Event::StartTls => {
+                    self.flush();
+                    self.tls_started = true;
+                    self.session.tls_started();
+                }
+                Event::Retrieve { index, top_lines } => {
+                    self.session.message_opened();
+                    let mut encoder = top_lines.map_or_else(BodyEncoder::whole, BodyEncoder::top);
+                    let message = self.messages[index].clone();
+                    // Feed in small chunks, as a file would stream.
+                    for chunk in message.chunks(7) {
+                        encoder.encode(chunk, self.session.output());
+                    }
+                    encoder.finish(self.session.output());
+                    self.session.message_sent();
+                }
+                Event::Update { deleted } => {
+                    self.committed = Some(deleted);
+                    self.session.updated(Ok(()));
+                }
+            }
+        }
+        self.flush();
+    }
+
+    fn entries(&self) -> Vec<MessageEntry> {
+        self.messages
+            .iter()
+            .enumerate()
+            .map(|(i, m)| MessageEntry {
+                size: BodyEncoder::crlf_size(m),
+                uidl: Uidl::new(format!("uid{i}")).unwrap(),
+            })
+            .collect()
+    }
+
+    fn transcript(&self) -> String {
+        String::from_utf8_lossy(&self.wire).into_owned()
+    }
+}
+
+fn session(input: &[u8]) -> Harness {
+    let mut harness = Harness::new(options());
+    harness.send(input);
+    harness
+}
+
+#[test]
+fn rfc1939_example_session_with_apop() {
+    let harness = session(
+        b"APOP mrose c4c9334bac560ecc979e58001b3e22fb\r\nSTAT\r\nLIST\r\nRETR 1\r\nDELE 1\r\nRETR 2\r\nDELE 2\r\nQUIT\r\n",
+    );
+    let body1 = format!("{}\r\n", "a".repeat(118));
+    let expected = format!(
+        "+OK POP3 server ready {TIMESTAMP}\r\n\
+         +OK Logged in: 2 messages (147 octets).\r\n\
+         +OK 2 147\r\n\
+         +OK 2 messages (147 octets)\r\n1 120\r\n2 27\r\n.\r\n\
+         +OK 120 octets\r\n{body1}.\r\n\
+         +OK Message 1 deleted.\r\n\
+         +OK 27 octets\r\nSubject: two\r\n\r\n..dot\r\nend\r\n.\r\n\
+         +OK Message 2 deleted.\r\n\
+         +OK Logging out, messages deleted.\r\n"
+    );
+    assert_eq!(harness.transcript(), expected);
+    assert_eq!(harness.committed, Some(vec![0, 1]));
+    assert!(harness.closed);
+}
+
+#[test]
+fn wrong_apop_digest_is_refused_with_auth_code() {
+    let harness = session(b"APOP mrose 00000000000000000000000000000000\r\n");
+    assert!(harness
+        .transcript()
+        .ends_with("-ERR [AUTH] Authentication failed.\r\n"));
+}
+
+#[test]
+fn user_pass_with_spaces_in_password() {
+    let mut harness = Harness::new(options());
+    harness.send(b"USER mrose\r\nPASS tanstaaf\r\nSTAT\r\n");
+    assert!(
+        harness.transcript().contains("+OK Logged in"),
+        "{}",
+        harness.transcript()
+    );
+    let mut harness = Harness::new(options());
+    harness.send(b"USER mrose\r\nPASS tans taaf\r\n");
+    assert!(harness.transcript().contains("-ERR [AUTH]"));
+}
+
+#[test]
+fn deleted_messages_vanish_and_rset_restores_them() {
+    let harness = session(
+        b"USER mrose\r\nPASS tanstaaf\r\nDELE 1\r\nSTAT\r\nLIST\r\nUIDL\r\nLIST 1\r\nRETR 1\r\nTOP 1 0\r\nDELE 1\r\nUIDL 1\r\nRSET\r\nSTAT\r\nUIDL 1\r\nQUIT\r\n",
+    );
+    let lines: Vec<&str> = harness
+        .wire
+        .split(|&b| b == b'\n')
+        .map(|l| std::str::from_utf8(l).unwrap_or(""))
+        .collect();
+    let text = lines.join("\n");
+    assert!(
+        text.contains("+OK 1 27\r\n+OK 1 messages (27 octets)\r\n2 27\r\n.\r\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("+OK Unique-ID listing follows.\r\n2 uid1\r\n.\r\n"),
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("-ERR Message is deleted.").count(),
+        5,
+        "{text}"
+    );
+    assert!(
+        text.contains("+OK Maildrop has 2 messages (147 octets).\r\n+OK 2 147\r\n+OK 1 uid0\r\n"),
+        "{text}"
+    );
+    assert_eq!(harness.committed, Some(vec![]), "RSET undid the deletion");
+}
+
+#[test]
+fn top_and_out_of_range_numbers() {
+    let harness = session(
+        b"USER mrose\r\nPASS tanstaaf\r\nTOP 2 0\r\nTOP 2 1\r\nRETR 3\r\nLIST 99\r\nQUIT\r\n",
+    );
+    let text = harness.transcript();
+    assert!(
+        text.contains("+OK Top of message follows.\r\nSubject: two\r\n\r\n.\r\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("+OK Top of message follows.\r\nSubject: two\r\n\r\n..dot\r\n.\r\n"),
+        "{text}"
+    );
+    assert_eq!(text.matches("-ERR No such message.").count(), 2);
+}
+
+#[test]
+fn commands_in_the_wrong_state() {
+    let harness = session(b"STAT\r\nRETR 1\r\nNOOP\r\nPASS x\r\nUSER mrose\r\nPASS tanstaaf\r\nUSER mrose\r\nSTLS\r\nQUIT\r\n");
+    let text = harness.transcript();
+    assert_eq!(text.matches("-ERR Not logged in").count(), 3, "{text}");
+    assert!(text.contains("-ERR Send USER first."));
+    assert_eq!(text.matches("-ERR Already logged in.").count(), 2, "{text}");
+    assert!(!harness.tls_started);
+}
+
+#[test]
+fn a_dropped_connection_deletes_nothing() {
+    let harness = session(b"USER mrose\r\nPASS tanstaaf\r\nDELE 1\r\nDELE 2\r\n");
+    assert_eq!(harness.committed, None);
+    assert!(!harness.closed);
+}
+
+#[test]
+fn quit_before_login_commits_nothing() {
+    let harness = session(b"QUIT\r\nSTAT\r\n");
+    assert!(harness.transcript().ends_with("+OK Logging out.\r\n"));
+    assert!(harness.closed);
+    assert_eq!(harness.committed, None);
+}
+
+#[test]
+fn stls_discards_pipelined_commands() {
+    let mut harness = Harness::new(options());
+    harness.send(b"STLS\r\nUSER mrose\r\nPASS tanstaaf\r\n");
+    assert!(harness.tls_started);
+    assert!(
+        !harness.session.is_authenticated(),
+        "injected commands must not run"
+    );
+    assert!(
+        harness
+            .transcript()
+            .ends_with("+OK Begin TLS negotiation now.\r\n"),
+        "{}",
+        harness.transcript()
+    );
+    harness.send(b"CAPA\r\n");
+    let text = harness.transcript();
+    assert!(
+        !text
+            .rsplit("Capability list")
+            .next()
+            .unwrap()
+            .contains("STLS"),
+        "{text}"
+    );
+    harness.send(b"STLS\r\n");
+    assert!(harness
+        .transcript()
+        .ends_with("-ERR TLS is already active.\r\n"));
+}
+
+#[test]
+fn plaintext_refused_without_tls_from_remote_peers() {
+    let mut opts = options();
+    opts.plaintext_allowed_insecure = false;
+    let mut harness = Harness::new(opts);
+    harness.send(b"CAPA\r\nUSER mrose\r\nAUTH PLAIN AG1yb3NlAHRhbnN0YWFm\r\nAUTH\r\n");
+    let text = harness.transcript();
+    assert!(!text.contains("\r\nUSER\r\n"), "{text}");
+    assert!(text.contains("SASL SCRAM-SHA-256\r\n"), "{text}");
+    assert_eq!(
+        text.matches("-ERR [AUTH] Plaintext authentication disallowed")
+            .count(),
+        2,
+        "{text}"
+    );
+    assert!(
+        text.ends_with("+OK Supported mechanisms follow.\r\nSCRAM-SHA-256\r\n.\r\n"),
+        "{text}"
+    );
+    harness.send(b"STLS\r\n");
+    harness.send(b"USER mrose\r\nPASS tanstaaf\r\n");
+    assert!(harness.session.is_authenticated());
+}
+
+#[test]
+fn capa_before_and_after_login() {
+    let harness = session(b"CAPA\r\nUSER mrose\r\nPASS tanstaaf\r\nCAPA\r\n");
+    let text = harness.transcript();
+    let before = "+OK Capability list follows\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\nUSER\r\nSASL PLAIN SCRAM-SHA-256\r\nSTLS\r\nUTF8 USER\r\nIMPLEMENTATION postie-test\r\n.\r\n";
+    let after = "+OK Capability list follows\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\nIMPLEMENTATION postie-test\r\n.\r\n";
+    assert!(text.contains(before), "{text}");
+    assert!(text.ends_with(after), "{text}");
+}
+
+#[test]
+fn sasl_plain_with_continuation_and_cancel() {
+    let harness = session(b"AUTH PLAIN\r\n*\r\nAUTH PLAIN\r\nAG1yb3NlAHRhbnN0YWFm\r\nSTAT\r\n");
+    let text = harness.transcript();
+    assert!(
+        text.contains("+ \r\n-ERR Authentication cancelled.\r\n+ \r\n+OK Logged in"),
+        "{text}"
+    );
+    assert!(text.ends_with("+OK 2 147\r\n"));
+}
+
+#[test]
+fn sasl_continuation_lines_up_to_16_kib() {
+    let mut input = b"AUTH PLAIN\r\n".to_vec();
+    input.extend(std::iter::repeat_n(b'A', 12 * 1024));
+    input.extend_from_slice(b"\r\n");
+    let harness = session(&input);
+    assert!(
+        harness
+            .transcript()
+            .ends_with("-ERR [AUTH] Authentication failed.\r\n"),
+        "{}",
+        harness.transcript()
+    );
+}
+
+#[test]
+fn three_failed_logins_close_the_connection() {
+    let harness = session(b"USER a\r\nPASS b\r\nUSER a\r\nPASS b\r\nUSER a\r\nPASS b\r\nUSER mrose\r\nPASS tanstaaf\r\n");
+    assert!(harness.closed);
+    assert!(harness
+        .transcript()
+        .ends_with("-ERR Too many failed logins, closing the connection.\r\n"));
+}
+
+#[test]
+fn twenty_bad_commands_in_a_row_disconnect() {
+    let harness = session(&b"BOGUS\r\n".repeat(19));
+    assert!(!harness.closed);
+    let harness = session(&b"BOGUS\r\n".repeat(25));
+    assert!(harness.closed);
+    assert_eq!(harness.transcript().matches("-ERR").count(), 20);
+    let mut mixed = b"BOGUS\r\n".repeat(19);
+    mixed.extend_from_slice(b"CAPA\r\n");
+    mixed.extend(b"BOGUS\r\n".repeat(19));
+    assert!(!session(&mixed).closed, "a good command resets the count");
+}
+
+#[test]
+fn hostile_bytes_get_errors_not_panics() {
+    let mut input = vec![0u8; 10];
+    input.extend_from_slice(b"\r\n\r\n:\r\nUSER\0x\r\n");
+    input.extend(std::iter::repeat_n(b'x', 1 << 20));
+    input.extend_from_slice(b"\r\nCAPA\r\n");
+    let harness = session(&input);
+    assert!(harness.transcript().contains("-ERR Line too long."));
+    assert!(
+        harness.transcript().ends_with(".\r\n"),
+        "CAPA still answered"
+    );
+}
+
+proptest! {
+    #[test]
+    fn any_split_of_the_input_gives_the_same_transcript(cuts in proptest::collection::vec(0usize..200, 0..30)) {
+        let input: &[u8] = b"CAPA\r\nUSER mrose\r\nPASS tanstaaf\r\nSTAT\r\nLIST\r\nUIDL\r\nTOP 2 1\r\nRETR 1\r\nDELE 2\r\nRSET\r\nDELE 1\r\nNOOP\r\nQUIT\r\n";
+        let expected = session(input);
+        let mut harness = Harness::new(options());
+        let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(input.len())).collect();
+        cuts.sort_unstable();
+        let mut last = 0;
+        for cut in cuts.into_iter().chain([input.len()]) {
+            harness.send(&input[last..cut]);
+            last = cut;
+        }
+        prop_assert_eq!(harness.transcript(), expected.transcript());
+        prop_assert_eq!(harness.committed, Some(vec![0]));
+    }
+
+    #[test]
+    fn random_input_never_panics(input in proptest::collection::vec(prop_oneof![Just(b'\r'), Just(b'\n'), Just(b' '), any::<u8>(), Just(b'1')], 0..400), prefix in prop_oneof![Just(&b""[..]), Just(&b"USER mrose\r\nPASS tanstaaf\r\n"[..])]) {
+        let mut harness = Harness::new(options());
+        harness.send(prefix);
+        harness.send(&input);
+    }
+}
