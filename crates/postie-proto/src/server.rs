@@ -187,6 +187,8 @@ impl ServerSession {
     }
 
     /// Processes buffered input until an event needs the shell.
+    // Not an Iterator: every call needs the previous event answered first.
+    #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Event {
         loop {
             if matches!(self.phase, Phase::Closed) {
