@@ -1,1 +1,18 @@
-//! placeholder
+//! The tokio shells around postie's sans-IO POP3 core: listeners, TLS, timeouts and limits.
+//!
+//! A shell only moves bytes between a socket and a [`postie_proto::ServerSession`], runs the
+//! services the session asks for (authentication, the mail store) off the async threads, and
+//! enforces time and resource limits. All protocol decisions live in the core.
+
+mod config;
+mod conn;
+mod error;
+mod limits;
+mod listener;
+mod session;
+mod tls;
+
+pub use config::Pop3Config;
+pub use error::ServerError;
+pub use listener::{Pop3Server, RunningServer};
+pub use tls::load_tls_config;

@@ -1,1 +1,30 @@
-fn main() {}
+//! The `postie` command: wires configuration to services to shells, and nothing else.
+
+mod cli;
+mod config;
+mod demo;
+mod hostname;
+mod serve;
+mod users;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(args),
+        Command::User(args) => users::user(args),
+        Command::Pw(args) => users::pw(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("postie: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

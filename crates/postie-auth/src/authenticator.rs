@@ -1,0 +1,99 @@
+use std::sync::OnceLock;
+
+use crate::password::{hash_password, PasswordHash};
+use crate::sasl::{Mechanism, SaslExchange};
+use crate::{apop, random, AuthError, Scheme, UserDb};
+
+/// The outcome of a USER/PASS or APOP check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// `user` is the name as the user database spells it.
+    Accepted {
+        user: String,
+    },
+    Rejected,
+}
+
+/// The checks the POP3 server runs. Every method may block (hashing, file I/O): call them off
+/// the async threads. The `UserDb` bound sits on the methods only, so types that merely hold
+/// an `Authenticator<U>` need not repeat it.
+#[derive(Debug)]
+pub struct Authenticator<U> {
+    db: U,
+}
+
+impl<U: UserDb> Authenticator<U> {
+    pub fn new(db: U) -> Self {
+        Authenticator { db }
+    }
+
+    pub fn db(&self) -> &U {
+        &self.db
+    }
+
+    /// USER/PASS. An unknown user costs the same as a wrong password, so response times do
+    /// not tell which user names exist.
+    pub fn verify_password(&self, user: &str, password: &[u8]) -> Result<Verdict, AuthError> {
+        match self.db.lookup(user)? {
+            Some(record) if record.password.verify(password) => {
+                Ok(Verdict::Accepted { user: record.name })
+            }
+            Some(_) => Ok(Verdict::Rejected),
+            None => {
+                if let Some(dummy) = dummy_hash() {
+                    dummy.verify(password);
+                }
+                Ok(Verdict::Rejected)
+            }
+        }
+    }
+
+    /// APOP: only users stored as `{PLAIN}` can pass, since the digest needs the cleartext.
+    /// Unknown users and users without a cleartext are rejected after the same MD5 work.
+    pub fn verify_apop(
+        &self,
+        user: &str,
+        timestamp: &[u8],
+        digest_hex: &[u8],
+    ) -> Result<Verdict, AuthError> {
+        let record = self.db.lookup(user)?;
+        let cleartext = record
+            .as_ref()
+            .and_then(|record| record.password.plaintext());
+        let unguessable = random::bytes::<32>();
+        let matches =
+            apop::digest_matches(cleartext.unwrap_or(&unguessable), timestamp, digest_hex);
+        Ok(match record {
+            Some(record) if matches && cleartext.is_some() => {
+                Verdict::Accepted { user: record.name }
+            }
+            _ => Verdict::Rejected,
+        })
+    }
+
+    /// Whether APOP can work at all. It can whenever some user is stored as `{PLAIN}`, which
+    /// this crate cannot know cheaply, so this is always true and offering APOP (the greeting
+    /// timestamp) is the server configuration's decision.
+    pub fn apop_available(&self) -> bool {
+        true
+    }
+
+    /// Starts a SASL exchange; drive it with [`SaslExchange::step`].
+    pub fn sasl(&self, mechanism: Mechanism) -> SaslExchange {
+        SaslExchange::new(mechanism)
+    }
+}
+
+/// A hash of a random password with the generation defaults, so checking it costs what
+/// checking a freshly set password costs. `None` only if hashing itself is broken.
+fn dummy_hash() -> Option<&'static PasswordHash> {
+    static DUMMY: OnceLock<Option<PasswordHash>> = OnceLock::new();
+    DUMMY
+        .get_or_init(|| {
+            let password = hex::encode(random::bytes::<32>());
+            hash_password(password.as_bytes(), Scheme::default())
+                .and_then(|hash| PasswordHash::parse(&hash))
+                .ok()
+        })
+        .as_ref()
+}

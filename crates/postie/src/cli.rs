@@ -1,0 +1,103 @@
+//! The command line.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+pub const DEFAULT_CONFIG: &str = "/etc/postie/postie.toml";
+
+/// postie: a complete POP3 mail system.
+#[derive(Debug, Parser)]
+#[command(name = "postie", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the POP3 server.
+    Serve(ServeArgs),
+    /// Manage the users of the passwd-file.
+    User(UserArgs),
+    /// Password hashing, like `doveadm pw`.
+    Pw(PwArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The configuration file.
+    #[arg(long, short = 'c', default_value = DEFAULT_CONFIG, conflicts_with = "demo")]
+    pub config: PathBuf,
+    /// Run a demo server on 127.0.0.1:1110 (STLS) and 127.0.0.1:1995 (TLS) with user demo,
+    /// password demo, made in ./postie-demo/ on first use.
+    #[arg(long)]
+    pub demo: bool,
+    /// Where the demo keeps its files.
+    #[arg(long, default_value = "postie-demo", requires = "demo")]
+    pub demo_dir: PathBuf,
+    /// Log format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct UserArgs {
+    #[command(subcommand)]
+    pub action: UserAction,
+    /// The configuration file naming the passwd-file.
+    #[arg(long, short = 'c', global = true, default_value = DEFAULT_CONFIG)]
+    pub config: PathBuf,
+    /// The passwd-file to edit, instead of the one the configuration names.
+    #[arg(long, global = true)]
+    pub passwd_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserAction {
+    /// Add a user (or replace its password if it exists).
+    Add(PasswordArgs),
+    /// Change a user's password.
+    Passwd(PasswordArgs),
+    /// Remove a user.
+    Del { name: String },
+    /// List the users.
+    List,
+}
+
+#[derive(Debug, Args)]
+pub struct PasswordArgs {
+    pub name: String,
+    /// Read the password from the first line of standard input instead of a prompt.
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// The hashing scheme.
+    #[arg(long, short = 's', default_value = "ARGON2ID")]
+    pub scheme: String,
+}
+
+#[derive(Debug, Args)]
+pub struct PwArgs {
+    #[command(subcommand)]
+    pub action: PwAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PwAction {
+    /// Print the hash of a password in passwd-file form ({SCHEME}hash).
+    Hash {
+        /// The hashing scheme (ARGON2ID, ARGON2I, SHA512-CRYPT, SHA256-CRYPT, BLF-CRYPT,
+        /// SSHA256, SSHA512, PBKDF2, SCRAM-SHA-256, PLAIN).
+        #[arg(long, short = 's', default_value = "ARGON2ID")]
+        scheme: String,
+        /// Read the password from the first line of standard input instead of a prompt.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}

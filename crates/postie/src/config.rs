@@ -1,0 +1,347 @@
+//! The configuration file: TOML, every key known, relative paths taken from the file's folder.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use postie_proto::Expire;
+use postie_server::Pop3Config;
+use postie_store::DeletePolicy;
+use serde::Deserialize;
+
+use crate::hostname::system_hostname;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    hostname: Option<String>,
+    #[serde(default)]
+    pop3: Pop3Section,
+    tls: Option<TlsSection>,
+    #[serde(default)]
+    auth: AuthSection,
+    #[serde(default)]
+    mail: MailSection,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct Pop3Section {
+    listen: Vec<String>,
+    listen_tls: Vec<String>,
+    allow_plaintext_auth: bool,
+    apop: bool,
+    lock_session: bool,
+    deleted: Deleted,
+    idle_timeout_secs: u64,
+    login_timeout_secs: u64,
+    tls_handshake_timeout_secs: u64,
+    max_connections: usize,
+    max_connections_per_ip: usize,
+    login_delay_secs: Option<u32>,
+    expire: Option<ExpireSetting>,
+}
+
+impl Default for Pop3Section {
+    fn default() -> Self {
+        Pop3Section {
+            listen: vec!["0.0.0.0:110".into()],
+            listen_tls: vec!["0.0.0.0:995".into()],
+            allow_plaintext_auth: false,
+            apop: false,
+            lock_session: false,
+            deleted: Deleted::Expunge,
+            idle_timeout_secs: 600,
+            login_timeout_secs: 60,
+            tls_handshake_timeout_secs: 30,
+            max_connections: 20_000,
+            max_connections_per_ip: 64,
+            login_delay_secs: None,
+            expire: None,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Default, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum Deleted {
+    #[default]
+    Expunge,
+    Trash,
+    Hide,
+}
+
+/// `expire = "never"` or `expire = 30` (days), announced in CAPA as EXPIRE.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(untagged)]
+enum ExpireSetting {
+    Days(u32),
+    Word(String),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TlsSection {
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct AuthSection {
+    passwd_file: PathBuf,
+    failure_delay_secs: u64,
+}
+
+impl Default for AuthSection {
+    fn default() -> Self {
+        AuthSection {
+            passwd_file: PathBuf::from("users"),
+            failure_delay_secs: 2,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct MailSection {
+    maildir: String,
+}
+
+impl Default for MailSection {
+    fn default() -> Self {
+        MailSection {
+            maildir: "/var/mail/{user}/Maildir".into(),
+        }
+    }
+}
+
+/// The configuration, checked and with paths resolved.
+#[derive(Debug)]
+pub struct Config {
+    pub path: PathBuf,
+    pub pop3: Pop3Config,
+    pub passwd_file: PathBuf,
+    pub maildir_template: String,
+}
+
+impl Config {
+    /// Reads and checks the file; every error names the file, the key and what to do.
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path).with_context(|| {
+            format!(
+                "cannot read the configuration file {}: create it, or name another with --config",
+                path.display()
+            )
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Only the passwd-file's location, for `postie user`: needs no certificate.
+    pub fn passwd_file(path: &Path) -> Result<PathBuf> {
+        let text = std::fs::read_to_string(path).with_context(|| {
+            format!(
+                "cannot read the configuration file {}: name it with --config, or the passwd-file with --passwd-file",
+                path.display()
+            )
+        })?;
+        let file: File = toml::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message()))?;
+        Ok(base_dir(path).join(file.auth.passwd_file))
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<Config> {
+        let file: File = toml::from_str(text).map_err(|error| {
+            let at = error
+                .span()
+                .map(|span| line_of(text, span.start))
+                .map(|l| format!(" (line {l})"))
+                .unwrap_or_default();
+            anyhow::anyhow!("{}{at}: {}", path.display(), error.message().trim_end())
+        })?;
+        let base = base_dir(path);
+        let file_name = path.display();
+        let mut pop3 = Pop3Config::new(file.hostname.clone().unwrap_or_else(system_hostname));
+        let section = file.pop3;
+        pop3.listen = addresses(&section.listen, &format!("{file_name}: [pop3] listen"))?;
+        pop3.listen_tls = addresses(
+            &section.listen_tls,
+            &format!("{file_name}: [pop3] listen_tls"),
+        )?;
+        match &file.tls {
+            Some(tls) => {
+                let cert = base.join(&tls.cert);
+                let key = base.join(&tls.key);
+                let config = postie_server::load_tls_config(&cert, &key).with_context(|| {
+                    format!("{file_name}: [tls] cert = {:?}, key = {:?}: fix the paths or the files (PEM)", tls.cert, tls.key)
+                })?;
+                pop3.tls = Some(config);
+            }
+            None if !pop3.listen_tls.is_empty() && !section_lists_tls_explicitly(text) => {
+                // Defaults name port 995; without a certificate there is nothing to serve on it.
+                pop3.listen_tls.clear();
+            }
+            None if !pop3.listen_tls.is_empty() => {
+                bail!("{file_name}: [pop3] listen_tls needs a [tls] section with cert and key, or remove listen_tls")
+            }
+            None => {}
+        }
+        pop3.allow_plaintext_auth = section.allow_plaintext_auth;
+        pop3.apop = section.apop;
+        pop3.lock_session = section.lock_session;
+        pop3.deleted = match section.deleted {
+            Deleted::Expunge => DeletePolicy::Expunge,
+            Deleted::Trash => DeletePolicy::Trash,
+            Deleted::Hide => DeletePolicy::Hide,
+        };
+        if section.idle_timeout_secs == 0
+            || section.login_timeout_secs == 0
+            || section.tls_handshake_timeout_secs == 0
+        {
+            bail!("{file_name}: [pop3] timeouts must be at least 1 second");
+        }
+        pop3.idle_timeout = Duration::from_secs(section.idle_timeout_secs);
+        pop3.login_timeout = Duration::from_secs(section.login_timeout_secs);
+        pop3.tls_handshake_timeout = Duration::from_secs(section.tls_handshake_timeout_secs);
+        if section.max_connections == 0 || section.max_connections_per_ip == 0 {
+            bail!(
+                "{file_name}: [pop3] max_connections and max_connections_per_ip must be at least 1"
+            );
+        }
+        pop3.max_connections = section.max_connections;
+        pop3.max_connections_per_ip = section.max_connections_per_ip;
+        pop3.login_delay = section
+            .login_delay_secs
+            .map(|s| Duration::from_secs(s.into()));
+        pop3.expire = match section.expire {
+            None => None,
+            Some(ExpireSetting::Days(days)) => Some(Expire::Days(days)),
+            Some(ExpireSetting::Word(word)) if word.eq_ignore_ascii_case("never") => {
+                Some(Expire::Never)
+            }
+            Some(ExpireSetting::Word(word)) => {
+                bail!("{file_name}: [pop3] expire = {word:?}: use \"never\" or a number of days")
+            }
+        };
+        pop3.failure_delay = Duration::from_secs(file.auth.failure_delay_secs);
+        if pop3.listen.is_empty() && pop3.listen_tls.is_empty() {
+            bail!("{file_name}: [pop3] listen and listen_tls are both empty: name at least one address");
+        }
+
+        let template = &file.mail.maildir;
+        if !template.contains("{user}") {
+            bail!("{file_name}: [mail] maildir = {template:?} lacks {{user}}: every user would share one maildrop");
+        }
+        let maildir_template = if Path::new(template).is_absolute() {
+            template.clone()
+        } else {
+            base.join(template).to_string_lossy().into_owned()
+        };
+        Ok(Config {
+            path: path.to_owned(),
+            pop3,
+            passwd_file: base.join(file.auth.passwd_file),
+            maildir_template,
+        })
+    }
+}
+
+fn base_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_owned(),
+        _ => PathBuf::from("."),
+    }
+}
+
+fn section_lists_tls_explicitly(text: &str) -> bool {
+    text.lines()
+        .any(|line| line.trim_start().starts_with("listen_tls"))
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+fn addresses(list: &[String], what: &str) -> Result<Vec<SocketAddr>> {
+    list.iter()
+        .map(|text| {
+            text.parse::<SocketAddr>().with_context(|| {
+                format!("{what}: {text:?} is not an address with a port, such as \"0.0.0.0:110\" or \"[::]:995\"")
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config> {
+        Config::parse(Path::new("/etc/postie/postie.toml"), text)
+    }
+
+    #[test]
+    fn defaults_and_relative_paths() {
+        let config =
+            parse("hostname = \"mail.example.org\"\n[mail]\nmaildir = \"mail/{user}\"\n").unwrap();
+        assert_eq!(config.pop3.hostname, "mail.example.org");
+        assert_eq!(config.pop3.listen, vec!["0.0.0.0:110".parse().unwrap()]);
+        assert!(
+            config.pop3.listen_tls.is_empty(),
+            "no [tls], so no port 995"
+        );
+        assert_eq!(config.pop3.idle_timeout, Duration::from_secs(600));
+        assert_eq!(config.passwd_file, PathBuf::from("/etc/postie/users"));
+        assert_eq!(config.maildir_template, "/etc/postie/mail/{user}");
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let error = parse("[pop3]\nlisten = []\nlisen_tls = []\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("lisen_tls") && error.contains("line 3"),
+            "{error}"
+        );
+        let error = parse("colour = 1\n").unwrap_err().to_string();
+        assert!(error.contains("colour"), "{error}");
+    }
+
+    #[test]
+    fn bad_values_name_file_and_key() {
+        let error = parse("[pop3]\nlisten = [\"localhost\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("[pop3] listen") && error.contains("postie.toml"),
+            "{error}"
+        );
+        let error = parse("[pop3]\ndeleted = \"shred\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("shred") || error.contains("deleted"),
+            "{error}"
+        );
+        let error = parse("[mail]\nmaildir = \"/var/mail/shared\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("{user}"), "{error}");
+        let error = parse("[pop3]\nlisten_tls = [\"127.0.0.1:995\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("[tls]"), "{error}");
+        let error =
+            parse("[tls]\ncert = \"/nonexistent/cert.pem\"\nkey = \"k.pem\"\n").unwrap_err();
+        assert!(
+            format!("{error:#}").contains("/nonexistent/cert.pem"),
+            "{error:#}"
+        );
+    }
+}

@@ -1,0 +1,77 @@
+//! `postie serve`: configuration to services to listeners.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use postie_auth::{Authenticator, PasswdFile};
+use postie_server::Pop3Server;
+use postie_store::MaildirStore;
+use tracing::info;
+
+use crate::cli::{LogFormat, ServeArgs};
+use crate::config::Config;
+use crate::demo;
+
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+pub fn run(args: ServeArgs) -> Result<()> {
+    init_logging(args.log_format);
+    let config_path = if args.demo {
+        demo::prepare(&args.demo_dir)?
+    } else {
+        args.config.clone()
+    };
+    let config = Config::load(&config_path)?;
+    let users = PasswdFile::open(&config.passwd_file).with_context(|| {
+        format!(
+            "{}: [auth] passwd_file: cannot use {}: create it with `postie user add NAME --config {}`",
+            config.path.display(),
+            config.passwd_file.display(),
+            config.path.display()
+        )
+    })?;
+    let store = MaildirStore::new(config.maildir_template.clone());
+    let server = Pop3Server::new(config.pop3, store, Authenticator::new(users))?;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    runtime.block_on(async move {
+        let running = server.bind().await?;
+        for (addr, tls) in running.local_addrs() {
+            info!(%addr, kind = if tls { "pop3s (implicit TLS)" } else { "pop3 (STLS)" }, "listening");
+        }
+        if args.demo {
+            demo::print_help(&running.local_addrs(), &args.demo_dir);
+        }
+        running.serve(shutdown_signal(), SHUTDOWN_GRACE).await;
+        Ok::<(), anyhow::Error>(())
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("POSTIE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
