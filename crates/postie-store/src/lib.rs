@@ -6,8 +6,19 @@
 //! demo's welcome messages) goes through [`MailStore::deliver`].
 //!
 //! Calls are blocking (file I/O); async callers run them on a blocking thread.
+//!
+//! Two stores implement the traits: [`MaildirStore`], Maildirs that Dovecot, Courier and mutt
+//! share, with Dovecot's UIDLs; and [`MemoryStore`], for tests of the server. Sizes follow the
+//! one rule of [`crlf`].
 
 use std::io::Read;
+
+pub mod crlf;
+mod maildir;
+mod memory;
+
+pub use maildir::{MaildirDrop, MaildirStore};
+pub use memory::{MemoryDrop, MemoryStore};
 
 /// What a deleted message becomes at commit time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
