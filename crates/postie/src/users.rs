@@ -35,6 +35,7 @@ pub fn user(args: UserArgs) -> Result<()> {
 
 fn set(path: &Path, args: PasswordArgs, must_exist: bool) -> Result<()> {
     let scheme = parse_scheme(&args.scheme)?;
+    passwd_file::validate_user_name(&args.name)?;
     let exists = passwd_file::list_users(path)?.contains(&args.name);
     if must_exist && !exists {
         bail!(

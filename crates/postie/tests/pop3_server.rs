@@ -307,3 +307,46 @@ fn pipelined_commands_are_answered_in_order() {
     assert!(client.line().starts_with("+OK"));
     assert!(client.is_closed());
 }
+
+#[test]
+fn login_delay_and_expire_are_announced_and_enforced() {
+    let server = TestServer::start_with("login_delay_secs = 900\nexpire = \"never\"");
+    let mut client = server.plain_client();
+    assert!(client.command("CAPA").starts_with("+OK"));
+    let capa = String::from_utf8(client.body()).unwrap();
+    assert!(
+        capa.contains("LOGIN-DELAY 900\r\n") && capa.contains("EXPIRE NEVER\r\n"),
+        "{capa}"
+    );
+    client.login("alice", "wonderland");
+    assert!(client.command("QUIT").starts_with("+OK"));
+    let mut again = server.plain_client();
+    again.command("USER alice");
+    assert!(again
+        .command("PASS wonderland")
+        .starts_with("-ERR [LOGIN-DELAY]"));
+}
+
+#[test]
+fn secrets_never_reach_the_log() {
+    let server = TestServer::start();
+    let mut client = server.plain_client();
+    client.login("alice", "wonderland");
+    assert!(client.command("QUIT").starts_with("+OK"));
+    let mut client = server.plain_client();
+    client.command("USER alice");
+    client.command("PASS not-the-password");
+    client.command("AUTH PLAIN AGFsaWNlAHNlY3JldHNhdWNl");
+    drop(client);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let log = server.log();
+    assert!(log.contains("session ended"), "{log}");
+    for secret in [
+        "wonderland",
+        "not-the-password",
+        "AGFsaWNlAHNlY3JldHNhdWNl",
+        "secretsauce",
+    ] {
+        assert!(!log.contains(secret), "{secret} in the log:\n{log}");
+    }
+}

@@ -14,7 +14,7 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_postie");
 
 /// A running `postie serve` with its own folder, certificate and users.
 pub struct TestServer {
-    child: Child,
+    pub child: Child,
     pub dir: tempfile::TempDir,
     pub plain: SocketAddr,
     pub tls: SocketAddr,
