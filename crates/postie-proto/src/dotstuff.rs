@@ -66,7 +66,7 @@ impl BodyEncoder {
                 }
                 self.at_line_start = false;
             }
-            match chunk.iter().position(|&b| b == b'\n') {
+            match memchr::memchr(b'\n', chunk) {
                 None => {
                     out.extend_from_slice(chunk);
                     self.last_was_cr = chunk.last() == Some(&b'\r');

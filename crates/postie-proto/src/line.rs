@@ -55,7 +55,7 @@ impl LineReader {
                 return Some(ReadLine::TooLong);
             }
             let unread = &self.buffer[self.consumed..];
-            match unread.iter().position(|&b| b == b'\n') {
+            match memchr::memchr(b'\n', unread) {
                 Some(lf) => {
                     let start = self.consumed;
                     self.consumed += lf + 1;
