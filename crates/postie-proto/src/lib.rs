@@ -6,6 +6,7 @@
 //! codec and dot-stuffing pair serve the client side.
 
 mod capability;
+pub mod client;
 mod command;
 mod dotstuff;
 mod line;
@@ -17,7 +18,7 @@ mod types;
 pub use capability::{Capabilities, Expire};
 pub use command::{Command, CommandError};
 pub use dotstuff::{BodyEncoder, MultilineDecoder, MultilineItem};
-pub use line::{LineReader, ReadLine};
+pub use line::{LinePiece, LineReader, ReadLine};
 pub use response::{ErrorKind, RespCode};
 pub use secret::Secret;
 pub use server::{Credentials, Event, MessageEntry, ServerOptions, ServerSession};

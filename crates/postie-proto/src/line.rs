@@ -10,6 +10,15 @@ pub enum ReadLine {
     TooLong,
 }
 
+/// What [`LineReader::next_piece`] found: lines of any length, handed out in bounded pieces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinePiece {
+    /// The end of a line (all of it, or the rest after [`LinePiece::Part`]s), without its ending.
+    End(Vec<u8>),
+    /// The next bytes of a line whose end has not arrived yet; more follow.
+    Part(Vec<u8>),
+}
+
 /// Buffers input and yields lines. Holds at most `limit` bytes of an unfinished line.
 #[derive(Debug, Default)]
 pub struct LineReader {
@@ -91,6 +100,36 @@ impl LineReader {
         }
     }
 
+    /// The next piece of input for a stream whose lines may be longer than any limit (a message
+    /// body as a client receives it): a whole line, or the first `max` bytes (at least 2) of
+    /// a line longer than that, so memory stays bounded without dropping content. A CR that may be
+    /// the first half of a CRLF is held back until the next byte shows.
+    pub fn next_piece(&mut self, max: usize) -> Option<LinePiece> {
+        let max = max.max(2);
+        let unread = &self.buffer[self.consumed..];
+        // One byte past `max`: a short line such as ".\r\n" is always seen whole, never as a
+        // part, so a body's terminator cannot be mistaken for a stuffed line.
+        if let Some(lf) = unread.iter().take(max + 1).position(|&b| b == b'\n') {
+            let mut line = &unread[..lf];
+            if line.last() == Some(&b'\r') {
+                line = &line[..line.len() - 1];
+            }
+            let piece = LinePiece::End(line.to_vec());
+            self.consumed += lf + 1;
+            return Some(piece);
+        }
+        if unread.len() <= max {
+            return None;
+        }
+        let mut take = max;
+        if unread[take - 1] == b'\r' {
+            take -= 1;
+        }
+        let piece = LinePiece::Part(unread[..take].to_vec());
+        self.consumed += take;
+        Some(piece)
+    }
+
     fn compact(&mut self) {
         if self.consumed > 0 {
             self.buffer.drain(..self.consumed);
@@ -156,7 +195,65 @@ mod tests {
         assert_eq!(reader.next_line(255), Some(ReadLine::TooLong));
     }
 
+    fn all_pieces(reader: &mut LineReader, max: usize) -> Vec<LinePiece> {
+        std::iter::from_fn(|| reader.next_piece(max)).collect()
+    }
+
+    #[test]
+    fn pieces_bound_long_lines_and_keep_every_byte() {
+        let mut reader = LineReader::new();
+        reader.feed(b"abcdef\r\nxy\r");
+        assert_eq!(
+            all_pieces(&mut reader, 4),
+            vec![
+                LinePiece::Part(b"abcd".to_vec()),
+                LinePiece::End(b"ef".to_vec())
+            ]
+        );
+        reader.feed(b"\nabc\rd\r");
+        assert_eq!(
+            all_pieces(&mut reader, 4),
+            vec![
+                LinePiece::End(b"xy".to_vec()),
+                LinePiece::Part(b"abc".to_vec())
+            ]
+        );
+        reader.feed(b"\n.\r\n");
+        assert_eq!(
+            all_pieces(&mut reader, 2),
+            vec![
+                LinePiece::Part(b"\rd".to_vec()),
+                LinePiece::End(Vec::new()),
+                LinePiece::End(b".".to_vec())
+            ]
+        );
+    }
+
     proptest! {
+        #[test]
+        fn pieces_rebuild_the_lines(input in proptest::collection::vec(prop_oneof![Just(b'\r'), Just(b'\n'), any::<u8>()], 0..400), max in 2usize..20) {
+            let mut whole = LineReader::new();
+            whole.feed(&input);
+            let expected = all_lines(&mut whole, usize::MAX);
+            let mut pieces = LineReader::new();
+            pieces.feed(&input);
+            let mut lines = Vec::new();
+            let mut current = Vec::new();
+            for piece in all_pieces(&mut pieces, max) {
+                match piece {
+                    LinePiece::Part(bytes) => {
+                        prop_assert!(bytes.len() <= max);
+                        current.extend(bytes);
+                    }
+                    LinePiece::End(bytes) => {
+                        current.extend(bytes);
+                        lines.push(ReadLine::Line(std::mem::take(&mut current)));
+                    }
+                }
+            }
+            prop_assert_eq!(lines, expected);
+        }
+
         #[test]
         fn any_split_gives_the_same_lines(input in proptest::collection::vec(any::<u8>(), 0..600), cuts in proptest::collection::vec(0usize..600, 0..20)) {
             let mut whole = LineReader::new();
