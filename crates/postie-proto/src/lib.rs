@@ -13,6 +13,7 @@ mod line;
 mod response;
 mod secret;
 mod server;
+pub mod smtp;
 mod types;
 
 pub use capability::{Capabilities, Expire};

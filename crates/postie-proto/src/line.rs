@@ -100,6 +100,17 @@ impl LineReader {
         }
     }
 
+    /// The buffered bytes not read yet, for input that is not made of lines (an SMTP message
+    /// body, a BDAT chunk). Read them with [`Self::advance`].
+    pub(crate) fn unread(&self) -> &[u8] {
+        &self.buffer[self.consumed..]
+    }
+
+    /// Marks `n` bytes of [`Self::unread`] as read.
+    pub(crate) fn advance(&mut self, n: usize) {
+        self.consumed = (self.consumed + n).min(self.buffer.len());
+    }
+
     /// The next piece of input for a stream whose lines may be longer than any limit (a message
     /// body as a client receives it): a whole line, or the first `max` bytes (at least 2) of
     /// a line longer than that, so memory stays bounded without dropping content. A CR that may be

@@ -41,6 +41,14 @@ pub struct MessageInfo {
     pub uidl: String,
 }
 
+/// What a maildrop holds, for quota checks at delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Usage {
+    /// Octets of the messages as stored.
+    pub bytes: u64,
+    pub messages: u64,
+}
+
 /// Errors of the storage layer. The server maps `Temporary` to `[SYS/TEMP]`, `Permanent` to
 /// `[SYS/PERM]`, `InUse` to `[IN-USE]`.
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +78,11 @@ pub trait MailStore: Send + Sync + 'static {
     /// Delivers one message (raw bytes, LF or CRLF line endings) to `user`'s maildrop,
     /// durably: when this returns Ok, the message survives a crash. Creates the maildrop if needed.
     fn deliver(&self, user: &str, message: &mut dyn Read) -> Result<(), StoreError>;
+
+    /// What `user`'s maildrop holds now, every message counted (hidden ones too: they still
+    /// take space). Reads no bodies when sizes are recorded. A maildrop that does not exist
+    /// yet is empty.
+    fn usage(&self, user: &str) -> Result<Usage, StoreError>;
 }
 
 /// An open maildrop: a fixed snapshot for one session.

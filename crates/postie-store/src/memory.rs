@@ -9,7 +9,7 @@ use std::io::{Cursor, Read};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::crlf::CrlfCounter;
-use crate::{DeletePolicy, MailStore, Maildrop, MessageInfo, StoreError};
+use crate::{DeletePolicy, MailStore, Maildrop, MessageInfo, StoreError, Usage};
 
 const UIDVALIDITY: u32 = 1;
 
@@ -140,6 +140,15 @@ impl MailStore for MemoryStore {
             hidden: false,
         });
         Ok(())
+    }
+
+    fn usage(&self, user: &str) -> Result<Usage, StoreError> {
+        let users = lock(&self.users);
+        let messages = users.get(user).map_or(&[][..], |m| &m.messages[..]);
+        Ok(Usage {
+            bytes: messages.iter().map(|m| m.content.len() as u64).sum(),
+            messages: messages.len() as u64,
+        })
     }
 }
 

@@ -680,3 +680,23 @@ fn large_maildir_opens_from_names_and_index() {
     assert_eq!(uid_of(&second[COUNT - 1]), COUNT as u32);
     eprintln!("first open {first_open:?}, second open {second_open:?}");
 }
+
+#[test]
+fn usage_counts_messages_from_their_names() {
+    let f = fixture();
+    assert_eq!(
+        f.store.usage("alice").unwrap(),
+        postie_store::Usage::default(),
+        "a maildrop not created yet is empty"
+    );
+    f.deliver(b"hello\n");
+    f.deliver(b"0123456789");
+    // A message from another MDA, without ,S= in its name, is measured by stat.
+    fs::write(f.maildir.join("cur/1.M1P1.other:2,S"), b"abc").unwrap();
+    let usage = f.store.usage("alice").unwrap();
+    assert_eq!(usage.messages, 3);
+    assert_eq!(usage.bytes, 6 + 10 + 3);
+    // Opening (new/ to cur/) changes nothing.
+    drop(f.open());
+    assert_eq!(f.store.usage("alice").unwrap(), usage);
+}

@@ -107,3 +107,20 @@ fn messages_deleted_by_another_session_vanish() {
     assert!(matches!(reader.mark_seen(0), Err(StoreError::Vanished(_))));
     reader.commit(&[0], DeletePolicy::Expunge).unwrap();
 }
+
+#[test]
+fn usage_follows_deliveries_and_deletions() {
+    let store = MemoryStore::new();
+    assert_eq!(store.usage("bob").unwrap().messages, 0);
+    deliver(&store, b"12345");
+    deliver(&store, b"abc");
+    let usage = store.usage("bob").unwrap();
+    assert_eq!((usage.messages, usage.bytes), (2, 8));
+    store
+        .open("bob", true)
+        .unwrap()
+        .commit(&[0], DeletePolicy::Expunge)
+        .unwrap();
+    let usage = store.usage("bob").unwrap();
+    assert_eq!((usage.messages, usage.bytes), (1, 3));
+}

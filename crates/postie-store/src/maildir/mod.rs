@@ -26,11 +26,12 @@ mod name;
 mod scan;
 mod state;
 mod sync;
+mod usage;
 
 use std::io::Read;
 use std::path::PathBuf;
 
-use crate::{MailStore, StoreError};
+use crate::{MailStore, StoreError, Usage};
 use error::MaildirError;
 use layout::Layout;
 pub use maildrop::MaildirDrop;
@@ -74,5 +75,9 @@ impl MailStore for MaildirStore {
 
     fn deliver(&self, user: &str, message: &mut dyn Read) -> Result<(), StoreError> {
         Ok(deliver::deliver(&self.layout(user)?, message)?)
+    }
+
+    fn usage(&self, user: &str) -> Result<Usage, StoreError> {
+        Ok(usage::usage(&self.layout(user)?)?)
     }
 }
