@@ -4,12 +4,12 @@ use std::path::PathBuf;
 /// Errors that stop the server from starting.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    #[error("cannot listen on {addr}: {source} (is another server using the port, or does it need root?)")]
+    #[error("cannot listen on {addr} (is another server using the port, or does it need root?)")]
     Bind {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     ReadFile {
         path: PathBuf,
         source: std::io::Error,

@@ -1,0 +1,361 @@
+#!/usr/bin/env python3
+"""postie vs Dovecot, side by side on this machine.
+
+Builds deterministic fixtures, starts postie and a throwaway Dovecot (Debian's dovecot-pop3d,
+default settings apart from paths and ports) on the same data, runs every scenario of
+postie-bench against both, repeats each figure, and prints a table of medians and ratios. It
+also writes the table as Markdown and an SVG chart (bench/results.md, bench/chart.svg).
+
+Usage: bench/run.py [--smoke] [--debug] [--repeat N] [--dir DIR]
+Loopback only; every loop is bounded. Run as root (Dovecot needs a mail user it can switch to).
+"""
+
+import argparse
+import json
+import os
+import pwd
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+MAIL_USER = "postiebench"
+PORTS = {"postie": (31110, 31995), "dovecot": (32110, 32995)}
+
+
+def sh(*args, **kwargs):
+    return subprocess.run(args, check=True, **kwargs)
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--smoke", action="store_true", help="tiny fixtures and short runs: checks the harness works")
+    p.add_argument("--debug", action="store_true", help="use debug builds (for --smoke in CI)")
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--dir", default="/tmp/postie-bench")
+    p.add_argument("--idle-sessions", type=int, default=90, help="sessions held for the side-by-side memory figure (Dovecot's default process_limit is 100)")
+    p.add_argument("--idle-max", type=int, default=20000, help="sessions postie alone must hold at once")
+    p.add_argument("--skip-dovecot", action="store_true")
+    p.add_argument("--no-build", action="store_true", help="use the binaries already built")
+    return p.parse_args()
+
+
+class Fixture:
+    """Deterministic Maildirs: message i of a box is always the same bytes and file name."""
+
+    def __init__(self, smoke):
+        self.retr_messages = 5 if smoke else 200
+        self.retr_size = (64 << 10) if smoke else (1 << 20)
+        self.big_messages = 1000 if smoke else 100_000
+
+    @staticmethod
+    def message(box, i, size):
+        header = f"From: bench@example.org\nTo: {box}@example.org\nSubject: {box} message {i}\nMessage-ID: <{box}.{i}@bench>\n\n"
+        line = ("".join(chr(33 + (i + j) % 90) for j in range(75)) + "\n").replace(".", ",")
+        body = []
+        length = len(header)
+        n = 0
+        while length < size:
+            text = ("." + line) if n % 50 == 7 else line
+            body.append(text)
+            length += len(text)
+            n += 1
+        return (header + "".join(body)).encode()
+
+    def write_box(self, maildir, box, count, size):
+        for sub in ("tmp", "new", "cur"):
+            (maildir / sub).mkdir(parents=True, exist_ok=True)
+        cur = maildir / "cur"
+        base_time = 1_700_000_000
+        for i in range(count):
+            data = self.message(box, i, size)
+            vsize = len(data) + data.count(b"\n")
+            name = f"{base_time + i}.M{i:06d}P4242.bench,S={len(data)},W={vsize}:2,"
+            (cur / name).write_bytes(data)
+
+    def build(self, root):
+        for server in ("postie", "dovecot"):
+            data = root / server / "mail"
+            if data.exists():
+                shutil.rmtree(data)
+            self.write_box(data / "sess" / "Maildir", "sess", 5, 2000)
+            self.write_box(data / "retr" / "Maildir", "retr", self.retr_messages, self.retr_size)
+            self.write_box(data / "big" / "Maildir", "big", self.big_messages, 400)
+            # Dovecot allows 10 sessions per user and address by default: idle sessions spread over users.
+            for n in range(IDLE_USERS):
+                self.write_box(data / f"idle{n}" / "Maildir", f"idle{n}", 1, 500)
+            sh("chown", "-R", f"{MAIL_USER}:{MAIL_USER}", str(root / server))
+
+
+def ensure_mail_user():
+    try:
+        pwd.getpwnam(MAIL_USER)
+    except KeyError:
+        sh("useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", MAIL_USER)
+
+
+def make_cert(root):
+    key, cert = root / "key.pem", root / "cert.pem"
+    if not cert.exists():
+        # The same ECDSA P-256 key for both servers: handshake cost depends on the key type.
+        sh("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+           "-keyout", str(key), "-out", str(cert), "-days", "30", "-subj", "/CN=localhost",
+           "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-addext", "basicConstraints=critical,CA:FALSE",
+           capture_output=True)
+    os.chmod(root, 0o755)
+    os.chmod(key, 0o644)
+    return cert, key
+
+
+IDLE_USERS = 100
+USERS = "sess:{PLAIN}bench\nretr:{PLAIN}bench\nbig:{PLAIN}bench\n" + "".join(f"idle{n}:{{PLAIN}}bench\n" for n in range(IDLE_USERS))
+
+
+def start_postie(root, binary, cert, key):
+    home = root / "postie"
+    (home / "users").write_text(USERS)
+    plain, tls = PORTS["postie"]
+    (home / "postie.toml").write_text(f"""hostname = "localhost"
+[pop3]
+listen = ["127.0.0.1:{plain}"]
+listen_tls = ["127.0.0.1:{tls}"]
+max_connections = 100000
+max_connections_per_ip = 100000
+[tls]
+cert = "{cert}"
+key = "{key}"
+[auth]
+passwd_file = "users"
+[mail]
+maildir = "mail/{{user}}/Maildir"
+""")
+    log = open(home / "postie.log", "w")
+    proc = subprocess.Popen([str(binary), "serve", "--config", str(home / "postie.toml")], stdout=log, stderr=log)
+    wait_port(plain)
+    return proc
+
+
+def start_dovecot(root, cert, key):
+    home = root / "dovecot"
+    for sub in ("run", "state"):
+        (home / sub).mkdir(parents=True, exist_ok=True)
+    (home / "users").write_text(USERS)
+    plain, tls = PORTS["dovecot"]
+    uid = pwd.getpwnam(MAIL_USER)
+    (home / "dovecot.conf").write_text(f"""# Dovecot defaults, apart from paths, ports and the mail user.
+protocols = pop3
+listen = 127.0.0.1
+base_dir = {home}/run
+state_dir = {home}/state
+log_path = {home}/dovecot.log
+ssl = yes
+ssl_cert = <{cert}
+ssl_key = <{key}
+ssl_min_protocol = TLSv1.2
+mail_location = maildir:~/Maildir
+passdb {{
+  driver = passwd-file
+  args = {home}/users
+}}
+userdb {{
+  driver = static
+  args = uid={uid.pw_uid} gid={uid.pw_gid} home={home}/mail/%u
+}}
+service pop3-login {{
+  inet_listener pop3 {{
+    port = {plain}
+  }}
+  inet_listener pop3s {{
+    port = {tls}
+    ssl = yes
+  }}
+}}
+""")
+    proc = subprocess.Popen(["dovecot", "-F", "-c", str(home / "dovecot.conf")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port(plain)
+    return proc
+
+
+def port_free(port):
+    import socket
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def wait_port(port):
+    import socket
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    sys.exit(f"nothing listens on 127.0.0.1:{port}")
+
+
+def stop(proc):
+    if proc and proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def bench(binary, *args):
+    out = subprocess.run([str(binary), *map(str, args)], capture_output=True, text=True, timeout=600)
+    if out.returncode != 0:
+        sys.exit(f"postie-bench {' '.join(map(str, args))} failed:\n{out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def target(server, user, tls=False, cert=None):
+    plain, tls_port = PORTS[server]
+    args = ["--addr", f"127.0.0.1:{tls_port if tls else plain}", "--user", user, "--password", "bench"]
+    if tls:
+        args += ["--tls-ca", cert]
+    return args
+
+
+def drop_indexes(root, server, box):
+    maildir = root / server / "mail" / box / "Maildir"
+    for entry in maildir.iterdir():
+        if entry.name.startswith(("postie-uidlist", "dovecot-uidlist", "dovecot.index", "dovecot-keywords")):
+            entry.unlink()
+
+
+def main():
+    args = parse_args()
+    if os.geteuid() != 0:
+        sys.exit("run as root: Dovecot needs a mail user to switch to")
+    profile = "debug" if args.debug else "release"
+    cargo = ["cargo", "build", "-q", "-p", "postie", "-p", "postie-bench"] + ([] if args.debug else ["--release"])
+    if not args.no_build:
+        sh(*cargo, cwd=ROOT)
+    postie_bin = ROOT / "target" / profile / "postie"
+    bench_bin = ROOT / "target" / profile / "postie-bench"
+    root = Path(args.dir)
+    root.mkdir(parents=True, exist_ok=True)
+    ensure_mail_user()
+    cert, key = make_cert(root)
+    fixture = Fixture(args.smoke)
+    fixture.build(root)
+    servers = ["postie"] + ([] if args.skip_dovecot else ["dovecot"])
+    seconds = 0.5 if args.smoke else 5
+    repeat = 1 if args.smoke else args.repeat
+    results = {}  # (figure) -> {server: [values]}
+
+    def record(figure, server, value):
+        results.setdefault(figure, {}).setdefault(server, []).append(value)
+
+    for _ in range(repeat):
+        record("loopback throughput (MB/s)", "loopback", bench(bench_bin, "loopback", "--megabytes", 256 if args.smoke else 4096)["value"])
+
+    busy = [p for server in servers for p in PORTS[server] if not port_free(p)]
+    if busy:
+        sys.exit(f"ports {busy} are in use: stop what listens there (an earlier run?)")
+    procs = {}
+    try:
+        procs["postie"] = start_postie(root, postie_bin, cert, key)
+        if "dovecot" in servers:
+            procs["dovecot"] = start_dovecot(root, cert, key)
+        for server in servers:
+            for _ in range(repeat):
+                record("sessions/s, plain", server, bench(bench_bin, "sessions", *target(server, "sess"), "--concurrency", 16, "--seconds", seconds)["value"])
+                record("sessions/s, implicit TLS", server, bench(bench_bin, "sessions", *target(server, "sess", True, cert), "--concurrency", 16, "--seconds", seconds)["value"])
+                record("RETR MB/s, plain", server, bench(bench_bin, "retr", *target(server, "retr"))["value"])
+                record("RETR MB/s, TLS", server, bench(bench_bin, "retr", *target(server, "retr", True, cert))["value"])
+                drop_indexes(root, server, "big")
+                first = bench(bench_bin, "bigbox", *target(server, "big"), "--repeat", 1, "--expect", fixture.big_messages)
+                record("big maildrop, first open (s)", server, first["times"][0])
+                again = bench(bench_bin, "bigbox", *target(server, "big"), "--repeat", 3, "--expect", fixture.big_messages)
+                record("big maildrop, repeated (s)", server, statistics.median(again["times"]))
+            pids = [procs[server].pid]
+            sessions = min(args.idle_sessions, 20) if args.smoke else args.idle_sessions
+            record("memory per idle session, plain (KiB)", server, bench(bench_bin, "idle", *target(server, "idle{n}"), "--sessions", sessions, "--pids", ",".join(map(str, pids)))["value"])
+            record("memory per idle session, TLS (KiB)", server, bench(bench_bin, "idle", *target(server, "idle{n}", True, cert), "--sessions", sessions, "--pids", ",".join(map(str, pids)))["value"])
+        many = 200 if args.smoke else args.idle_max
+        held = bench(bench_bin, "idle", *target("postie", "idle{n}"), "--sessions", many, "--pids", procs["postie"].pid)
+        record(f"memory per idle session, {many} held (KiB)", "postie", held["value"])
+    finally:
+        for proc in procs.values():
+            stop(proc)
+
+    report(results, args.smoke)
+
+
+HIGHER_IS_BETTER = ("sessions", "RETR", "loopback")
+
+
+def report(results, smoke):
+    loopback = statistics.median(results["loopback throughput (MB/s)"]["loopback"])
+    rows = []
+    for figure, by_server in results.items():
+        if figure.startswith("loopback"):
+            continue
+        p = by_server.get("postie", [])
+        d = by_server.get("dovecot", [])
+        pm = statistics.median(p) if p else None
+        dm = statistics.median(d) if d else None
+        ratio = None
+        if pm and dm:
+            ratio = pm / dm
+        spread = lambda xs: f"{min(xs):.4g}–{max(xs):.4g}" if xs else "–"
+        rows.append((figure, pm, dm, ratio, spread(p), spread(d)))
+    lines = [
+        f"Loopback limit (raw TCP, one stream): {loopback:.0f} MB/s",
+        "",
+        "| figure | postie median | Dovecot median | ratio postie/Dovecot | postie spread | Dovecot spread |",
+        "|---|---|---|---|---|---|",
+    ]
+    fmt = lambda v: "–" if v is None else f"{v:.4g}"
+    for figure, pm, dm, ratio, ps, ds in rows:
+        lines.append(f"| {figure} | {fmt(pm)} | {fmt(dm)} | {fmt(ratio)} | {ps} | {ds} |")
+    retr = results.get("RETR MB/s, plain", {}).get("postie")
+    if retr:
+        lines += ["", f"postie plain RETR = {statistics.median(retr) / loopback:.0%} of the loopback limit."]
+    text = "\n".join(lines)
+    print(text)
+    if not smoke:
+        (ROOT / "bench" / "results.md").write_text(text + "\n")
+        (ROOT / "bench" / "chart.svg").write_text(chart(rows))
+
+
+def chart(rows):
+    """Bars of postie/Dovecot ratios, log-scaled so both 'more is better' and 'less is better' read as bars."""
+    import math
+    data = []
+    for figure, pm, dm, ratio, _, _ in rows:
+        if ratio is None:
+            continue
+        better = ratio if figure.startswith(HIGHER_IS_BETTER) else 1 / ratio
+        data.append((figure, better))
+    width, bar_h, left = 760, 26, 300
+    height = 60 + bar_h * len(data)
+    top = max([b for _, b in data] + [2])
+    scale = (width - left - 80) / math.log10(top * 1.2)
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="13">',
+           f'<text x="10" y="22" font-size="15" font-weight="bold">postie vs Dovecot: how many times better (log scale, 1 = equal)</text>']
+    for i, (figure, better) in enumerate(data):
+        y = 40 + i * bar_h
+        w = max(2, math.log10(max(better, 1.0001)) * scale) if better >= 1 else 2
+        colour = "#2e7d32" if better >= 1 else "#c62828"
+        out.append(f'<text x="{left - 8}" y="{y + 17}" text-anchor="end">{figure}</text>')
+        out.append(f'<rect x="{left}" y="{y + 4}" width="{w:.1f}" height="{bar_h - 8}" fill="{colour}"/>')
+        out.append(f'<text x="{left + w + 6:.1f}" y="{y + 17}">{better:.2f}×</text>')
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":
+    main()
