@@ -27,3 +27,12 @@ pub use sasl::{Mechanism, SaslExchange, SaslStep};
 pub use scheme::Scheme;
 pub use secret::Secret;
 pub use userdb::{UserDb, UserRecord};
+
+/// Entry points for the fuzz targets (crate postie-fuzz): the parsers of outside bytes.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    pub fn passwd_file(contents: &[u8]) {
+        let _ = crate::passwd_file::parse::parse_file(std::path::Path::new("fuzz"), contents);
+    }
+}

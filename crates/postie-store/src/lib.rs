@@ -101,3 +101,32 @@ pub trait Maildrop: Send + 'static {
     /// changed by another client) is still found. A message already gone is not an error.
     fn commit(self, deleted: &[usize], policy: DeletePolicy) -> Result<(), StoreError>;
 }
+
+/// Entry points for the fuzz targets (crate postie-fuzz): the parsers of outside bytes.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    use crate::maildir::{dovecot::DovecotList, index::Index, name};
+
+    /// Every Maildir file-name parser on one name; a serialized index parses back the same.
+    pub fn maildir_name(file_name: &[u8]) {
+        let _ = name::base(file_name);
+        let _ = name::flags(file_name);
+        let _ = name::with_flag(file_name, b'S');
+        let _ = name::size_field(file_name, b'S');
+        let _ = name::size_field(file_name, b'W');
+        let _ = name::arrival_key(file_name);
+        let _ = name::in_cur(file_name);
+    }
+
+    pub fn postie_uidlist(bytes: &[u8]) {
+        if let Ok(index) = Index::parse(bytes) {
+            let again = Index::parse(&index.serialize()).expect("a serialized index parses");
+            assert_eq!(again, index, "serialize/parse round trip");
+        }
+    }
+
+    pub fn dovecot_uidlist(bytes: &[u8]) {
+        let _ = DovecotList::parse(bytes);
+    }
+}

@@ -2,7 +2,7 @@
 //! in-place edits behind `postie user`.
 
 mod edit;
-mod parse;
+pub(crate) mod parse;
 mod user_name;
 
 use std::fs::{self, File, Metadata};

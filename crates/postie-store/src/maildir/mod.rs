@@ -15,14 +15,14 @@
 
 mod commit;
 mod deliver;
-mod dovecot;
+pub(crate) mod dovecot;
 mod durable;
 mod error;
-mod index;
+pub(crate) mod index;
 mod layout;
 mod lock;
 mod maildrop;
-mod name;
+pub(crate) mod name;
 mod scan;
 mod state;
 mod sync;
