@@ -22,6 +22,10 @@ pub enum Command {
     User(UserArgs),
     /// Password hashing, like `doveadm pw`.
     Pw(PwArgs),
+    /// Deliver one message from standard input (a local delivery agent, for Postfix's
+    /// mailbox_command and scripts). Exit codes follow sysexits: 0 delivered, 67 unknown
+    /// user, 73 cannot create (over quota), 75 temporary failure.
+    Deliver(DeliverArgs),
 }
 
 #[derive(Debug, Args)]
@@ -100,4 +104,17 @@ pub enum PwAction {
         #[arg(long)]
         password_stdin: bool,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct DeliverArgs {
+    /// The configuration file (the same as `serve`'s).
+    #[arg(long, short = 'c', default_value = DEFAULT_CONFIG)]
+    pub config: PathBuf,
+    /// The recipient: a login name, or an address (user+tag@domain delivers to user).
+    #[arg(short = 'd', long = "destination", value_name = "USER")]
+    pub user: String,
+    /// The envelope sender, for the Return-Path header (empty for bounces).
+    #[arg(short = 'f', long = "from", value_name = "SENDER", default_value = "")]
+    pub sender: String,
 }

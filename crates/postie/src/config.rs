@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use postie_intake::{parse_size, IntakeConfig, Listen, Quota};
 use postie_proto::Expire;
 use postie_server::Pop3Config;
 use postie_store::DeletePolicy;
@@ -23,6 +24,10 @@ struct File {
     auth: AuthSection,
     #[serde(default)]
     mail: MailSection,
+    #[serde(default)]
+    lmtp: LmtpSection,
+    #[serde(default)]
+    smtp: SmtpSection,
 }
 
 #[derive(Debug, Deserialize)]
@@ -107,12 +112,63 @@ impl Default for AuthSection {
 #[serde(deny_unknown_fields, default)]
 struct MailSection {
     maildir: String,
+    quota_bytes: Size,
+    quota_messages: u64,
+    quota_full_tempfail: bool,
 }
 
 impl Default for MailSection {
     fn default() -> Self {
         MailSection {
             maildir: "/var/mail/{user}/Maildir".into(),
+            quota_bytes: Size::Octets(0),
+            quota_messages: 0,
+            quota_full_tempfail: false,
+        }
+    }
+}
+
+/// A size in octets, or with Dovecot's units as a string (`"512M"`, `"1G"`).
+#[derive(Debug, Deserialize, Clone)]
+#[serde(untagged)]
+enum Size {
+    Octets(u64),
+    Text(String),
+}
+
+/// 50 MiB, as the `[smtp]` example of the README.
+const DEFAULT_MAX_MESSAGE_SIZE: u64 = 52_428_800;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct LmtpSection {
+    listen: Vec<String>,
+    max_message_size: Size,
+}
+
+impl Default for LmtpSection {
+    fn default() -> Self {
+        LmtpSection {
+            listen: Vec::new(),
+            max_message_size: Size::Octets(DEFAULT_MAX_MESSAGE_SIZE),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct SmtpSection {
+    listen: Vec<String>,
+    domains: Vec<String>,
+    max_message_size: Size,
+}
+
+impl Default for SmtpSection {
+    fn default() -> Self {
+        SmtpSection {
+            listen: Vec::new(),
+            domains: Vec::new(),
+            max_message_size: Size::Octets(DEFAULT_MAX_MESSAGE_SIZE),
         }
     }
 }
@@ -124,6 +180,8 @@ pub struct Config {
     pub pop3: Pop3Config,
     pub passwd_file: PathBuf,
     pub maildir_template: String,
+    /// LMTP and SMTP listeners, and the delivery policy `postie deliver` shares.
+    pub intake: IntakeConfig,
 }
 
 impl Config {
@@ -136,6 +194,18 @@ impl Config {
             )
         })?;
         Self::parse(path, &text)
+    }
+
+    /// For `postie deliver`: everything but the TLS certificate, which a delivery agent never
+    /// uses and may not be allowed to read.
+    pub fn load_for_delivery(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path).with_context(|| {
+            format!(
+                "cannot read the configuration file {}: name it with --config",
+                path.display()
+            )
+        })?;
+        Self::parse_with(path, &text, false)
     }
 
     /// Only the passwd-file's location, for `postie user`: needs no certificate.
@@ -152,6 +222,10 @@ impl Config {
     }
 
     pub fn parse(path: &Path, text: &str) -> Result<Config> {
+        Self::parse_with(path, text, true)
+    }
+
+    fn parse_with(path: &Path, text: &str, load_tls: bool) -> Result<Config> {
         let file: File = toml::from_str(text).map_err(|error| {
             let at = error
                 .span()
@@ -170,6 +244,7 @@ impl Config {
             &format!("{file_name}: [pop3] listen_tls"),
         )?;
         match &file.tls {
+            Some(_) if !load_tls => {}
             Some(tls) => {
                 let cert = base.join(&tls.cert);
                 let key = base.join(&tls.key);
@@ -238,12 +313,91 @@ impl Config {
         } else {
             base.join(template).to_string_lossy().into_owned()
         };
+        let intake = intake_config(
+            &file.lmtp,
+            &file.smtp,
+            &file.mail,
+            &pop3,
+            &base,
+            &file_name.to_string(),
+        )?;
         Ok(Config {
             path: path.to_owned(),
             pop3,
             passwd_file: base.join(file.auth.passwd_file),
             maildir_template,
+            intake,
         })
+    }
+}
+
+/// The `[lmtp]`, `[smtp]` and quota keys of `[mail]`.
+fn intake_config(
+    lmtp: &LmtpSection,
+    smtp: &SmtpSection,
+    mail: &MailSection,
+    pop3: &Pop3Config,
+    base: &Path,
+    file_name: &str,
+) -> Result<IntakeConfig> {
+    let mut intake = IntakeConfig::new(pop3.hostname.clone());
+    intake.tls = pop3.tls.clone();
+    intake.lmtp_listen = lmtp
+        .listen
+        .iter()
+        .map(|text| match text.strip_prefix("unix:") {
+            Some(socket) if !socket.is_empty() => Ok(Listen::Unix(base.join(socket))),
+            _ => text.parse().map(Listen::Tcp).with_context(|| {
+                format!("{file_name}: [lmtp] listen: {text:?} is not an address with a port or a socket, such as \"127.0.0.1:24\" or \"unix:/run/postie/lmtp.sock\"")
+            }),
+        })
+        .collect::<Result<_>>()?;
+    intake.smtp_listen = addresses(&smtp.listen, &format!("{file_name}: [smtp] listen"))?;
+    intake.lmtp_max_message_size = message_size(
+        &lmtp.max_message_size,
+        &format!("{file_name}: [lmtp] max_message_size"),
+    )?;
+    intake.smtp_max_message_size = message_size(
+        &smtp.max_message_size,
+        &format!("{file_name}: [smtp] max_message_size"),
+    )?;
+    for domain in &smtp.domains {
+        if domain.is_empty() || domain.contains(['@', ' ', '<', '>']) {
+            bail!("{file_name}: [smtp] domains: {domain:?} is not a domain name such as \"example.org\"");
+        }
+    }
+    if !intake.smtp_listen.is_empty() && smtp.domains.is_empty() {
+        bail!("{file_name}: [smtp] domains is empty, so SMTP would refuse every recipient: name the local domains, such as domains = [\"example.org\"]");
+    }
+    intake.policy.domains = smtp
+        .domains
+        .iter()
+        .map(|d| d.to_ascii_lowercase())
+        .collect();
+    intake.policy.quota = Quota {
+        bytes: size(
+            &mail.quota_bytes,
+            &format!("{file_name}: [mail] quota_bytes"),
+        )?,
+        messages: mail.quota_messages,
+    };
+    intake.policy.quota_tempfail = mail.quota_full_tempfail;
+    Ok(intake)
+}
+
+fn size(value: &Size, what: &str) -> Result<u64> {
+    match value {
+        Size::Octets(n) => Ok(*n),
+        Size::Text(text) => parse_size(text).with_context(|| {
+            format!("{what} = {text:?}: use a number of octets, or one with a unit such as \"512M\" or \"1G\"")
+        }),
+    }
+}
+
+fn message_size(value: &Size, what: &str) -> Result<u64> {
+    match size(value, what)? {
+        0 => bail!("{what} = 0: the limit must be at least 1 octet (52428800 is 50 MiB)"),
+        n => Ok(n),
     }
 }
 
@@ -311,6 +465,49 @@ mod tests {
         );
         let error = parse("colour = 1\n").unwrap_err().to_string();
         assert!(error.contains("colour"), "{error}");
+    }
+
+    #[test]
+    fn intake_keys() {
+        let config = parse(
+            "[lmtp]\nlisten = [\"127.0.0.1:24\", \"unix:lmtp.sock\"]\n\
+             [smtp]\nlisten = [\"0.0.0.0:25\"]\ndomains = [\"Example.org\"]\nmax_message_size = \"10M\"\n\
+             [mail]\nquota_bytes = \"1G\"\nquota_messages = 5\n",
+        )
+        .unwrap();
+        let intake = config.intake;
+        assert_eq!(
+            intake.lmtp_listen,
+            vec![
+                Listen::Tcp("127.0.0.1:24".parse().unwrap()),
+                Listen::Unix(PathBuf::from("/etc/postie/lmtp.sock"))
+            ]
+        );
+        assert_eq!(intake.smtp_listen, vec!["0.0.0.0:25".parse().unwrap()]);
+        assert_eq!(intake.smtp_max_message_size, 10 << 20);
+        assert_eq!(intake.lmtp_max_message_size, 52_428_800);
+        assert_eq!(intake.policy.domains, ["example.org"]);
+        assert_eq!(intake.policy.quota.bytes, 1 << 30);
+        assert_eq!(intake.policy.quota.messages, 5);
+        assert!(!parse("").unwrap().intake.is_enabled());
+    }
+
+    #[test]
+    fn intake_errors_name_file_and_key() {
+        for (text, expected) in [
+            ("[lmtp]\nlisten = [\"lmtp.sock\"]\n", "[lmtp] listen"),
+            ("[smtp]\nlisten = [\"0.0.0.0:25\"]\n", "[smtp] domains"),
+            ("[smtp]\nmax_message_size = 0\n", "[smtp] max_message_size"),
+            ("[mail]\nquota_bytes = \"lots\"\n", "[mail] quota_bytes"),
+            ("[smtp]\nrelay = true\n", "relay"),
+            ("[lmtp]\nlisten = []\nsocket = 1\n", "socket"),
+        ] {
+            let error = format!("{:#}", parse(text).unwrap_err());
+            assert!(
+                error.contains(expected) && error.contains("postie.toml"),
+                "{error}"
+            );
+        }
     }
 
     #[test]

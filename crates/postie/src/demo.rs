@@ -27,6 +27,16 @@ passwd_file = "users"
 maildir = "mail/{user}/Maildir"
 "#;
 
+/// Mail intake for the demo; appended to a demo configuration made before postie had it.
+const INTAKE: &str = r#"
+[lmtp]
+listen = ["127.0.0.1:2424"]
+
+[smtp]
+listen = ["127.0.0.1:2525"]
+domains = ["localhost"]
+"#;
+
 const WELCOME: [&[u8]; 3] = [
     b"From: postie <postmaster@localhost>\r\nTo: demo@localhost\r\nSubject: Welcome to postie\r\nDate: Fri, 27 Nov 2026 09:00:00 +0000\r\nMessage-ID: <welcome-1@localhost>\r\n\r\nHello!\r\n\r\nThis message was downloaded from the postie demo server over POP3.\r\nDelete it from your client and it is gone from the server after QUIT.\r\n",
     b"From: postie <postmaster@localhost>\r\nTo: demo@localhost\r\nSubject: Lines that start with a dot\r\nDate: Fri, 27 Nov 2026 09:01:00 +0000\r\nMessage-ID: <welcome-2@localhost>\r\n\r\nPOP3 ends a message with a line holding a single dot, so lines that\r\nstart with one are byte-stuffed on the wire:\r\n.\r\n.. two dots\r\nYour client shows them exactly as written here.\r\n",
@@ -40,7 +50,15 @@ pub fn prepare(dir: &Path) -> Result<PathBuf> {
         .with_context(|| format!("cannot create the demo folder {}", dir.display()))?;
     let config = dir.join("postie.toml");
     if !config.exists() {
-        fs::write(&config, CONFIG).with_context(|| format!("cannot write {}", config.display()))?;
+        fs::write(&config, format!("{CONFIG}{INTAKE}"))
+            .with_context(|| format!("cannot write {}", config.display()))?;
+    } else {
+        let text = fs::read_to_string(&config)
+            .with_context(|| format!("cannot read {}", config.display()))?;
+        if !text.contains("[smtp]") && !text.contains("[lmtp]") {
+            fs::write(&config, format!("{text}{INTAKE}"))
+                .with_context(|| format!("cannot write {}", config.display()))?;
+        }
     }
     let cert = dir.join("cert.pem");
     let key = dir.join("key.pem");
@@ -107,6 +125,8 @@ pub fn print_help(addrs: &[(SocketAddr, bool)], dir: &Path) {
          \nOr in Thunderbird (Account Settings > Add Mail Account > Configure manually):\n\
          \n  Incoming: POP3, server 127.0.0.1, port {tls_port}, SSL/TLS, normal password, user name demo\n\
          \x20 (or port {plain_port} with STARTTLS). Accept the self-signed certificate ({dir}/cert.pem).\n\
+         \nSend the demo user a message over SMTP (127.0.0.1:2525; LMTP listens on 127.0.0.1:2424):\n\
+         \n  swaks --server 127.0.0.1:2525 --from you@example.org --to demo@localhost --header 'Subject: hello'\n\
          \nPress Ctrl-C to stop.\n"
     );
 }

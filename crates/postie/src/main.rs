@@ -2,6 +2,7 @@
 
 mod cli;
 mod config;
+mod deliver;
 mod demo;
 mod hostname;
 mod serve;
@@ -19,6 +20,8 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::User(args) => users::user(args),
         Command::Pw(args) => users::pw(args),
+        // Its exit status is the sysexits code the MTA acts on.
+        Command::Deliver(args) => return deliver::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

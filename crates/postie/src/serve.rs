@@ -1,9 +1,11 @@
 //! `postie serve`: configuration to services to listeners.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use postie_auth::{Authenticator, PasswdFile};
+use postie_intake::IntakeServer;
 use postie_server::Pop3Server;
 use postie_store::MaildirStore;
 use tracing::info;
@@ -22,7 +24,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
         args.config.clone()
     };
     let config = Config::load(&config_path)?;
-    let users = PasswdFile::open(&config.passwd_file).with_context(|| {
+    let users = PasswdFile::open(&config.passwd_file).map(Arc::new).with_context(|| {
         format!(
             "{}: [auth] passwd_file: cannot use {}: create it with `postie user add NAME --config {}`",
             config.path.display(),
@@ -31,6 +33,11 @@ pub fn run(args: ServeArgs) -> Result<()> {
         )
     })?;
     let store = MaildirStore::new(config.maildir_template.clone());
+    // LMTP and SMTP deliver into the store POP3 reads, for the same users.
+    let intake = config
+        .intake
+        .is_enabled()
+        .then(|| IntakeServer::new(config.intake, store.clone(), Arc::clone(&users)));
     let server = Pop3Server::new(config.pop3, store, Authenticator::new(users))?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -42,10 +49,34 @@ pub fn run(args: ServeArgs) -> Result<()> {
         for (addr, tls) in running.local_addrs() {
             info!(%addr, kind = if tls { "pop3s (implicit TLS)" } else { "pop3 (STLS)" }, "listening");
         }
+        let intake = match intake {
+            Some(intake) => Some(intake.bind().await?),
+            None => None,
+        };
+        if let Some(intake) = &intake {
+            postie_intake::log_listeners(&intake.local_addrs());
+        }
         if args.demo {
             demo::print_help(&running.local_addrs(), &args.demo_dir);
         }
-        running.serve(shutdown_signal(), SHUTDOWN_GRACE).await;
+        // One signal stops both: the POP3 side waits for it, the intake side for its echo.
+        let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+        let intake_task = intake.map(|intake| {
+            tokio::spawn(intake.serve(
+                async move {
+                    let _ = stop_rx.changed().await;
+                },
+                SHUTDOWN_GRACE,
+            ))
+        });
+        let shutdown = async move {
+            shutdown_signal().await;
+            let _ = stop_tx.send(true);
+        };
+        running.serve(shutdown, SHUTDOWN_GRACE).await;
+        if let Some(task) = intake_task {
+            let _ = task.await;
+        }
         Ok::<(), anyhow::Error>(())
     })
 }

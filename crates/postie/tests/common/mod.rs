@@ -330,3 +330,82 @@ pub fn crlf_form(message: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+/// Mail intake (LMTP, SMTP, `postie deliver`): a server that also listens for LMTP on TCP and a
+/// Unix socket and for SMTP (domain example.org, STARTTLS with the test certificate).
+impl TestServer {
+    /// The `*_extra` strings go into the `[mail]` (quotas), `[lmtp]` and `[smtp]` sections.
+    pub fn start_intake(mail_extra: &str, lmtp_extra: &str, smtp_extra: &str) -> TestServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let generated =
+            rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
+                .unwrap();
+        std::fs::write(dir.path().join("cert.pem"), generated.cert.pem()).unwrap();
+        std::fs::write(
+            dir.path().join("key.pem"),
+            generated.key_pair.serialize_pem(),
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("users"), USERS).unwrap();
+        let config = format!(
+            "hostname = \"test.example\"\n\
+             [pop3]\nlisten = [\"127.0.0.1:0\"]\nlisten_tls = [\"127.0.0.1:0\"]\n\
+             [tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n\
+             [auth]\npasswd_file = \"users\"\nfailure_delay_secs = 0\n\
+             [mail]\nmaildir = \"mail/{{user}}/Maildir\"\n{mail_extra}\n\
+             [lmtp]\nlisten = [\"127.0.0.1:0\", \"unix:lmtp.sock\"]\n{lmtp_extra}\n\
+             [smtp]\nlisten = [\"127.0.0.1:0\"]\ndomains = [\"example.org\"]\n{smtp_extra}\n"
+        );
+        std::fs::write(dir.path().join("postie.toml"), config).unwrap();
+        let stderr_log = dir.path().join("server.log");
+        let child = Command::new(BIN)
+            .args(["serve", "--config"])
+            .arg(dir.path().join("postie.toml"))
+            .env("POSTIE_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr_log).unwrap())
+            .spawn()
+            .expect("start postie");
+        let (plain, tls) = wait_for_listeners(&stderr_log);
+        let server = TestServer {
+            child,
+            cert_pem: generated.cert.pem(),
+            dir,
+            plain,
+            tls,
+            stderr_log,
+        };
+        server.intake_addr("smtp");
+        server
+    }
+
+    /// The TCP address of the `lmtp` or `smtp` listener, once it is listening.
+    pub fn intake_addr(&self, kind: &str) -> SocketAddr {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let tag = format!("kind=\"{kind}\"");
+        loop {
+            let text = self.log();
+            let found = text
+                .lines()
+                .filter(|l| l.contains("listening") && l.contains(&tag))
+                .find_map(|l| {
+                    l.split_whitespace()
+                        .find_map(|w| w.strip_prefix("addr=")?.parse::<SocketAddr>().ok())
+                });
+            if let Some(addr) = found {
+                return addr;
+            }
+            assert!(Instant::now() < deadline, "no {kind} listener:\n{text}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The LMTP Unix socket.
+    pub fn lmtp_socket(&self) -> PathBuf {
+        self.dir.path().join("lmtp.sock")
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("postie.toml")
+    }
+}

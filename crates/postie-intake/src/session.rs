@@ -1,0 +1,277 @@
+//! One LMTP or SMTP connection: pumps bytes between the socket and the sans-IO session,
+//! spools message bodies, and runs recipient checks and deliveries on blocking threads.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use postie_auth::UserDb;
+use postie_proto::smtp::{DeliveryError, Envelope, Event, Role, SmtpOptions, SmtpSession};
+use postie_store::MailStore;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::conn::Conn;
+use crate::listener::Shared;
+use crate::recipient::Door;
+use crate::spool::{Spool, Spooled};
+use crate::trace::{trace_headers, uses_crlf, Received};
+
+/// Bytes read from the socket at a time; also what one body piece can hold.
+const READ_SIZE: usize = 64 * 1024;
+
+/// Why a session ended early: the connection is gone or unusable.
+struct Disconnected;
+
+/// The body of the message being received.
+enum Body {
+    None,
+    Spooling(Spool),
+    /// The spool could not be created; the message gets a temporary failure at its end.
+    Failed,
+}
+
+struct Session<S, U> {
+    shared: Arc<Shared<S, U>>,
+    role: Role,
+    peer: Option<IpAddr>,
+    core: SmtpSession,
+    body: Body,
+    id: String,
+    delivered: u64,
+}
+
+pub(crate) async fn run<S: MailStore, U: UserDb>(
+    mut conn: Conn,
+    role: Role,
+    peer: Option<IpAddr>,
+    shared: Arc<Shared<S, U>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let config = &shared.config;
+    let options = SmtpOptions {
+        role,
+        hostname: config.hostname.clone(),
+        max_message_size: match role {
+            Role::Lmtp => config.lmtp_max_message_size,
+            Role::Smtp => config.smtp_max_message_size,
+        },
+        starttls_available: role == Role::Smtp && shared.acceptor.is_some(),
+        secure: false,
+        max_recipients: config.max_recipients,
+        max_bad_commands: 20,
+    };
+    let mut session = Session {
+        core: SmtpSession::new(options),
+        shared: Arc::clone(&shared),
+        role,
+        peer,
+        body: Body::None,
+        id: session_id(),
+        delivered: 0,
+    };
+    let started = Instant::now();
+    let outcome = session.pump(&mut conn, &mut stop).await;
+    let _ = conn.shutdown().await;
+    info!(
+        id = %session.id,
+        peer = %peer.map_or_else(|| "local".to_owned(), |ip| ip.to_string()),
+        protocol = ?role,
+        tls = session.core.is_secure(),
+        delivered = session.delivered,
+        duration_ms = started.elapsed().as_millis() as u64,
+        complete = outcome.is_ok(),
+        "intake session ended"
+    );
+}
+
+impl<S: MailStore, U: UserDb> Session<S, U> {
+    async fn pump(
+        &mut self,
+        conn: &mut Conn,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Result<(), Disconnected> {
+        let mut buffer = vec![0u8; READ_SIZE];
+        loop {
+            match self.core.next() {
+                Event::NeedInput => {
+                    flush(conn, self.core.output()).await?;
+                    let timeout = if self.core.in_data() {
+                        self.shared.config.data_timeout
+                    } else {
+                        self.shared.config.command_timeout
+                    };
+                    tokio::select! {
+                        read = tokio::time::timeout(timeout, conn.read(&mut buffer)) => match read {
+                            Ok(Ok(0)) | Ok(Err(_)) => return Err(Disconnected),
+                            Ok(Ok(n)) => self.core.feed(&buffer[..n]),
+                            Err(_) => self.core.abort("Timeout, closing the connection"),
+                        },
+                        _ = stop.changed() => self.core.abort("Server shutting down, try again later"),
+                    }
+                }
+                Event::StartTls => {
+                    flush(conn, self.core.output()).await?;
+                    self.start_tls(conn).await?;
+                }
+                Event::CheckRecipient {
+                    address,
+                    declared_size,
+                } => self.check_recipient(address, declared_size).await,
+                Event::MessageStart => {
+                    let dir = self.shared.config.spool_dir.clone();
+                    self.body = match Spool::create(dir).await {
+                        Ok(spool) => Body::Spooling(spool),
+                        Err(error) => {
+                            warn!(id = %self.id, %error, "cannot create a spool file");
+                            Body::Failed
+                        }
+                    };
+                }
+                Event::MessageData(piece) => {
+                    if let Body::Spooling(spool) = &mut self.body {
+                        spool.write(&piece).await;
+                    }
+                }
+                Event::MessageDiscarded => self.body = Body::None,
+                Event::Deliver(envelope) => self.deliver(envelope).await,
+                Event::Close => {
+                    flush(conn, self.core.output()).await?;
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    async fn check_recipient(&mut self, address: Vec<u8>, declared_size: Option<u64>) {
+        let door = match self.role {
+            Role::Lmtp => Door::Lmtp,
+            Role::Smtp => Door::Smtp,
+        };
+        let deliverer = Arc::clone(&self.shared.deliverer);
+        let checked =
+            tokio::task::spawn_blocking(move || deliverer.resolve(&address, door, declared_size))
+                .await
+                .unwrap_or(Err(DeliveryError::Temporary));
+        match checked {
+            Ok(user) => self.core.recipient_accepted(user),
+            Err(error) => self.core.recipient_rejected(error),
+        }
+    }
+
+    async fn deliver(&mut self, envelope: Envelope) {
+        let count = envelope.recipients.len();
+        let spooled = match std::mem::replace(&mut self.body, Body::None) {
+            Body::Spooling(spool) => spool.finish().await.map_err(|error| {
+                warn!(id = %self.id, %error, "spooling the message failed");
+            }),
+            Body::None | Body::Failed => Err(()),
+        };
+        let Ok(spooled) = spooled else {
+            self.core
+                .delivered(vec![Err(DeliveryError::Temporary); count]);
+            return;
+        };
+        let received = Received {
+            helo: envelope.helo.clone(),
+            peer: self.peer,
+            by: self.shared.config.hostname.clone(),
+            with: protocol_name(self.role, &envelope),
+            id: self.id.clone(),
+            when: SystemTime::now(),
+        };
+        let deliverer = Arc::clone(&self.shared.deliverer);
+        let results = tokio::task::spawn_blocking(move || {
+            deliver_all(&deliverer, &envelope, &received, &spooled)
+        })
+        .await
+        .unwrap_or_else(|_| vec![Err(DeliveryError::Temporary); count]);
+        self.delivered += results.iter().filter(|r| r.is_ok()).count() as u64;
+        self.core.delivered(results);
+    }
+
+    async fn start_tls(&mut self, conn: &mut Conn) -> Result<(), Disconnected> {
+        let Some(acceptor) = self.shared.acceptor.clone() else {
+            return Err(Disconnected);
+        };
+        // The TCP stream moves into the handshake; a placeholder never used holds its place.
+        let Conn::Tcp(tcp) = std::mem::replace(conn, Conn::Closed) else {
+            return Err(Disconnected);
+        };
+        match tokio::time::timeout(
+            self.shared.config.tls_handshake_timeout,
+            acceptor.accept(tcp),
+        )
+        .await
+        {
+            Ok(Ok(tls)) => {
+                *conn = Conn::Tls(Box::new(tls));
+                self.core.tls_started();
+                Ok(())
+            }
+            Ok(Err(error)) => {
+                info!(id = %self.id, %error, "STARTTLS handshake failed");
+                Err(Disconnected)
+            }
+            Err(_) => {
+                info!(id = %self.id, "STARTTLS handshake timed out");
+                Err(Disconnected)
+            }
+        }
+    }
+}
+
+/// Each recipient's copy: its own trace headers on top of the shared body.
+fn deliver_all<S: MailStore, U: UserDb>(
+    deliverer: &crate::Deliverer<S, U>,
+    envelope: &Envelope,
+    received: &Received,
+    spooled: &Spooled,
+) -> Vec<Result<(), DeliveryError>> {
+    let crlf = match spooled.head(8192) {
+        Ok(head) => uses_crlf(&head),
+        Err(_) => true,
+    };
+    envelope
+        .recipients
+        .iter()
+        .map(|recipient| {
+            let headers = trace_headers(&envelope.from, &recipient.address, Some(received), crlf);
+            deliverer.deliver(&recipient.user, &headers, spooled)
+        })
+        .collect()
+}
+
+/// The `with` of the Received header (RFC 3848; RFC 6531 for SMTPUTF8, whose names drop the E).
+fn protocol_name(role: Role, envelope: &Envelope) -> String {
+    let base = match (role, envelope.params.smtputf8) {
+        (Role::Lmtp, false) => "LMTP",
+        (Role::Lmtp, true) => "UTF8LMTP",
+        (Role::Smtp, true) => "UTF8SMTP",
+        (Role::Smtp, false) if envelope.extended => "ESMTP",
+        (Role::Smtp, false) => "SMTP",
+    };
+    let tls = if envelope.secure { "S" } else { "" };
+    format!("{base}{tls}")
+}
+
+/// A short id that ties log lines and `Received` headers together.
+fn session_id() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let micros = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{micros:x}.{:x}.{n:x}", std::process::id())
+}
+
+async fn flush(conn: &mut Conn, output: &mut Vec<u8>) -> Result<(), Disconnected> {
+    if !output.is_empty() {
+        conn.write_all(output).await.map_err(|_| Disconnected)?;
+        conn.flush().await.map_err(|_| Disconnected)?;
+        output.clear();
+    }
+    Ok(())
+}
