@@ -105,6 +105,11 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
             match self.core.next() {
                 Event::NeedInput => {
                     flush(conn, self.core.output()).await?;
+                    // Waiting for the client from here on: give back what a RETR or LIST grew.
+                    let output = self.core.output();
+                    if output.capacity() > KEEP_CAPACITY {
+                        output.shrink_to(KEEP_CAPACITY / 4);
+                    }
                     let timeout = if self.core.is_authenticated() {
                         self.shared.config.idle_timeout
                     } else {
@@ -443,9 +448,6 @@ async fn flush(conn: &mut Conn, output: &mut Vec<u8>) -> Result<(), Disconnected
         conn.write_all(output).await.map_err(|_| Disconnected)?;
         conn.flush().await.map_err(|_| Disconnected)?;
         output.clear();
-    }
-    if output.capacity() > KEEP_CAPACITY {
-        output.shrink_to(KEEP_CAPACITY / 4);
     }
     Ok(())
 }
