@@ -22,6 +22,12 @@ pub enum Command {
     User(UserArgs),
     /// Password hashing, like `doveadm pw`.
     Pw(PwArgs),
+    /// Download mail from POP3 accounts into Maildir, mbox, an MDA or LMTP, never losing or
+    /// duplicating a message.
+    Fetch(crate::fetch::FetchArgs),
+    /// Test a POP3 server step by step (DNS, TCP, TLS, certificate, CAPA, login) and say what
+    /// is wrong.
+    Probe(crate::probe::ProbeArgs),
     /// Deliver one message from standard input (a local delivery agent, for Postfix's
     /// mailbox_command and scripts). Exit codes follow sysexits: 0 delivered, 67 unknown
     /// user, 73 cannot create (over quota), 75 temporary failure.

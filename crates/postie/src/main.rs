@@ -4,7 +4,9 @@ mod cli;
 mod config;
 mod deliver;
 mod demo;
+mod fetch;
 mod hostname;
+mod probe;
 mod serve;
 mod users;
 
@@ -20,6 +22,9 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::User(args) => users::user(args),
         Command::Pw(args) => users::pw(args),
+        // Their exit statuses are sysexits codes (see `postie fetch --help`).
+        Command::Fetch(args) => return fetch::run(args),
+        Command::Probe(args) => return probe::run(args),
         // Its exit status is the sysexits code the MTA acts on.
         Command::Deliver(args) => return deliver::run(args),
     };

@@ -1,0 +1,302 @@
+//! The accounts file (`~/.config/postie/fetch.toml`): parsed strictly (unknown keys are
+//! refused by name), then validated into [`Account`]s that hold only consistent settings.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use postie_proto::UserName;
+use serde::Deserialize;
+
+use crate::credentials::CredentialSource;
+use crate::dest::DeliverTo;
+use crate::error::FetchError;
+use crate::target::{Target, TlsMode};
+use crate::tls::Trust;
+
+/// Login mechanism choice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuthChoice {
+    /// Over TLS: PLAIN, else USER/PASS, else SCRAM-SHA-256. Without TLS (tls = "none"
+    /// aside): SCRAM-SHA-256, else APOP. OAuth when only a token command is set.
+    Auto,
+    User,
+    Apop,
+    Plain,
+    Login,
+    ScramSha256,
+    Xoauth2,
+    Oauthbearer,
+}
+
+/// What happens to mail on the server once it is safely stored here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retention {
+    Delete,
+    Keep,
+    /// Keep, then delete once fetched this many days ago.
+    KeepDays(u32),
+}
+
+/// What to do with a message larger than `max_size`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Oversize {
+    /// Deliver only its header (TOP n 0); it stays on the server.
+    Headers,
+    /// Leave it on the server, untouched.
+    Skip,
+}
+
+/// One account, validated.
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub name: String,
+    pub target: Target,
+    pub user: UserName,
+    pub credential: CredentialSource,
+    pub oauth_token_command: Option<String>,
+    pub auth: AuthChoice,
+    pub retention: Retention,
+    pub max_size: Option<u64>,
+    pub oversize: Oversize,
+    pub deliver_to: DeliverTo,
+    pub trust: Trust,
+    /// Send the SASL initial response on the AUTH line (false: wait for the server's empty
+    /// challenge, the form some Microsoft 365 front ends need).
+    pub sasl_initial_response: bool,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    /// Where per-account state lives (default: $XDG_STATE_HOME/postie/fetch).
+    state_dir: Option<String>,
+    #[serde(default)]
+    accounts: BTreeMap<String, RawAccount>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAccount {
+    server: String,
+    tls: Option<TlsMode>,
+    user: String,
+    password: Option<String>,
+    password_command: Option<String>,
+    password_env: Option<String>,
+    oauth_token_command: Option<String>,
+    #[serde(default = "auto")]
+    auth: AuthChoice,
+    #[serde(default)]
+    keep: bool,
+    delete_after_days: Option<u32>,
+    max_size: Option<u64>,
+    oversize: Option<Oversize>,
+    deliver_to: String,
+    ca_file: Option<String>,
+    fingerprint: Option<String>,
+    #[serde(default)]
+    insecure: bool,
+    #[serde(default = "yes")]
+    sasl_initial_response: bool,
+    #[serde(default = "default_timeout")]
+    timeout_secs: u64,
+}
+
+fn auto() -> AuthChoice {
+    AuthChoice::Auto
+}
+fn yes() -> bool {
+    true
+}
+fn default_timeout() -> u64 {
+    60
+}
+
+/// The parsed file: accounts in name order, and the state folder.
+#[derive(Debug)]
+pub struct FetchConfig {
+    pub path: PathBuf,
+    pub state_dir: PathBuf,
+    pub accounts: Vec<Account>,
+}
+
+impl FetchConfig {
+    pub fn load(path: &Path) -> Result<FetchConfig, FetchError> {
+        let config_error = |message: String| FetchError::Config {
+            path: path.to_owned(),
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            config_error(format!(
+                "cannot read it ({e}); create it with one [accounts.NAME] table per account (see `postie fetch --help`), or use the ad-hoc form `postie fetch pop3s://user@host --to maildir:~/Mail`"
+            ))
+        })?;
+        let file: File = toml::from_str(&text).map_err(|e| config_error(e.to_string()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let mut accounts = Vec::new();
+        for (name, raw) in file.accounts {
+            let account = raw
+                .validate(&name, base)
+                .map_err(|message| config_error(format!("[accounts.{name}] {message}")))?;
+            accounts.push(account);
+        }
+        let state_dir = match file.state_dir {
+            Some(dir) => resolve_path(&dir, base),
+            None => default_state_dir(),
+        };
+        Ok(FetchConfig {
+            path: path.to_owned(),
+            state_dir,
+            accounts,
+        })
+    }
+}
+
+impl RawAccount {
+    fn validate(self, name: &str, base: &Path) -> Result<Account, String> {
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.@".contains(&b))
+        {
+            return Err("account names may hold only letters, digits and - _ . @".into());
+        }
+        let tls = self.tls.unwrap_or(TlsMode::Implicit);
+        let target = Target::parse(&self.server, tls).map_err(|e| format!("server: {e}"))?;
+        let user = UserName::parse(self.user.as_bytes()).map_err(|e| format!("user: {e}"))?;
+        let credential = CredentialSource::from_options(
+            self.password,
+            self.password_command,
+            self.password_env,
+        )?;
+        if matches!(credential, CredentialSource::None) && self.oauth_token_command.is_none() {
+            return Err(
+                "set one of password, password_command, password_env or oauth_token_command".into(),
+            );
+        }
+        if matches!(self.auth, AuthChoice::Xoauth2 | AuthChoice::Oauthbearer)
+            && self.oauth_token_command.is_none()
+        {
+            return Err("auth = xoauth2/oauthbearer needs oauth_token_command".into());
+        }
+        let retention = match (self.keep, self.delete_after_days) {
+            (_, Some(0)) => return Err("delete_after_days must be at least 1".into()),
+            (_, Some(days)) => Retention::KeepDays(days),
+            (true, None) => Retention::Keep,
+            (false, None) => Retention::Delete,
+        };
+        if self.oversize.is_some() && self.max_size.is_none() {
+            return Err("oversize needs max_size".into());
+        }
+        let deliver_to =
+            DeliverTo::parse(&self.deliver_to, base).map_err(|e| format!("deliver_to: {e}"))?;
+        let trust = Trust::from_options(
+            self.ca_file.map(|f| resolve_path(&f, base)),
+            self.fingerprint.as_deref(),
+            self.insecure,
+        )?;
+        Ok(Account {
+            name: name.to_owned(),
+            target,
+            user,
+            credential,
+            oauth_token_command: self.oauth_token_command,
+            auth: self.auth,
+            retention,
+            max_size: self.max_size,
+            oversize: self.oversize.unwrap_or(Oversize::Headers),
+            deliver_to,
+            trust,
+            sasl_initial_response: self.sasl_initial_response,
+            timeout: Duration::from_secs(self.timeout_secs.max(1)),
+        })
+    }
+}
+
+/// `~/x` is relative to $HOME; other relative paths to the configuration file's folder.
+pub fn resolve_path(path: &str, base: &Path) -> PathBuf {
+    if let Some(rest) = path.strip_prefix("~/") {
+        return home().join(rest);
+    }
+    let path = Path::new(path);
+    if path.is_absolute() {
+        path.to_owned()
+    } else {
+        base.join(path)
+    }
+}
+
+fn home() -> PathBuf {
+    std::env::var_os("HOME").map_or_else(|| PathBuf::from("/"), PathBuf::from)
+}
+
+/// `$XDG_CONFIG_HOME/postie/fetch.toml`, or `~/.config/postie/fetch.toml`.
+pub fn default_config_path() -> PathBuf {
+    std::env::var_os("XDG_CONFIG_HOME")
+        .map_or_else(|| home().join(".config"), PathBuf::from)
+        .join("postie")
+        .join("fetch.toml")
+}
+
+/// `$XDG_STATE_HOME/postie/fetch`, or `~/.local/state/postie/fetch`.
+pub fn default_state_dir() -> PathBuf {
+    std::env::var_os("XDG_STATE_HOME")
+        .map_or_else(|| home().join(".local").join("state"), PathBuf::from)
+        .join("postie")
+        .join("fetch")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<FetchConfig, FetchError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fetch.toml");
+        std::fs::write(&path, text).unwrap();
+        FetchConfig::load(&path)
+    }
+
+    #[test]
+    fn a_full_account() {
+        let config = load(
+            "state_dir = \"state\"\n[accounts.work]\nserver = \"pop.example.org\"\nuser = \"alice\"\n\
+             password_command = \"pass show mail\"\nkeep = true\ndelete_after_days = 14\n\
+             max_size = 1000\noversize = \"skip\"\ndeliver_to = \"mbox:~/mbox\"\n\
+             fingerprint = \"sha256:00112233445566778899AABBCCDDEEFF00112233445566778899aabbccddeeff\"\n",
+        )
+        .unwrap();
+        let account = &config.accounts[0];
+        assert_eq!(account.target.port, 995);
+        assert_eq!(account.retention, Retention::KeepDays(14));
+        assert_eq!(account.oversize, Oversize::Skip);
+        assert!(matches!(account.trust, Trust::Pinned(_)));
+        assert!(config.state_dir.ends_with("state"));
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let base = "[accounts.a]\nserver = \"h\"\nuser = \"u\"\npassword = \"p\"\ndeliver_to = \"maildir:/m\"\n";
+        for (extra, expected) in [
+            ("colour = 1\n", "unknown field `colour`"),
+            ("tls = \"sometimes\"\n", "unknown variant"),
+            (
+                "insecure = true\nfingerprint = \"sha256:00\"\n",
+                "fingerprint",
+            ),
+            ("password_env = \"X\"\n", "only one of"),
+            ("delete_after_days = 0\n", "at least 1"),
+        ] {
+            let error = load(&format!("{base}{extra}")).unwrap_err().to_string();
+            assert!(error.contains(expected), "{extra}: {error}");
+        }
+        let error = load("[accounts.a]\nserver = \"h\"\nuser = \"u\"\npassword = \"p\"\ndeliver_to = \"pigeon:x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("deliver_to"), "{error}");
+    }
+}

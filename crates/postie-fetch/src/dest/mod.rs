@@ -1,0 +1,137 @@
+//! Where fetched mail goes: a Maildir, an mbox (mboxrd), an MDA's standard input, or an
+//! LMTP server. Every destination first takes the whole message into a temporary place
+//! (Maildir's tmp/, or a spool file), so a connection cut mid-RETR never reaches the
+//! destination; then [`Incoming::commit`] publishes it, recording an intent in the journal
+//! just before, in a form [`Destination::recover`] can check after a crash.
+
+mod lf;
+mod lmtp;
+mod maildir;
+mod mbox;
+mod mboxrd;
+mod mda;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::config::resolve_path;
+use crate::error::FetchError;
+
+pub use lf::ToLf;
+pub use mboxrd::MboxrdWriter;
+
+/// The `deliver_to` setting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliverTo {
+    Maildir(PathBuf),
+    Mbox(PathBuf),
+    Mda(String),
+    Lmtp(String),
+}
+
+impl DeliverTo {
+    /// Parses `maildir:PATH`, `mbox:PATH`, `mda:COMMAND` or `lmtp:HOST:PORT`.
+    pub fn parse(text: &str, base: &Path) -> Result<DeliverTo, String> {
+        let (kind, value) = text.split_once(':').ok_or_else(|| {
+            format!("{text:?}: expected maildir:PATH, mbox:PATH, mda:COMMAND or lmtp:HOST:PORT")
+        })?;
+        if value.is_empty() {
+            return Err(format!("{text:?}: nothing after {kind}:"));
+        }
+        match kind {
+            "maildir" => Ok(DeliverTo::Maildir(resolve_path(value, base))),
+            "mbox" => Ok(DeliverTo::Mbox(resolve_path(value, base))),
+            "mda" => Ok(DeliverTo::Mda(value.to_owned())),
+            "lmtp" => {
+                if value.rsplit_once(':').is_none_or(|(_, port)| port.parse::<u16>().is_err()) {
+                    return Err(format!("{text:?}: expected lmtp:HOST:PORT"));
+                }
+                Ok(DeliverTo::Lmtp(value.to_owned()))
+            }
+            other => Err(format!(
+                "{other:?} is no destination: expected maildir:PATH, mbox:PATH, mda:COMMAND or lmtp:HOST:PORT"
+            )),
+        }
+    }
+
+    /// Opens the destination. `spool_dir` holds temporary copies; `recipient` is the LMTP
+    /// RCPT TO address; `now` dates mbox From_ lines.
+    pub fn open(
+        &self,
+        spool_dir: &Path,
+        recipient: &str,
+        now: u64,
+    ) -> Result<Box<dyn Destination>, FetchError> {
+        Ok(match self {
+            DeliverTo::Maildir(path) => Box::new(maildir::Maildir::open(path)?),
+            DeliverTo::Mbox(path) => Box::new(mbox::Mbox::new(path, spool_dir, now)),
+            DeliverTo::Mda(command) => Box::new(mda::Mda::new(command, spool_dir)),
+            DeliverTo::Lmtp(addr) => Box::new(lmtp::Lmtp::new(addr, recipient, spool_dir)),
+        })
+    }
+}
+
+impl std::fmt::Display for DeliverTo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DeliverTo::Maildir(path) => write!(f, "maildir:{}", path.display()),
+            DeliverTo::Mbox(path) => write!(f, "mbox:{}", path.display()),
+            DeliverTo::Mda(command) => write!(f, "mda:{command}"),
+            DeliverTo::Lmtp(addr) => write!(f, "lmtp:{addr}"),
+        }
+    }
+}
+
+/// Records the intent line in the journal (step 2 of the state module's order).
+pub type Intent<'a> = &'a mut dyn FnMut(&str) -> Result<(), FetchError>;
+
+pub trait Destination {
+    /// Starts a message; write its content (CRLF line endings, as RETR gives it) into the
+    /// returned writer. Dropping it without commit discards the message.
+    fn begin(&mut self) -> Result<Box<dyn Incoming>, FetchError>;
+
+    /// Whether the delivery a journal receipt describes happened, completing it where that
+    /// is safe (a Maildir file left in tmp/ after its fsync).
+    fn recover(&mut self, receipt: &str) -> Result<bool, FetchError>;
+}
+
+pub trait Incoming: Write {
+    /// Publishes the message durably, calling `intent` with the receipt just before.
+    fn commit(self: Box<Self>, intent: Intent<'_>) -> Result<(), FetchError>;
+}
+
+/// A temporary file for the whole message, gone when dropped (O_TMPFILE or unlinked at once).
+fn spool(dir: &Path) -> Result<std::fs::File, FetchError> {
+    std::fs::create_dir_all(dir).map_err(|source| FetchError::Local {
+        what: "create the spool folder",
+        path: dir.to_owned(),
+        source,
+    })?;
+    tempfile::tempfile_in(dir).map_err(|source| FetchError::Local {
+        what: "create a spool file in",
+        path: dir.to_owned(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn destinations() {
+        let base = Path::new("/etc/postie");
+        assert_eq!(
+            DeliverTo::parse("maildir:Mail", base).unwrap(),
+            DeliverTo::Maildir("/etc/postie/Mail".into())
+        );
+        assert_eq!(
+            DeliverTo::parse("mda:procmail -d alice", base).unwrap(),
+            DeliverTo::Mda("procmail -d alice".into())
+        );
+        assert!(DeliverTo::parse("lmtp:localhost", base).is_err());
+        assert!(DeliverTo::parse("lmtp:[::1]:24", base).is_ok());
+        assert!(DeliverTo::parse("mbox:", base).is_err());
+        assert!(DeliverTo::parse("/var/mail/x", base).is_err());
+    }
+}

@@ -1,0 +1,27 @@
+//! The client side of postie: `postie fetch` and `postie probe`.
+//!
+//! The POP3 conversation itself is postie-proto's sans-IO [`postie_proto::client`]; this
+//! crate is its blocking shell ([`conn`]), certificate trust ([`tls`]), the login choice
+//! ([`login`]), the fetch engine ([`engine`]) with its durable per-account journal
+//! ([`state`]) and destinations ([`dest`]), progress display, the polling daemon, and the
+//! connection probe ([`probe`]).
+
+pub mod config;
+pub mod conn;
+pub mod credentials;
+pub mod daemon;
+pub mod dest;
+pub mod engine;
+pub mod error;
+pub mod login;
+pub mod probe;
+pub mod progress;
+pub mod state;
+pub mod target;
+pub mod tls;
+
+pub use config::{Account, AuthChoice, FetchConfig, Oversize, Retention};
+pub use engine::{fetch, plan, Action, Plan, RunOptions, Summary};
+pub use error::{ExitStatus, FetchError};
+pub use progress::ProgressMode;
+pub use target::{PopUrl, Target, TlsMode};

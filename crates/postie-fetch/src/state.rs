@@ -1,0 +1,324 @@
+//! Per-account memory of what has been fetched: an append-only journal, one line per event,
+//! each made durable (fdatasync) before the next step depends on it, and compacted atomically
+//! (write, fsync, rename, fsync the folder) at the start and end of a run.
+//!
+//! The order that makes a fetch lose nothing and duplicate nothing:
+//! 1. the message is complete in a temporary place of the destination;
+//! 2. `intent KEY RECEIPT` — what the destination will do, in a form it can check later;
+//! 3. the destination publishes the message (rename, append, pipe, LMTP) durably;
+//! 4. `done KEY TIME` — from now on the message is never fetched again;
+//! 5. only then DELE on the server, and the deletion counts only after QUIT's +OK.
+//!
+//! A run killed between 2 and 4 leaves an intent that the next run resolves by asking the
+//! destination (is the Maildir file there? did the mbox grow by exactly this message?).
+//!
+//! Lines: a header `postie-fetch-state 1`, then `done KEY TIME [partial]` and
+//! `intent KEY RECEIPT…`. KEY is a UIDL (printable, no spaces) or `sha256:HEX` for servers
+//! without UIDL. A last line without its newline was torn by a crash and is ignored.
+
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::error::{FetchError, LocalContext};
+
+const HEADER: &str = "postie-fetch-state 1";
+
+/// A message already stored locally.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Done {
+    /// When it was fetched (seconds since the epoch), for delete_after_days.
+    pub at: u64,
+    /// Only its header was stored (it was over max_size): never delete it on the server.
+    pub partial: bool,
+}
+
+pub struct State {
+    path: PathBuf,
+    journal: Option<File>,
+    /// Held for the whole run: one fetch per account at a time.
+    _lock: File,
+    existed: bool,
+    done: HashMap<String, Done>,
+    intents: Vec<(String, String)>,
+}
+
+impl State {
+    /// The state file of `account` in `dir`.
+    pub fn path_for(dir: &Path, account: &str) -> PathBuf {
+        dir.join(format!("{account}.state"))
+    }
+
+    /// Opens (and locks) the state of `account`; a missing file gives an empty state whose
+    /// [`State::existed`] is false.
+    pub fn open(dir: &Path, account: &str) -> Result<State, FetchError> {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .local("create the state folder", dir)?;
+        let lock_path = dir.join(format!("{account}.lock"));
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&lock_path)
+            .local("open", &lock_path)?;
+        // SAFETY: flock on a descriptor we own.
+        if unsafe {
+            libc::flock(
+                std::os::fd::AsRawFd::as_raw_fd(&lock),
+                libc::LOCK_EX | libc::LOCK_NB,
+            )
+        } != 0
+        {
+            return Err(FetchError::Busy(format!(
+                "another postie fetch is running for account {account} (it holds {}); this run stops so nothing is fetched twice",
+                lock_path.display()
+            )));
+        }
+        let path = Self::path_for(dir, account);
+        let mut state = State {
+            path,
+            journal: None,
+            _lock: lock,
+            existed: false,
+            done: HashMap::new(),
+            intents: Vec::new(),
+        };
+        state.read()?;
+        Ok(state)
+    }
+
+    /// Reads the state without locking or creating anything (for `--list`).
+    pub fn peek(dir: &Path, account: &str) -> Result<Option<HashMap<String, Done>>, FetchError> {
+        let path = Self::path_for(dir, account);
+        match fs::read(&path) {
+            Ok(bytes) => Ok(Some(parse(&bytes, &path)?.0)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).local("read", &path),
+        }
+    }
+
+    fn read(&mut self) -> Result<(), FetchError> {
+        match fs::read(&self.path) {
+            Ok(bytes) => {
+                let (done, intents) = parse(&bytes, &self.path)?;
+                self.existed = true;
+                self.done = done;
+                self.intents = intents;
+                Ok(())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e).local("read", &self.path),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether the state file was there when the run began.
+    pub fn existed(&self) -> bool {
+        self.existed
+    }
+
+    pub fn done(&self, key: &str) -> Option<Done> {
+        self.done.get(key).copied()
+    }
+
+    /// Intents left by an interrupted run: (key, receipt).
+    pub fn pending_intents(&self) -> Vec<(String, String)> {
+        self.intents.clone()
+    }
+
+    /// Step 2: records what the destination is about to do.
+    pub fn record_intent(&mut self, key: &str, receipt: &str) -> Result<(), FetchError> {
+        self.append(&format!("intent {key} {receipt}\n"))?;
+        self.intents.push((key.to_owned(), receipt.to_owned()));
+        Ok(())
+    }
+
+    /// Step 4: the message is stored.
+    pub fn record_done(&mut self, key: &str, done: Done) -> Result<(), FetchError> {
+        let partial = if done.partial { " partial" } else { "" };
+        self.append(&format!("done {key} {}{partial}\n", done.at))?;
+        self.done.insert(key.to_owned(), done);
+        self.intents.retain(|(k, _)| k != key);
+        Ok(())
+    }
+
+    /// Drops an intent whose delivery did not happen.
+    pub fn forget_intent(&mut self, key: &str) {
+        self.intents.retain(|(k, _)| k != key);
+    }
+
+    fn append(&mut self, line: &str) -> Result<(), FetchError> {
+        if self.journal.is_none() {
+            self.compact(|_| true)?;
+        }
+        let journal = self.journal.as_mut().ok_or_else(|| FetchError::Local {
+            what: "append to",
+            path: self.path.clone(),
+            source: std::io::Error::other("journal not open"),
+        })?;
+        journal
+            .write_all(line.as_bytes())
+            .local("write", &self.path)?;
+        journal.sync_data().local("fsync", &self.path)?;
+        Ok(())
+    }
+
+    /// Rewrites the state with the `done` entries `keep` accepts (and the open intents),
+    /// atomically, and reopens the journal after it.
+    pub fn compact(&mut self, keep: impl Fn(&str) -> bool) -> Result<(), FetchError> {
+        self.done.retain(|key, _| keep(key));
+        let mut text = format!("{HEADER}\n");
+        let mut keys: Vec<&String> = self.done.keys().collect();
+        keys.sort();
+        for key in keys {
+            let done = self.done[key];
+            let partial = if done.partial { " partial" } else { "" };
+            text.push_str(&format!("done {key} {}{partial}\n", done.at));
+        }
+        for (key, receipt) in &self.intents {
+            text.push_str(&format!("intent {key} {receipt}\n"));
+        }
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        let tmp = self.path.with_extension("state.tmp");
+        let mut file = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .mode(0o600)
+            .open(&tmp)
+            .local("create", &tmp)?;
+        file.write_all(text.as_bytes()).local("write", &tmp)?;
+        file.sync_all().local("fsync", &tmp)?;
+        fs::rename(&tmp, &self.path).local("rename", &tmp)?;
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .local("fsync", dir)?;
+        self.journal = Some(
+            OpenOptions::new()
+                .append(true)
+                .open(&self.path)
+                .local("open", &self.path)?,
+        );
+        self.existed = true;
+        Ok(())
+    }
+}
+
+type Parsed = (HashMap<String, Done>, Vec<(String, String)>);
+
+fn parse(bytes: &[u8], path: &Path) -> Result<Parsed, FetchError> {
+    let corrupt = |line: usize, why: &str| FetchError::Local {
+        what: "read state",
+        path: path.to_owned(),
+        source: std::io::Error::other(format!(
+            "line {line}: {why}; the file is damaged: move it away and run with --reset-state"
+        )),
+    };
+    let text = std::str::from_utf8(bytes).map_err(|_| corrupt(0, "not UTF-8"))?;
+    let mut done = HashMap::new();
+    let mut intents: Vec<(String, String)> = Vec::new();
+    // Only lines with their newline count: a torn last line never made it to disk whole.
+    let complete = match text.rfind('\n') {
+        Some(end) => &text[..=end],
+        None => "",
+    };
+    for (index, line) in complete.lines().enumerate() {
+        let number = index + 1;
+        if index == 0 {
+            if line != HEADER {
+                return Err(corrupt(number, "not a postie fetch state file"));
+            }
+            continue;
+        }
+        let mut words = line.splitn(3, ' ');
+        match (words.next(), words.next(), words.next()) {
+            (Some("done"), Some(key), Some(rest)) => {
+                let mut rest = rest.split(' ');
+                let at = rest
+                    .next()
+                    .and_then(|t| t.parse().ok())
+                    .ok_or_else(|| corrupt(number, "bad time"))?;
+                let partial = rest.next() == Some("partial");
+                intents.retain(|(k, _)| k != key);
+                done.insert(key.to_owned(), Done { at, partial });
+            }
+            (Some("intent"), Some(key), Some(receipt)) => {
+                intents.push((key.to_owned(), receipt.to_owned()));
+            }
+            _ => return Err(corrupt(number, "unknown entry")),
+        }
+    }
+    Ok((done, intents))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn journal_survives_reopening_and_torn_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut state = State::open(dir.path(), "a").unwrap();
+            assert!(!state.existed());
+            state.record_intent("u1", "maildir 123.abc").unwrap();
+            state
+                .record_done(
+                    "u1",
+                    Done {
+                        at: 5,
+                        partial: false,
+                    },
+                )
+                .unwrap();
+            state.record_intent("u2", "mbox 0 10 ff").unwrap();
+            assert!(matches!(
+                State::open(dir.path(), "a"),
+                Err(FetchError::Busy(_))
+            ));
+        }
+        let path = State::path_for(dir.path(), "a");
+        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+        file.write_all(b"done u2 7").unwrap();
+        let mut state = State::open(dir.path(), "a").unwrap();
+        assert!(state.existed());
+        assert_eq!(
+            state.done("u1"),
+            Some(Done {
+                at: 5,
+                partial: false
+            })
+        );
+        assert_eq!(state.done("u2"), None);
+        assert_eq!(
+            state.pending_intents(),
+            [("u2".to_owned(), "mbox 0 10 ff".to_owned())]
+        );
+        state.forget_intent("u2");
+        state
+            .record_done(
+                "u3",
+                Done {
+                    at: 9,
+                    partial: true,
+                },
+            )
+            .unwrap();
+        state.compact(|k| k != "u1").unwrap();
+        drop(state);
+        let peeked = State::peek(dir.path(), "a").unwrap().unwrap();
+        assert_eq!(peeked.len(), 1);
+        assert!(peeked["u3"].partial);
+        std::fs::write(&path, "garbage\n").unwrap();
+        assert!(State::open(dir.path(), "a").is_err());
+    }
+}

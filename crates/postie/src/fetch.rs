@@ -1,0 +1,375 @@
+//! `postie fetch`: the accounts file or an ad-hoc URL to accounts, accounts to runs of the
+//! fetch engine, results to a summary and an exit status.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use postie_fetch::config::{default_config_path, default_state_dir, resolve_path};
+use postie_fetch::credentials::CredentialSource;
+use postie_fetch::dest::DeliverTo;
+use postie_fetch::engine::{self, Action};
+use postie_fetch::tls::Trust;
+use postie_fetch::{
+    daemon, Account, AuthChoice, ExitStatus, FetchConfig, FetchError, Oversize, PopUrl,
+    ProgressMode, Retention, RunOptions,
+};
+use postie_proto::{Secret, UserName};
+
+pub const EXIT_CODES: &str = "Exit status (sysexits.h): 0 all fetched; 66 a state file is missing \
+(see --reset-state); 69 server unavailable (DNS, connection, TLS, certificate); 74 writing mail or \
+state locally failed; 75 temporary failure, run again (network cut, server busy, a message the \
+server would not give or delete); 76 the server broke the protocol; 77 login refused; 78 \
+configuration error. With several accounts, the first failure's status.";
+
+#[derive(Debug, Args)]
+#[command(after_long_help = EXIT_CODES)]
+pub struct FetchArgs {
+    /// Account names from the configuration (default: all), or one pop3s://user@host[:port]
+    /// or pop3://user@host[:port] (STLS) URL with --to.
+    pub targets: Vec<String>,
+    /// The accounts file (default: ~/.config/postie/fetch.toml).
+    #[arg(long, short = 'c')]
+    pub config: Option<PathBuf>,
+    /// Show what would be fetched and deleted; change nothing.
+    #[arg(long, conflicts_with = "daemon")]
+    pub list: bool,
+    /// Keep running, fetching every --interval seconds; SIGUSR1 fetches at once.
+    #[arg(long)]
+    pub daemon: bool,
+    /// Seconds between fetches with --daemon.
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    pub interval: u64,
+    /// Start a new, empty state: download everything the server holds (asked for when the
+    /// state file of a keep account is missing).
+    #[arg(long)]
+    pub reset_state: bool,
+    /// No progress display, only the summary and errors.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+    /// Ad-hoc form: where to deliver (maildir:PATH, mbox:PATH, mda:COMMAND, lmtp:HOST:PORT).
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Ad-hoc form: leave the mail on the server.
+    #[arg(long)]
+    pub keep: bool,
+    /// Ad-hoc form: a command printing the password.
+    #[arg(long)]
+    pub password_command: Option<String>,
+    /// Ad-hoc form: an environment variable holding the password.
+    #[arg(long)]
+    pub password_env: Option<String>,
+    /// Ad-hoc form: the login mechanism (auto, user, apop, plain, login, scram-sha-256).
+    #[arg(long, default_value = "auto")]
+    pub auth: String,
+    /// Ad-hoc form: trust only this certificate (sha256:…).
+    #[arg(long)]
+    pub fingerprint: Option<String>,
+    /// Ad-hoc form: trust only CAs in this PEM file.
+    #[arg(long)]
+    pub ca_file: Option<PathBuf>,
+    /// Ad-hoc form: where the state lives (default: ~/.local/state/postie/fetch).
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+    /// The time, in seconds since the epoch, that delete_after_days counts from; for tests.
+    #[arg(long, hide = true)]
+    pub now: Option<u64>,
+}
+
+fn auth_choice(text: &str) -> Result<AuthChoice> {
+    #[derive(serde::Deserialize)]
+    struct Wrapper {
+        auth: AuthChoice,
+    }
+    let parsed: Wrapper = toml::from_str(&format!("auth = {text:?}"))
+        .with_context(|| format!("--auth {text}: expected auto, user, apop, plain, login, scram-sha-256, xoauth2 or oauthbearer"))?;
+    Ok(parsed.auth)
+}
+
+/// The account of the ad-hoc form.
+fn ad_hoc(args: &FetchArgs, url: &str) -> Result<(Account, PathBuf)> {
+    let url = PopUrl::parse(url)?;
+    let Some(to) = &args.to else {
+        bail!("the URL form needs --to maildir:PATH (or mbox:, mda:, lmtp:)");
+    };
+    let user = url
+        .user
+        .clone()
+        .context("the URL needs a user: pop3s://USER@host")?;
+    let credential = match (&args.password_command, &args.password_env) {
+        (Some(command), None) => CredentialSource::Command(command.clone()),
+        (None, Some(var)) => CredentialSource::Env(var.clone()),
+        (None, None) => {
+            let password = rpassword::prompt_password(format!("password for {user}: ")).context(
+                "no password: give --password-command or --password-env, or run on a terminal",
+            )?;
+            CredentialSource::Password(Secret::new(password.into_bytes()))
+        }
+        _ => bail!("give only one of --password-command and --password-env"),
+    };
+    let trust = match (&args.fingerprint, &args.ca_file) {
+        (Some(pin), None) => {
+            Trust::Pinned(postie_fetch::tls::parse_fingerprint(pin).map_err(anyhow::Error::msg)?)
+        }
+        (None, Some(file)) => Trust::CaFile(file.clone()),
+        (None, None) => Trust::System,
+        _ => bail!("give only one of --fingerprint and --ca-file"),
+    };
+    let name: String = format!("{user}@{}-{}", url.target.host, url.target.port)
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.@".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let account = Account {
+        name,
+        user: UserName::parse(user.as_bytes())
+            .map_err(|e| anyhow::anyhow!("user {user:?}: {e}"))?,
+        target: url.target,
+        credential,
+        oauth_token_command: None,
+        auth: auth_choice(&args.auth)?,
+        retention: if args.keep {
+            Retention::Keep
+        } else {
+            Retention::Delete
+        },
+        max_size: None,
+        oversize: Oversize::Headers,
+        deliver_to: DeliverTo::parse(to, &std::env::current_dir()?).map_err(anyhow::Error::msg)?,
+        trust,
+        sasl_initial_response: true,
+        timeout: Duration::from_secs(60),
+    };
+    let state_dir = args.state_dir.clone().unwrap_or_else(default_state_dir);
+    Ok((account, state_dir))
+}
+
+fn accounts(args: &FetchArgs) -> Result<(Vec<Account>, PathBuf)> {
+    if let Some(url) = args.targets.first().filter(|t| t.contains("://")) {
+        if args.targets.len() > 1 {
+            bail!("give one URL, or account names");
+        }
+        let (account, state_dir) = ad_hoc(args, url)?;
+        return Ok((vec![account], state_dir));
+    }
+    if args.to.is_some() {
+        bail!("--to is for the URL form: postie fetch pop3s://user@host --to maildir:~/Mail");
+    }
+    let path = args.config.clone().unwrap_or_else(default_config_path);
+    let config = FetchConfig::load(&path)?;
+    let state_dir = match &args.state_dir {
+        Some(dir) => resolve_path(&dir.to_string_lossy(), &std::env::current_dir()?),
+        None => config.state_dir.clone(),
+    };
+    let mut chosen = Vec::new();
+    for name in &args.targets {
+        let account = config
+            .accounts
+            .iter()
+            .find(|a| &a.name == name)
+            .with_context(|| {
+                let names: Vec<&str> = config.accounts.iter().map(|a| a.name.as_str()).collect();
+                format!(
+                    "{}: no account {name:?} (accounts: {})",
+                    path.display(),
+                    names.join(", ")
+                )
+            })?;
+        chosen.push(account.clone());
+    }
+    if args.targets.is_empty() {
+        chosen = config.accounts;
+    }
+    if chosen.is_empty() {
+        bail!(
+            "{}: no accounts: add an [accounts.NAME] table",
+            path.display()
+        );
+    }
+    Ok((chosen, state_dir))
+}
+
+fn now(args: &FetchArgs) -> u64 {
+    args.now.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    })
+}
+
+pub fn run(args: FetchArgs) -> ExitCode {
+    match run_inner(&args) {
+        Ok(status) => ExitCode::from(status.code()),
+        Err(error) => {
+            eprintln!("postie fetch: {error:#}");
+            let status = error
+                .downcast_ref::<FetchError>()
+                .map_or(ExitStatus::Config, FetchError::exit_status);
+            ExitCode::from(status.code())
+        }
+    }
+}
+
+fn run_inner(args: &FetchArgs) -> Result<ExitStatus> {
+    let (accounts, state_dir) = accounts(args)?;
+    let progress = if args.quiet {
+        ProgressMode::Quiet
+    } else {
+        ProgressMode::detect()
+    };
+    if args.list {
+        let options = RunOptions {
+            state_dir,
+            now: now(args),
+            reset_state: false,
+            progress,
+        };
+        return Ok(list(&accounts, &options));
+    }
+    if args.daemon {
+        daemon::install_signal().context("cannot install the SIGUSR1 handler")?;
+        loop {
+            let options = RunOptions {
+                state_dir: state_dir.clone(),
+                now: now(args),
+                reset_state: args.reset_state,
+                progress,
+            };
+            run_once(&accounts, &options);
+            if daemon::wait(Duration::from_secs(args.interval)) {
+                eprintln!("postie fetch: SIGUSR1: fetching now");
+            }
+        }
+    }
+    let options = RunOptions {
+        state_dir,
+        now: now(args),
+        reset_state: args.reset_state,
+        progress,
+    };
+    Ok(run_once(&accounts, &options))
+}
+
+/// Fetches each account once; the first failure's status.
+fn run_once(accounts: &[Account], options: &RunOptions) -> ExitStatus {
+    let mut status = ExitStatus::Ok;
+    for account in accounts {
+        for warning in engine::warnings(account) {
+            eprintln!("postie fetch: {}: warning: {warning}", account.name);
+        }
+        let result = engine::fetch(account, options);
+        let this = match result {
+            Ok(summary) => {
+                let mut line = format!(
+                    "{}: {} fetched ({} octets), {} deleted, {} kept",
+                    account.name, summary.fetched, summary.bytes, summary.deleted, summary.kept
+                );
+                if summary.headers_only > 0 {
+                    line.push_str(&format!(
+                        ", {} headers only (over max_size)",
+                        summary.headers_only
+                    ));
+                }
+                if summary.skipped > 0 {
+                    line.push_str(&format!(", {} skipped (over max_size)", summary.skipped));
+                }
+                if summary.recovered > 0 {
+                    line.push_str(&format!(
+                        ", {} completed from an interrupted run",
+                        summary.recovered
+                    ));
+                }
+                line.push_str(&format!(" in {:.1} s", summary.elapsed.as_secs_f64()));
+                eprintln!("postie fetch: {line}");
+                for problem in &summary.problems {
+                    eprintln!("postie fetch: {}: {problem}", account.name);
+                }
+                if summary.problems.is_empty() {
+                    ExitStatus::Ok
+                } else {
+                    ExitStatus::TempFail
+                }
+            }
+            Err(error) => {
+                eprintln!("postie fetch: {}: {error}", account.name);
+                error.exit_status()
+            }
+        };
+        if status == ExitStatus::Ok {
+            status = this;
+        }
+    }
+    status
+}
+
+fn list(accounts: &[Account], options: &RunOptions) -> ExitStatus {
+    let mut status = ExitStatus::Ok;
+    for account in accounts {
+        println!(
+            "account {} ({} as {}, to {})",
+            account.name, account.target, account.user, account.deliver_to
+        );
+        for warning in engine::warnings(account) {
+            println!("  warning: {warning}");
+        }
+        match engine::plan(account, options) {
+            Ok(plan) => {
+                if plan.state_exists {
+                    println!("  state: {}", plan.state_path.display());
+                } else {
+                    println!(
+                        "  state: MISSING ({}): {}",
+                        plan.state_path.display(),
+                        if account.retention == Retention::Delete {
+                            "it will be created"
+                        } else {
+                            "fetching will ask for --reset-state before downloading everything"
+                        }
+                    );
+                }
+                if !plan.has_uidl {
+                    println!("  the server has no UIDL");
+                }
+                let count = |a: Action| plan.messages.iter().filter(|m| m.action == a).count();
+                let bytes: u64 = plan
+                    .messages
+                    .iter()
+                    .filter(|m| m.action == Action::Fetch)
+                    .map(|m| m.size)
+                    .sum();
+                println!(
+                    "  {} messages on the server: {} to fetch ({bytes} octets), {} headers only, {} to delete, {} kept, {} skipped (over max_size)",
+                    plan.messages.len(),
+                    count(Action::Fetch),
+                    count(Action::Headers),
+                    count(Action::Delete),
+                    count(Action::Keep),
+                    count(Action::SkipOversize)
+                );
+                for message in &plan.messages {
+                    println!(
+                        "  {:>6} {:>10} {:<40} {:?}",
+                        message.msg.get(),
+                        message.size,
+                        message.key.as_deref().unwrap_or("-"),
+                        message.action
+                    );
+                }
+            }
+            Err(error) => {
+                println!("  error: {error}");
+                if status == ExitStatus::Ok {
+                    status = error.exit_status();
+                }
+            }
+        }
+    }
+    status
+}

@@ -1,0 +1,109 @@
+//! `postie probe`: runs the connection test and prints its report, as text or JSON.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+use clap::Args;
+use postie_fetch::credentials::CredentialSource;
+use postie_fetch::probe::{self, ProbeOptions};
+use postie_fetch::tls::{parse_fingerprint, Trust};
+use postie_fetch::{AuthChoice, PopUrl};
+use postie_proto::Secret;
+
+#[derive(Debug, Args)]
+#[command(
+    after_long_help = "Exit status: 0 when everything worked; otherwise as for postie fetch \
+(69 server unavailable or certificate refused, 75 temporary, 76 protocol error, 77 login refused, 78 usage)."
+)]
+pub struct ProbeArgs {
+    /// pop3s://[user@]host[:port] (implicit TLS, port 995) or pop3://[user@]host[:port] (STLS).
+    pub url: String,
+    /// Log in as this user and show STAT (the password as for fetch, or a prompt).
+    #[arg(long)]
+    pub user: Option<String>,
+    #[arg(long)]
+    pub password_command: Option<String>,
+    #[arg(long)]
+    pub password_env: Option<String>,
+    /// The login mechanism: auto, user, apop, plain, login or scram-sha-256.
+    #[arg(long, default_value = "auto")]
+    pub auth: String,
+    /// Accept exactly the certificate with this fingerprint (sha256:…).
+    #[arg(long)]
+    pub fingerprint: Option<String>,
+    /// Trust only the CAs in this PEM file.
+    #[arg(long)]
+    pub ca_file: Option<PathBuf>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Seconds to wait for each step.
+    #[arg(long, default_value_t = 10)]
+    pub timeout: u64,
+}
+
+fn auth_choice(text: &str) -> Result<AuthChoice> {
+    Ok(match text {
+        "auto" => AuthChoice::Auto,
+        "user" => AuthChoice::User,
+        "apop" => AuthChoice::Apop,
+        "plain" => AuthChoice::Plain,
+        "login" => AuthChoice::Login,
+        "scram-sha-256" => AuthChoice::ScramSha256,
+        other => bail!("--auth {other}: expected auto, user, apop, plain, login or scram-sha-256"),
+    })
+}
+
+fn options(args: &ProbeArgs) -> Result<ProbeOptions> {
+    let url = PopUrl::parse(&args.url)?;
+    let logs_in = args.user.is_some() || url.user.is_some();
+    let credential = match (&args.password_command, &args.password_env) {
+        (Some(command), None) => CredentialSource::Command(command.clone()),
+        (None, Some(var)) => CredentialSource::Env(var.clone()),
+        (None, None) if logs_in => {
+            let password = rpassword::prompt_password("password: ")?;
+            CredentialSource::Password(Secret::new(password.into_bytes()))
+        }
+        (None, None) => CredentialSource::None,
+        _ => bail!("give only one of --password-command and --password-env"),
+    };
+    let trust = match (&args.fingerprint, &args.ca_file) {
+        (Some(pin), None) => Trust::Pinned(parse_fingerprint(pin).map_err(anyhow::Error::msg)?),
+        (None, Some(file)) => Trust::CaFile(file.clone()),
+        (None, None) => Trust::System,
+        _ => bail!("give only one of --fingerprint and --ca-file"),
+    };
+    Ok(ProbeOptions {
+        url,
+        user: args.user.clone(),
+        credential,
+        auth: auth_choice(&args.auth)?,
+        trust,
+        timeout: Duration::from_secs(args.timeout.max(1)),
+        now: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64),
+    })
+}
+
+pub fn run(args: ProbeArgs) -> ExitCode {
+    let options = match options(&args) {
+        Ok(options) => options,
+        Err(error) => {
+            eprintln!("postie probe: {error:#}");
+            return ExitCode::from(78);
+        }
+    };
+    let report = probe::run(&options);
+    if args.json {
+        match serde_json::to_string_pretty(&report) {
+            Ok(json) => println!("{json}"),
+            Err(error) => eprintln!("postie probe: {error}"),
+        }
+    } else {
+        print!("{report}");
+    }
+    ExitCode::from(report.verdict.exit_code)
+}
