@@ -2,6 +2,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
@@ -11,6 +12,13 @@ use crate::Target;
 
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// No single step of a benchmark may hang: a stuck server fails the run instead.
+const STEP_TIMEOUT: Duration = Duration::from_secs(60);
+
+async fn within<F: std::future::Future>(step: F) -> Result<F::Output> {
+    tokio::time::timeout(STEP_TIMEOUT, step).await.context("the server did not answer within 60 s")
+}
 
 pub struct Client {
     stream: BufReader<Box<dyn Io>>,
@@ -59,13 +67,16 @@ impl Client {
     }
 
     pub async fn send(&mut self, command: &str) -> Result<()> {
-        self.stream.get_mut().write_all(command.as_bytes()).await?;
+        let stream = self.stream.get_mut();
+        // TLS streams hold written data until flushed.
+        within(stream.write_all(command.as_bytes())).await??;
+        within(stream.flush()).await??;
         Ok(())
     }
 
     pub async fn read_line(&mut self) -> Result<&[u8]> {
         self.line.clear();
-        let n = self.stream.read_until(b'\n', &mut self.line).await?;
+        let n = within(self.stream.read_until(b'\n', &mut self.line)).await??;
         if n == 0 {
             bail!("connection closed");
         }
