@@ -4,9 +4,11 @@
 
 mod alphabet;
 mod pop3;
+mod proxy;
 mod sasl;
 
 pub use pop3::{dotstuff_round_trip, pop3_command, pop3_server_session};
+pub use proxy::proxy_header;
 pub use sasl::sasl_exchange;
 
 /// Maildir file names: every name parser.
@@ -29,8 +31,11 @@ pub fn passwd_file(data: &[u8]) {
     postie_auth::fuzzing::passwd_file(data);
 }
 
+/// A fuzz target: arbitrary bytes in, a panic only on a real defect.
+pub type Target = fn(&[u8]);
+
 /// Every target by name, for the corpus replay and for `fuzz/` to stay in step.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("pop3_command", pop3_command),
     ("pop3_server_session", pop3_server_session),
     ("dotstuff_round_trip", dotstuff_round_trip),
@@ -39,4 +44,5 @@ pub const TARGETS: &[(&str, fn(&[u8]))] = &[
     ("postie_uidlist", postie_uidlist),
     ("dovecot_uidlist", dovecot_uidlist),
     ("passwd_file", passwd_file),
+    ("proxy_header", proxy_header),
 ];

@@ -10,6 +10,7 @@ pub mod client;
 mod command;
 mod dotstuff;
 mod line;
+pub mod proxy;
 mod response;
 mod secret;
 mod server;
