@@ -25,6 +25,7 @@ pub enum AuthChoice {
     Apop,
     Plain,
     Login,
+    #[serde(rename = "scram-sha-256")]
     ScramSha256,
     Xoauth2,
     Oauthbearer,

@@ -58,7 +58,20 @@ pub fn run(options: &ProbeOptions) -> Report {
     let (ok, exit, summary) = match outcome {
         Ok(summary) => {
             let trusted = report.tls.as_ref().is_none_or(|t| t.trusted);
-            if trusted {
+            // A pinned certificate is accepted whatever its dates, but an expired one will
+            // stop other clients and is worth a verdict of its own.
+            let expired = report
+                .tls
+                .as_ref()
+                .and_then(|t| t.chain.first())
+                .is_some_and(|leaf| leaf.expired);
+            if expired {
+                (
+                    false,
+                    ExitStatus::Unavailable,
+                    "the server's certificate has expired".to_owned(),
+                )
+            } else if trusted {
                 (true, ExitStatus::Ok, summary)
             } else {
                 (
