@@ -129,9 +129,7 @@ pub fn connect(account: &Account) -> Result<(Connection, Greeting, Stages), Fetc
     )?;
     let spec = LoginSpec {
         user: &account.user,
-        auth: account.auth,
         secret: &secret,
-        oauth,
         sasl_initial_response: account.sasl_initial_response,
     };
     login::login(&mut conn, method, &spec)?;

@@ -17,10 +17,8 @@ use crate::target::TlsMode;
 /// What a login needs to know about the account.
 pub struct LoginSpec<'a> {
     pub user: &'a UserName,
-    pub auth: AuthChoice,
     /// The password, or the OAuth token for OAuth mechanisms.
     pub secret: &'a Secret,
-    pub oauth: bool,
     pub sasl_initial_response: bool,
 }
 

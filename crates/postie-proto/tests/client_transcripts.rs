@@ -221,10 +221,17 @@ fn long_initial_responses_wait_for_the_first_challenge() {
     events(&mut session, b"+ \r\n");
     let answer = take_output(&mut session);
     assert!(answer.len() > 500 && answer.ends_with("\r\n"));
+    events(&mut session, b"+ eyJzdGF0dXMiOiI0MDEifQ==\r\n");
+    assert_eq!(
+        take_output(&mut session),
+        "\r\n",
+        "the error challenge is acknowledged"
+    );
     let got = events(&mut session, b"-ERR [AUTH] invalid token\r\n");
     assert!(matches!(
         &got[..],
-        [ClientEvent::Authenticated(Err(AuthFailure::Refused(s)))] if s.is_auth()
+        [ClientEvent::Authenticated(Err(AuthFailure::Refused(s)))]
+            if s.is_auth() && s.text.contains("{\"status\":\"401\"}")
     ));
 }
 

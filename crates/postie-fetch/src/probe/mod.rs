@@ -196,9 +196,7 @@ fn probe(options: &ProbeOptions, report: &mut Report) -> Result<String, FetchErr
     )?;
     let spec = LoginSpec {
         user: &user_name,
-        auth: options.auth,
         secret: &secret,
-        oauth: false,
         sasl_initial_response: true,
     };
     let result = login::login(&mut conn, method, &spec);

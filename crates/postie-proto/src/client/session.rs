@@ -626,7 +626,14 @@ impl ClientSession {
                 Ok(()) => Ok(status),
                 Err(error) => Err(AuthFailure::Mechanism { error, status }),
             },
-            (false, None) => Err(AuthFailure::Refused(status)),
+            (false, None) => {
+                // OAuth servers explain a refusal in a challenge before the -ERR; keep it.
+                let mut status = status;
+                if let Some(explanation) = exchange.client.server_explanation() {
+                    status.text = format!("{} (server said: {explanation})", status.text);
+                }
+                Err(AuthFailure::Refused(status))
+            }
         };
         Ok(Some(ClientEvent::Authenticated(result)))
     }
