@@ -257,8 +257,12 @@ def main():
     repeat = 1 if args.smoke else args.repeat
     results = {}  # (figure) -> {server: [values]}
 
+    partial = root / "results.json"
+
     def record(figure, server, value):
         results.setdefault(figure, {}).setdefault(server, []).append(value)
+        # A run that fails later keeps what it measured.
+        partial.write_text(json.dumps(results, indent=1))
 
     for _ in range(repeat):
         record("loopback throughput (MB/s)", "loopback", bench(bench_bin, "loopback", "--megabytes", 256 if args.smoke else 4096)["value"])

@@ -18,6 +18,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 pub fn run(args: ServeArgs) -> Result<()> {
     init_logging(args.log_format);
+    raise_open_file_limit();
     let config_path = if args.demo {
         demo::prepare(&args.demo_dir)?
     } else {
@@ -104,5 +105,30 @@ fn init_logging(format: LogFormat) {
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Every connection is a descriptor, and every open maildrop briefly one or two more: the
+/// usual soft limit of 1024 (or a hard limit set for interactive shells) would cap the
+/// server far below its `max_connections`.
+fn raise_open_file_limit() {
+    const WANTED: libc::rlim_t = 1 << 20;
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit and setrlimit are given a valid rlimit struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return;
+        }
+        // Raising the hard limit needs privilege; without it, the soft limit goes up to the hard one.
+        let raised = libc::rlimit { rlim_cur: WANTED.max(limit.rlim_cur), rlim_max: WANTED.max(limit.rlim_max) };
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) != 0 {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+    if let Ok(limits) = std::fs::read_to_string("/proc/self/limits") {
+        if let Some(line) = limits.lines().find(|l| l.starts_with("Max open files")) {
+            tracing::debug!("{line}");
+        }
     }
 }
