@@ -91,7 +91,7 @@ pub async fn retr(target: &Target) -> Result<String> {
     for (number, size) in &sizes {
         client.send(&format!("RETR {number}\r\n")).await?;
         let status = client.expect_ok().await?;
-        let (_, bytes) = client.read_body().await?;
+        let bytes = client.read_body().await?;
         let announced: u64 = size.parse()?;
         if bytes != announced {
             bail!("message {number}: LIST said {announced} octets, RETR ({status}) gave {bytes}");

@@ -4,9 +4,10 @@
 use std::io::Read;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use postie_auth::{AuthError, Mechanism, SaslExchange, SaslStep, UserDb, Verdict};
+use postie_metrics::METRICS;
 use postie_proto::{
     BodyEncoder, Credentials, ErrorKind, Event, MessageEntry, ServerOptions, ServerSession, Uidl,
 };
@@ -19,19 +20,21 @@ use crate::conn::Conn;
 use crate::listener::Shared;
 
 /// Output is written once this much is buffered while a message streams.
-const WRITE_THRESHOLD: usize = 64 * 1024;
+const WRITE_THRESHOLD: usize = 256 * 1024;
 /// Bytes read from a message file per blocking call.
-const READ_CHUNK: usize = 128 * 1024;
+const READ_CHUNK: usize = 256 * 1024;
 /// Buffers bigger than this are given back after use, so idle sessions stay small.
 const KEEP_CAPACITY: usize = 16 * 1024;
 
-/// Counters for the session's log line.
+/// Counters for the session's log line (Dovecot's pop3_logout_format: top, retr, del).
 #[derive(Debug, Default)]
 struct Stats {
     retr: u64,
     retr_bytes: u64,
     top: u64,
+    top_bytes: u64,
     deleted: usize,
+    deleted_bytes: u64,
 }
 
 /// Why a session ended early: the connection is gone or unusable.
@@ -44,6 +47,8 @@ struct Session<S: MailStore, U> {
     maildrop: Option<S::Maildrop>,
     user: Option<String>,
     sasl: Option<SaslExchange>,
+    /// The login mechanism being tried, for the login counter.
+    mechanism: &'static str,
     stats: Stats,
 }
 
@@ -72,6 +77,7 @@ pub(crate) async fn run<S: MailStore, U: UserDb>(
         maildrop: None,
         user: None,
         sasl: None,
+        mechanism: "USER",
         stats: Stats::default(),
     };
     let started = Instant::now();
@@ -87,11 +93,18 @@ pub(crate) async fn run<S: MailStore, U: UserDb>(
         retr = stats.retr,
         retr_bytes = stats.retr_bytes,
         top = stats.top,
+        top_bytes = stats.top_bytes,
         deleted = stats.deleted,
+        deleted_bytes = stats.deleted_bytes,
         duration_ms = started.elapsed().as_millis() as u64,
         complete = outcome.is_ok(),
         "session ended"
     );
+    for (verb, count) in core.commands().iter() {
+        METRICS
+            .commands
+            .add([verb], i64::try_from(count).unwrap_or(i64::MAX));
+    }
 }
 
 impl<S: MailStore, U: UserDb> Session<S, U> {
@@ -101,19 +114,23 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
         stop: &mut watch::Receiver<bool>,
     ) -> Result<(), Disconnected> {
         let mut buffer = vec![0u8; 4096];
+        let login_deadline = Instant::now() + self.shared.config.login_timeout;
         loop {
             match self.core.next() {
                 Event::NeedInput => {
-                    flush(conn, self.core.output()).await?;
+                    flush(conn, self.core.output(), self.shared.config.idle_timeout).await?;
                     // Waiting for the client from here on: give back what a RETR or LIST grew.
                     let output = self.core.output();
                     if output.capacity() > KEEP_CAPACITY {
                         output.shrink_to(KEEP_CAPACITY / 4);
                     }
+                    // Before login the timeout is a deadline for the whole login, not per read:
+                    // a client trickling a byte at a time (slowloris) must not hold its
+                    // connection for ever.
                     let timeout = if self.core.is_authenticated() {
                         self.shared.config.idle_timeout
                     } else {
-                        self.shared.config.login_timeout
+                        login_deadline.saturating_duration_since(Instant::now())
                     };
                     tokio::select! {
                         read = tokio::time::timeout(timeout, conn.read(&mut buffer)) => match read {
@@ -131,6 +148,7 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
                     initial_response,
                 } => match mechanism.parse::<Mechanism>() {
                     Ok(mechanism) => {
+                        self.mechanism = mechanism.as_str();
                         let exchange = self.shared.auth.sasl(mechanism);
                         self.sasl_step(exchange, initial_response).await;
                     }
@@ -141,7 +159,7 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
                     None => self.core.login_rejected(ErrorKind::Temporary),
                 },
                 Event::StartTls => {
-                    flush(conn, self.core.output()).await?;
+                    flush(conn, self.core.output(), self.shared.config.idle_timeout).await?;
                     self.start_tls(conn).await?;
                 }
                 Event::Retrieve { index, top_lines } => {
@@ -149,7 +167,7 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
                 }
                 Event::Update { deleted } => self.update(deleted).await,
                 Event::Close => {
-                    flush(conn, self.core.output()).await?;
+                    flush(conn, self.core.output(), self.shared.config.idle_timeout).await?;
                     return Ok(());
                 }
             }
@@ -157,6 +175,15 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
     }
 
     async fn authenticate(&mut self, credentials: Credentials) {
+        self.mechanism = match credentials {
+            Credentials::User { .. } => "USER",
+            Credentials::Apop { .. } => "APOP",
+        };
+        let claimed = match &credentials {
+            Credentials::User { user, .. } | Credentials::Apop { user, .. } => {
+                user.as_str().to_owned()
+            }
+        };
         let auth = Arc::clone(&self.shared.auth);
         let verdict = blocking(move || match credentials {
             Credentials::User { user, password } => {
@@ -169,7 +196,7 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
             } => auth.verify_apop(user.as_str(), timestamp.as_bytes(), &digest),
         })
         .await;
-        self.finish_login(verdict).await;
+        self.finish_login(verdict, Some(claimed)).await;
     }
 
     async fn sasl_step(&mut self, mut exchange: SaslExchange, input: Option<Vec<u8>>) {
@@ -179,31 +206,57 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
             Ok((exchange, step))
         })
         .await;
-        match result {
-            Err(error) => self.finish_login(Err(error)).await,
-            Ok((_, Err(error))) => self.finish_login(Err(error)).await,
-            Ok((exchange, Ok(SaslStep::Challenge(challenge)))) => {
+        let (exchange, step) = match result {
+            Err(error) => return self.finish_login(Err(error), None).await,
+            Ok(done) => done,
+        };
+        let claimed = exchange.claimed_user().map(str::to_owned);
+        match step {
+            Err(error) => self.finish_login(Err(error), claimed).await,
+            Ok(SaslStep::Challenge(challenge)) => {
                 self.sasl = Some(exchange);
                 self.core.sasl_challenge(&challenge);
             }
-            Ok((_, Ok(SaslStep::Accepted { user }))) => {
-                self.finish_login(Ok(Verdict::Accepted { user })).await
+            Ok(SaslStep::Accepted { user }) => {
+                self.finish_login(Ok(Verdict::Accepted { user }), claimed)
+                    .await
             }
-            Ok((_, Ok(SaslStep::Rejected))) => self.finish_login(Ok(Verdict::Rejected)).await,
+            Ok(SaslStep::Rejected) => self.finish_login(Ok(Verdict::Rejected), claimed).await,
         }
     }
 
-    async fn finish_login(&mut self, verdict: Result<Verdict, AuthError>) {
+    /// Answers a login attempt for the `claimed` user name, after the brute-force brake's
+    /// delay, which holds right and wrong passwords alike.
+    async fn finish_login(&mut self, verdict: Result<Verdict, AuthError>, claimed: Option<String>) {
+        let delay = self
+            .shared
+            .failures
+            .delay(self.peer.ip(), claimed.as_deref(), Instant::now());
+        if !delay.is_zero() {
+            METRICS.auth_delays.add(1);
+            METRICS
+                .auth_delay_ms
+                .add(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX));
+            tokio::time::sleep(delay).await;
+        }
         let user = match verdict {
             Ok(Verdict::Accepted { user }) => user,
             Ok(Verdict::Rejected) => {
-                let delay = self.shared.failures.failed(self.peer.ip(), Instant::now());
-                info!(peer = %self.peer, delay_ms = delay.as_millis() as u64, "authentication failed");
-                tokio::time::sleep(delay).await;
+                METRICS.logins.inc(["rejected", self.mechanism]);
+                self.shared
+                    .failures
+                    .failed(self.peer.ip(), claimed.as_deref(), Instant::now());
+                info!(
+                    peer = %self.peer,
+                    user = claimed.as_deref().unwrap_or("-"),
+                    delay_ms = delay.as_millis() as u64,
+                    "authentication failed"
+                );
                 self.core.login_rejected(ErrorKind::BadCredentials);
                 return;
             }
             Err(error) => {
+                METRICS.logins.inc(["error", self.mechanism]);
                 warn!(peer = %self.peer, %error, "authentication could not be checked");
                 self.core.login_rejected(ErrorKind::Temporary);
                 return;
@@ -215,6 +268,7 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
                 .login_times
                 .try_login(&user, delay, Instant::now())
             {
+                METRICS.logins.inc(["login_delay", self.mechanism]);
                 self.core.login_rejected(ErrorKind::LoginDelay);
                 return;
             }
@@ -226,23 +280,27 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
         match opened {
             Ok(Ok(maildrop)) => match snapshot_entries(maildrop.messages()) {
                 Ok(entries) => {
+                    METRICS.logins.inc(["ok", self.mechanism]);
                     info!(peer = %self.peer, %user, messages = entries.len(), "logged in");
                     self.core.login_accepted(entries);
                     self.maildrop = Some(maildrop);
                     self.user = Some(user);
                 }
                 Err(problem) => {
+                    METRICS.logins.inc(["maildrop_unavailable", self.mechanism]);
                     warn!(%user, %problem, "maildrop holds an invalid UIDL");
                     self.core.login_rejected(ErrorKind::Permanent);
                 }
             },
             Ok(Err(error)) => {
+                METRICS.logins.inc(["maildrop_unavailable", self.mechanism]);
                 if !matches!(error, StoreError::InUse) {
                     warn!(%user, %error, "cannot open maildrop");
                 }
                 self.core.login_rejected(store_error_kind(&error));
             }
             Err(error) => {
+                METRICS.logins.inc(["maildrop_unavailable", self.mechanism]);
                 warn!(%user, %error, "cannot open maildrop");
                 self.core.login_rejected(ErrorKind::Temporary);
             }
@@ -265,15 +323,18 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
         .await
         {
             Ok(Ok(tls)) => {
+                METRICS.tls_handshakes.inc(["pop3", "ok"]);
                 *conn = Conn::Tls(Box::new(tls));
                 self.core.tls_started();
                 Ok(())
             }
             Ok(Err(error)) => {
+                METRICS.tls_handshakes.inc(["pop3", "failed"]);
                 info!(peer = %self.peer, %error, "STLS handshake failed");
                 Err(Disconnected)
             }
             Err(_) => {
+                METRICS.tls_handshakes.inc(["pop3", "failed"]);
                 info!(peer = %self.peer, "STLS handshake timed out");
                 Err(Disconnected)
             }
@@ -286,6 +347,7 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
         index: usize,
         top_lines: Option<u64>,
     ) -> Result<(), Disconnected> {
+        let started = Instant::now();
         let Some(mut maildrop) = self.maildrop.take() else {
             self.core.message_failed(ErrorKind::Temporary);
             return Ok(());
@@ -309,14 +371,10 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
         let mut chunk = vec![0u8; READ_CHUNK];
         let mut sent = 0u64;
         loop {
-            let (back_reader, back_chunk, read) = blocking_infallible(move || {
-                let read = read_chunk(&mut reader, &mut chunk);
-                (reader, chunk, read)
-            })
-            .await?;
-            reader = back_reader;
-            chunk = back_chunk;
-            let n = match read {
+            // Read inline, not on the blocking pool: the store asked the kernel to read the
+            // whole message ahead when it opened it, so these reads are page-cache copies,
+            // cheaper than the two thread switches a blocking-pool hop costs per chunk.
+            let n = match read_chunk(&mut reader, &mut chunk) {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(error) => {
@@ -325,21 +383,26 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
                     return Err(Disconnected);
                 }
             };
-            sent += n as u64;
+            let before = self.core.output().len();
             encoder.encode(&chunk[..n], self.core.output());
+            sent += (self.core.output().len() - before) as u64;
             if encoder.is_done() {
                 break;
             }
             if self.core.output().len() >= WRITE_THRESHOLD {
-                flush(conn, self.core.output()).await?;
+                flush(conn, self.core.output(), self.shared.config.idle_timeout).await?;
             }
         }
+        let before = self.core.output().len();
         encoder.finish(self.core.output());
+        sent += (self.core.output().len() - before) as u64;
         self.core.message_sent();
         if top_lines.is_some() {
             self.stats.top += 1;
+            self.stats.top_bytes += sent;
             return Ok(());
         }
+        METRICS.retr_duration.observe(started.elapsed());
         self.stats.retr += 1;
         self.stats.retr_bytes += sent;
         if let Some(mut maildrop) = self.maildrop.take() {
@@ -363,10 +426,17 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
         };
         let policy = self.shared.config.deleted;
         let count = deleted.len();
+        let messages = maildrop.messages();
+        let bytes = deleted
+            .iter()
+            .filter_map(|&i| messages.get(i))
+            .map(|m| m.size)
+            .sum();
         let committed = blocking(move || Ok(maildrop.commit(&deleted, policy))).await;
         match committed {
             Ok(Ok(())) => {
                 self.stats.deleted = count;
+                self.stats.deleted_bytes = bytes;
                 self.core.updated(Ok(()));
             }
             Ok(Err(error)) => {
@@ -443,11 +513,18 @@ fn read_chunk(reader: &mut Box<dyn Read + Send>, chunk: &mut [u8]) -> std::io::R
     Ok(filled)
 }
 
-async fn flush(conn: &mut Conn, output: &mut Vec<u8>) -> Result<(), Disconnected> {
+/// Writes the output. A client that takes none of it for `limit` is gone: holding its
+/// connection (and an open message) longer would let clients that never read pile up.
+async fn flush(conn: &mut Conn, output: &mut Vec<u8>, limit: Duration) -> Result<(), Disconnected> {
     if !output.is_empty() {
-        conn.write_all(output).await.map_err(|_| Disconnected)?;
-        conn.flush().await.map_err(|_| Disconnected)?;
-        output.clear();
+        let write = async {
+            conn.write_all(output).await?;
+            conn.flush().await
+        };
+        match tokio::time::timeout(limit, write).await {
+            Ok(Ok(())) => output.clear(),
+            Ok(Err(_)) | Err(_) => return Err(Disconnected),
+        }
     }
     Ok(())
 }

@@ -91,7 +91,7 @@ impl Index {
         let next_uid = header.map_or(u32::MAX, |(_, next)| next);
 
         let mut records: Vec<Record> = Vec::new();
-        let mut bases: HashSet<&[u8]> = HashSet::new();
+        let mut bases: HashSet<&[u8], foldhash::fast::RandomState> = HashSet::default();
         for (at, line) in lines.enumerate() {
             let line_no = at + 2;
             let Some((record, base)) = parse_record(line) else {

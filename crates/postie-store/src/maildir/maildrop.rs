@@ -4,12 +4,15 @@
 use std::fs;
 use std::io::{self, Read};
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::SystemTime;
 
 use super::error::{IoContext, MaildirError};
 use super::layout::{Layout, Sub};
 use super::lock::{self, Lock};
 use super::name;
 use super::scan::{scan, Located};
+use super::snapshot_cache::{Shared, SnapshotCache, Stamp};
 use super::sync::sync;
 use crate::{DeletePolicy, Maildrop, MessageInfo, StoreError};
 
@@ -18,14 +21,19 @@ use crate::{DeletePolicy, Maildrop, MessageInfo, StoreError};
 #[derive(Debug)]
 pub struct MaildirDrop {
     pub(super) layout: Layout,
-    pub(super) messages: Vec<MessageInfo>,
-    /// Where each message's file was last seen, parallel to `messages`.
-    pub(super) files: Vec<Located>,
+    /// Shared with other sessions of an unchanged maildrop (see [`SnapshotCache`]).
+    pub(super) messages: Arc<Vec<MessageInfo>>,
+    /// Where each message's file was last seen, parallel to `messages`; copied on first change.
+    pub(super) files: Arc<Vec<Located>>,
     _session: Option<Lock>,
 }
 
 impl MaildirDrop {
-    pub(super) fn open(layout: Layout, exclusive: bool) -> Result<Self, MaildirError> {
+    pub(super) fn open(
+        layout: Layout,
+        exclusive: bool,
+        cache: &SnapshotCache,
+    ) -> Result<Self, MaildirError> {
         layout.ensure()?;
         let session = if exclusive {
             let path = layout.session_lock();
@@ -36,8 +44,18 @@ impl MaildirDrop {
         } else {
             None
         };
+        let before = Stamp::read(&layout);
+        if let Some(shared) = before.as_ref().and_then(|stamp| cache.get(&layout, stamp)) {
+            return Ok(Self {
+                layout,
+                messages: shared.messages,
+                files: shared.files,
+                _session: session,
+            });
+        }
+        let read_at = SystemTime::now();
         let snapshot = sync(&layout)?;
-        let (messages, files) = snapshot
+        let (messages, files): (Vec<MessageInfo>, Vec<Located>) = snapshot
             .entries
             .into_iter()
             .map(|entry| {
@@ -48,10 +66,15 @@ impl MaildirDrop {
                 (info, entry.file)
             })
             .unzip();
+        let shared = Shared {
+            messages: Arc::new(messages),
+            files: Arc::new(files),
+        };
+        cache.offer(&layout, before, read_at, &shared);
         Ok(Self {
             layout,
-            messages,
-            files,
+            messages: shared.messages,
+            files: shared.files,
             _session: session,
         })
     }
@@ -72,7 +95,7 @@ impl MaildirDrop {
     /// Messages no longer anywhere keep their old location, where they will not be found.
     pub(super) fn relocate(&mut self) -> Result<(), MaildirError> {
         let found = scan(&self.layout)?;
-        for file in &mut self.files {
+        for file in Arc::make_mut(&mut self.files).iter_mut() {
             if let Some(now) = found.get(name::base(&file.name)) {
                 file.clone_from(now);
             }
@@ -94,7 +117,7 @@ impl MaildirDrop {
             name: seen,
         };
         fs::rename(self.path(index), seen.path(&self.layout))?;
-        self.files[index] = seen;
+        Arc::make_mut(&mut self.files)[index] = seen;
         Ok(())
     }
 }
@@ -109,7 +132,10 @@ impl Maildrop for MaildirDrop {
         let mut relocated = false;
         loop {
             match self.files[index].open(&self.layout) {
-                Ok(file) => return Ok(Box::new(file)),
+                Ok(file) => {
+                    read_ahead(&file);
+                    return Ok(Box::new(file));
+                }
                 Err(e) if e.kind() == io::ErrorKind::NotFound && !relocated => {
                     self.relocate()?;
                     relocated = true;
@@ -138,5 +164,17 @@ impl Maildrop for MaildirDrop {
 
     fn commit(mut self, deleted: &[usize], policy: DeletePolicy) -> Result<(), StoreError> {
         Ok(super::commit::commit(&mut self, deleted, policy)?)
+    }
+}
+
+/// A message is read once, front to back, right after it is opened: have the kernel start
+/// reading all of it now, so the reads that follow find it in the page cache. Only a hint;
+/// failure changes nothing.
+fn read_ahead(file: &std::fs::File) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: the descriptor is valid for the life of `file`; fadvise does not touch memory.
+    unsafe {
+        libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_SEQUENTIAL);
+        libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_WILLNEED);
     }
 }

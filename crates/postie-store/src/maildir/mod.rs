@@ -24,28 +24,36 @@ mod lock;
 mod maildrop;
 pub(crate) mod name;
 mod scan;
+mod snapshot_cache;
 mod state;
 mod sync;
 mod usage;
 
 use std::io::Read;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::{MailStore, StoreError, Usage};
 use error::MaildirError;
 use layout::Layout;
 pub use maildrop::MaildirDrop;
+use snapshot_cache::SnapshotCache;
 
 /// Maildirs found by a path template such as `/var/mail/{user}/Maildir`.
 #[derive(Debug, Clone)]
 pub struct MaildirStore {
     template: String,
+    /// Shared by clones: every listener of one server sees the same snapshots.
+    snapshots: Arc<SnapshotCache>,
 }
 
 impl MaildirStore {
     /// `template` names each user's Maildir: every `{user}` in it is replaced by the user name.
     pub fn new(template: String) -> Self {
-        Self { template }
+        Self {
+            template,
+            snapshots: Arc::default(),
+        }
     }
 
     /// The Maildir of `user`. User names that could lead out of the template's place (`/`,
@@ -70,7 +78,11 @@ impl MailStore for MaildirStore {
     type Maildrop = MaildirDrop;
 
     fn open(&self, user: &str, exclusive: bool) -> Result<MaildirDrop, StoreError> {
-        Ok(MaildirDrop::open(self.layout(user)?, exclusive)?)
+        Ok(MaildirDrop::open(
+            self.layout(user)?,
+            exclusive,
+            &self.snapshots,
+        )?)
     }
 
     fn deliver(&self, user: &str, message: &mut dyn Read) -> Result<(), StoreError> {

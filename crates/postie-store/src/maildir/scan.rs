@@ -34,14 +34,15 @@ impl Located {
     }
 }
 
-/// The messages found, by base name.
-pub type Found = HashMap<Vec<u8>, Located>;
+/// The messages found, by base name. foldhash: SipHash's cost shows when a login lists
+/// 100,000 names, and only local users can choose file names.
+pub type Found = HashMap<Vec<u8>, Located, foldhash::fast::RandomState>;
 
 /// Lists new/ before cur/: a message another client moves from new/ to cur/ meanwhile is then
 /// seen in one or the other (the opposite order could miss it in both). A base name in both
 /// directories counts once, from cur/.
 pub fn scan(layout: &Layout) -> Result<Found, MaildirError> {
-    let mut found = Found::new();
+    let mut found = Found::default();
     for sub in [Sub::New, Sub::Cur] {
         let dir = layout.sub(sub);
         let entries = match fs::read_dir(&dir) {

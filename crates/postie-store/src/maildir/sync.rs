@@ -44,18 +44,19 @@ pub fn sync(layout: &Layout) -> Result<Snapshot, MaildirError> {
         for (base, file) in scan(layout)? {
             found.entry(base).or_insert(file);
         }
+        let before = locked.index.records.len();
+        locked.index.records.retain(|r| found.contains_key(&r.base));
+        locked.dirty |= locked.index.records.len() != before;
     }
 
-    let before = locked.index.records.len();
-    locked.index.records.retain(|r| found.contains_key(&r.base));
-    locked.dirty |= locked.index.records.len() != before;
-
-    let added = assign_uids(layout, &mut locked.index, &found)?;
-    locked.dirty |= added;
+    // Index bases are unique and all present now: as many files as records means none is new.
+    if found.len() > locked.index.records.len() {
+        locked.dirty |= assign_uids(layout, &mut locked.index, &found)?;
+    }
 
     let mut entries = Vec::with_capacity(locked.index.records.len());
     for record in &mut locked.index.records {
-        let Some(file) = found.get(&record.base) else {
+        let Some(file) = found.remove(&record.base) else {
             continue;
         };
         if record.hidden {
@@ -63,7 +64,7 @@ pub fn sync(layout: &Layout) -> Result<Snapshot, MaildirError> {
         }
         let crlf_size = match name::size_field(&file.name, b'W').or(record.crlf_size) {
             Some(size) => size,
-            None => match measure(layout, file) {
+            None => match measure(layout, &file) {
                 Ok(size) => {
                     record.crlf_size = Some(size);
                     locked.dirty = true;
@@ -78,7 +79,7 @@ pub fn sync(layout: &Layout) -> Result<Snapshot, MaildirError> {
         entries.push(Entry {
             uid: record.uid,
             crlf_size,
-            file: file.clone(),
+            file,
         });
     }
     let uidvalidity = locked.index.uidvalidity;
@@ -113,7 +114,8 @@ fn move_new_to_cur(layout: &Layout, found: &mut Found) {
 /// already numbered keeps Dovecot's uid when that uid is still free for it, so UIDLs carry
 /// over from Dovecot. Returns whether any uid was given.
 fn assign_uids(layout: &Layout, index: &mut Index, found: &Found) -> Result<bool, MaildirError> {
-    let known: HashSet<&[u8]> = index.records.iter().map(|r| &r.base[..]).collect();
+    let known: HashSet<&[u8], foldhash::fast::RandomState> =
+        index.records.iter().map(|r| &r.base[..]).collect();
     let mut fresh: Vec<&Vec<u8>> = found
         .keys()
         .filter(|base| !known.contains(&base[..]))
