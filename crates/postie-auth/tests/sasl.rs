@@ -281,3 +281,29 @@ fn login_mechanism() {
         SaslStep::Rejected
     );
 }
+
+#[test]
+fn a_rejected_exchange_names_the_user_it_tried() {
+    let fixture = authenticator("alice:{PLAIN}secret\n");
+    let auth = &fixture.auth;
+    let mut plain = auth.sasl(Mechanism::Plain);
+    assert_eq!(plain.claimed_user(), None);
+    assert_eq!(
+        plain.step(auth, Some(b"\0alice\0wrong")).unwrap(),
+        SaslStep::Rejected
+    );
+    assert_eq!(plain.claimed_user(), Some("alice"));
+
+    let mut login = auth.sasl(Mechanism::Login);
+    login.step(auth, Some(b"nobody")).unwrap();
+    assert_eq!(login.step(auth, Some(b"x")).unwrap(), SaslStep::Rejected);
+    assert_eq!(login.claimed_user(), Some("nobody"));
+
+    let mut scram = auth.sasl(Mechanism::ScramSha256);
+    scram.step(auth, Some(b"n,,n=alice,r=abc")).unwrap();
+    assert_eq!(
+        scram.step(auth, Some(b"c=biws,r=abc,p=AAAA")).unwrap(),
+        SaslStep::Rejected
+    );
+    assert_eq!(scram.claimed_user(), Some("alice"));
+}

@@ -2,14 +2,15 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Counts open connections in total and per client address.
+/// Counts open connections in total and per client address. The maxima change on reload.
 #[derive(Debug)]
 pub(crate) struct ConnectionLimits {
-    max_total: usize,
-    max_per_ip: usize,
+    max_total: AtomicUsize,
+    max_per_ip: AtomicUsize,
     open: Mutex<(usize, HashMap<IpAddr, usize>)>,
 }
 
@@ -29,20 +30,26 @@ pub(crate) enum Refusal {
 impl ConnectionLimits {
     pub(crate) fn new(max_total: usize, max_per_ip: usize) -> Arc<Self> {
         Arc::new(ConnectionLimits {
-            max_total,
-            max_per_ip,
+            max_total: AtomicUsize::new(max_total),
+            max_per_ip: AtomicUsize::new(max_per_ip),
             open: Mutex::new((0, HashMap::new())),
         })
+    }
+
+    /// New maxima; connections open beyond them stay open.
+    pub(crate) fn set_maxima(&self, max_total: usize, max_per_ip: usize) {
+        self.max_total.store(max_total, Ordering::Relaxed);
+        self.max_per_ip.store(max_per_ip, Ordering::Relaxed);
     }
 
     pub(crate) fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<ConnectionSlot, Refusal> {
         let mut guard = self.open.lock().unwrap_or_else(|e| e.into_inner());
         let (total, per_ip) = &mut *guard;
-        if *total >= self.max_total {
+        if *total >= self.max_total.load(Ordering::Relaxed) {
             return Err(Refusal::ServerFull);
         }
         let count = per_ip.entry(ip).or_insert(0);
-        if *count >= self.max_per_ip {
+        if *count >= self.max_per_ip.load(Ordering::Relaxed) {
             return Err(Refusal::AddressFull);
         }
         *count += 1;
@@ -68,43 +75,103 @@ impl Drop for ConnectionSlot {
     }
 }
 
-/// Remembers failed logins per client address, so the delay grows for an address that keeps
-/// failing (doubling from the base delay, capped), and is forgotten after a quiet period.
+/// Remembers failed logins per client address and per user name, and says how long to hold
+/// the answer to the next login attempt: doubling from the base delay with each recent failure
+/// of the address (capped at a minute), and, after a few free ones, of the user from any
+/// address (capped lower, so an attacker cannot lock the real user out). Failures are
+/// forgotten after a quiet period. The answer is held whether the password was right or
+/// wrong: an attacker who gives up waiting learns nothing, and cannot get around the delay
+/// by reconnecting.
 #[derive(Debug)]
 pub(crate) struct FailureTracker {
-    base: Duration,
+    /// Milliseconds; changes on reload while the failures remembered stay.
+    base_ms: AtomicU64,
     failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+    users: Mutex<HashMap<String, (u32, Instant)>>,
 }
 
 const FORGET_AFTER: Duration = Duration::from_secs(15 * 60);
 const MAX_DELAY: Duration = Duration::from_secs(60);
+/// The most a real user waits while someone else guesses their password from elsewhere.
+const MAX_USER_DELAY: Duration = Duration::from_secs(10);
+/// Failures of one user that cost nothing: the real user mistyping.
+const FREE_USER_FAILURES: u32 = 3;
 const TRACKED_ADDRESSES: usize = 100_000;
 
 impl FailureTracker {
     pub(crate) fn new(base: Duration) -> Self {
         FailureTracker {
-            base,
+            base_ms: AtomicU64::new(millis(base)),
             failures: Mutex::new(HashMap::new()),
+            users: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Records a failure and returns how long to wait before answering it.
-    pub(crate) fn failed(&self, ip: IpAddr, now: Instant) -> Duration {
-        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        if failures.len() >= TRACKED_ADDRESSES {
-            failures.retain(|_, (_, last)| now.duration_since(*last) < FORGET_AFTER);
-        }
-        let entry = failures.entry(ip).or_insert((0, now));
-        if now.duration_since(entry.1) >= FORGET_AFTER {
-            entry.0 = 0;
-        }
-        entry.0 = entry.0.saturating_add(1);
-        entry.1 = now;
-        let doublings = (entry.0 - 1).min(16);
-        self.base
-            .saturating_mul(1 << doublings)
-            .min(MAX_DELAY.max(self.base))
+    pub(crate) fn set_base(&self, base: Duration) {
+        self.base_ms.store(millis(base), Ordering::Relaxed);
     }
+
+    /// Records a failed login from `ip`, for `user` when the client named one.
+    pub(crate) fn failed(&self, ip: IpAddr, user: Option<&str>, now: Instant) {
+        record(&self.failures, ip, now);
+        if let Some(user) = user {
+            record(&self.users, user.to_owned(), now);
+        }
+    }
+
+    /// How long to hold the answer to a login attempt from `ip` for `user`.
+    pub(crate) fn delay(&self, ip: IpAddr, user: Option<&str>, now: Instant) -> Duration {
+        let base = Duration::from_millis(self.base_ms.load(Ordering::Relaxed));
+        let by_address = recent(&self.failures, &ip, now)
+            .map_or(Duration::ZERO, |n| doubled(base, n, MAX_DELAY));
+        let by_user = user
+            .and_then(|user| recent(&self.users, user, now))
+            .and_then(|n| n.checked_sub(FREE_USER_FAILURES))
+            .filter(|&n| n > 0)
+            .map_or(Duration::ZERO, |n| doubled(base, n, MAX_USER_DELAY));
+        by_address.max(by_user)
+    }
+}
+
+/// `base` doubled for each failure after the first, at most `cap` (or `base` if it is more).
+fn doubled(base: Duration, failures: u32, cap: Duration) -> Duration {
+    let doublings = failures.saturating_sub(1).min(16);
+    base.saturating_mul(1 << doublings).min(cap.max(base))
+}
+
+fn record<K: std::hash::Hash + Eq>(map: &Mutex<HashMap<K, (u32, Instant)>>, key: K, now: Instant) {
+    let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
+    if map.len() >= TRACKED_ADDRESSES {
+        map.retain(|_, (_, last)| now.duration_since(*last) < FORGET_AFTER);
+        // Still full of fresh entries: a flood of made-up names or addresses. Memory stays
+        // bounded; the delays start again from nothing, which the per-address counts of the
+        // flood itself soon restore.
+        if map.len() >= TRACKED_ADDRESSES {
+            map.clear();
+        }
+    }
+    let entry = map.entry(key).or_insert((0, now));
+    if now.duration_since(entry.1) >= FORGET_AFTER {
+        entry.0 = 0;
+    }
+    entry.0 = entry.0.saturating_add(1);
+    entry.1 = now;
+}
+
+/// Failures of `key` within the quiet period, if any.
+fn recent<K, Q>(map: &Mutex<HashMap<K, (u32, Instant)>>, key: &Q, now: Instant) -> Option<u32>
+where
+    K: std::borrow::Borrow<Q> + std::hash::Hash + Eq,
+    Q: std::hash::Hash + Eq + ?Sized,
+{
+    let map = map.lock().unwrap_or_else(|e| e.into_inner());
+    map.get(key)
+        .filter(|(_, last)| now.duration_since(*last) < FORGET_AFTER)
+        .map(|(count, _)| *count)
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// The last successful login of each user, for LOGIN-DELAY.
@@ -154,17 +221,47 @@ mod tests {
         let tracker = FailureTracker::new(Duration::from_secs(2));
         let ip: IpAddr = "192.0.2.7".parse().unwrap();
         let start = Instant::now();
-        assert_eq!(tracker.failed(ip, start), Duration::from_secs(2));
-        assert_eq!(tracker.failed(ip, start), Duration::from_secs(4));
-        assert_eq!(tracker.failed(ip, start), Duration::from_secs(8));
-        for _ in 0..20 {
-            tracker.failed(ip, start);
+        assert_eq!(tracker.delay(ip, None, start), Duration::ZERO);
+        let mut delays = Vec::new();
+        for _ in 0..3 {
+            tracker.failed(ip, None, start);
+            delays.push(tracker.delay(ip, None, start).as_secs());
         }
-        assert_eq!(tracker.failed(ip, start), MAX_DELAY);
+        assert_eq!(delays, [2, 4, 8]);
+        for _ in 0..20 {
+            tracker.failed(ip, None, start);
+        }
+        assert_eq!(tracker.delay(ip, None, start), MAX_DELAY);
         assert_eq!(
-            tracker.failed(ip, start + FORGET_AFTER * 2),
-            Duration::from_secs(2)
+            tracker.delay(ip, None, start + FORGET_AFTER * 2),
+            Duration::ZERO
         );
+    }
+
+    #[test]
+    fn a_user_under_attack_costs_its_owner_a_bounded_wait() {
+        let tracker = FailureTracker::new(Duration::from_secs(2));
+        let start = Instant::now();
+        let owner: IpAddr = "198.51.100.1".parse().unwrap();
+        for _ in 0..FREE_USER_FAILURES {
+            tracker.failed(owner, Some("alice"), start);
+        }
+        let elsewhere: IpAddr = "203.0.113.9".parse().unwrap();
+        assert_eq!(
+            tracker.delay(elsewhere, Some("alice"), start),
+            Duration::ZERO,
+            "mistypes are free"
+        );
+        // Ten thousand guesses from as many addresses.
+        for i in 0..10_000u32 {
+            let attacker = IpAddr::from([10, (i >> 16) as u8, (i >> 8) as u8, i as u8]);
+            tracker.failed(attacker, Some("alice"), start);
+        }
+        assert_eq!(
+            tracker.delay(elsewhere, Some("alice"), start),
+            MAX_USER_DELAY
+        );
+        assert_eq!(tracker.delay(elsewhere, Some("bob"), start), Duration::ZERO);
     }
 
     #[test]

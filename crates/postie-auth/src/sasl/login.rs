@@ -16,6 +16,7 @@ impl Login {
         &mut self,
         auth: &Authenticator<U>,
         input: Option<&[u8]>,
+        claimed: &mut Option<String>,
     ) -> Result<SaslStep, AuthError> {
         match (std::mem::take(self), input) {
             (Login::Start, None) => {
@@ -25,6 +26,7 @@ impl Login {
             // Some clients send the user name as an initial response.
             (Login::Start | Login::AwaitingUser, Some(user)) => match std::str::from_utf8(user) {
                 Ok(user) if !user.is_empty() => {
+                    *claimed = Some(user.to_string());
                     *self = Login::AwaitingPassword(user.to_string());
                     Ok(SaslStep::Challenge(b"Password:".to_vec()))
                 }

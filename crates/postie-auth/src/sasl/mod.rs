@@ -64,6 +64,8 @@ pub enum SaslStep {
 pub struct SaslExchange {
     mechanism: Mechanism,
     state: State,
+    /// The user name the client gave, once it has: failed logins are counted per user too.
+    claimed_user: Option<String>,
 }
 
 enum State {
@@ -80,7 +82,11 @@ impl SaslExchange {
             Mechanism::Login => State::Login(login::Login::default()),
             Mechanism::ScramSha256 => State::Scram(scram::Scram::new(None)),
         };
-        SaslExchange { mechanism, state }
+        SaslExchange {
+            mechanism,
+            state,
+            claimed_user: None,
+        }
     }
 
     /// Fixes the SCRAM server nonce instead of drawing a random one, for reproducing known
@@ -100,6 +106,11 @@ impl SaslExchange {
         self.mechanism
     }
 
+    /// The user name the client has given so far, whether or not it exists or is accepted.
+    pub fn claimed_user(&self) -> Option<&str> {
+        self.claimed_user.as_deref()
+    }
+
     /// Advances the exchange. `input` is the decoded client response, `None` when the client
     /// gave no initial response. Errors come only from the user database.
     pub fn step<U: UserDb>(
@@ -108,9 +119,9 @@ impl SaslExchange {
         input: Option<&[u8]>,
     ) -> Result<SaslStep, AuthError> {
         let result = match &mut self.state {
-            State::Plain(plain) => plain.step(auth, input),
-            State::Login(login) => login.step(auth, input),
-            State::Scram(scram) => scram.step(auth, input),
+            State::Plain(plain) => plain.step(auth, input, &mut self.claimed_user),
+            State::Login(login) => login.step(auth, input, &mut self.claimed_user),
+            State::Scram(scram) => scram.step(auth, input, &mut self.claimed_user),
             State::Finished => Ok(SaslStep::Rejected),
         };
         if !matches!(result, Ok(SaslStep::Challenge(_))) {

@@ -13,6 +13,7 @@ impl Plain {
         &mut self,
         auth: &Authenticator<U>,
         input: Option<&[u8]>,
+        claimed: &mut Option<String>,
     ) -> Result<SaslStep, AuthError> {
         match input {
             // No initial response: an empty challenge asks for the message.
@@ -21,12 +22,16 @@ impl Plain {
                 Ok(SaslStep::Challenge(Vec::new()))
             }
             None => Ok(SaslStep::Rejected),
-            Some(message) => verify(auth, message),
+            Some(message) => verify(auth, message, claimed),
         }
     }
 }
 
-fn verify<U: UserDb>(auth: &Authenticator<U>, message: &[u8]) -> Result<SaslStep, AuthError> {
+fn verify<U: UserDb>(
+    auth: &Authenticator<U>,
+    message: &[u8],
+    claimed: &mut Option<String>,
+) -> Result<SaslStep, AuthError> {
     let mut parts = message.split(|&b| b == 0);
     let (Some(authzid), Some(authcid), Some(password), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -36,6 +41,7 @@ fn verify<U: UserDb>(auth: &Authenticator<U>, message: &[u8]) -> Result<SaslStep
     let Ok(authcid) = std::str::from_utf8(authcid) else {
         return Ok(SaslStep::Rejected);
     };
+    *claimed = Some(authcid.to_owned());
     // postie has no proxy authorization: one may only act as oneself.
     if authcid.is_empty() || !(authzid.is_empty() || authzid == authcid.as_bytes()) {
         return Ok(SaslStep::Rejected);

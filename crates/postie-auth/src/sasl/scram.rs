@@ -49,11 +49,12 @@ impl Scram {
         &mut self,
         auth: &Authenticator<U>,
         input: Option<&[u8]>,
+        claimed: &mut Option<String>,
     ) -> Result<SaslStep, AuthError> {
         match (std::mem::replace(&mut self.stage, Stage::Start), input) {
             (Stage::Start, None) => Ok(SaslStep::Challenge(Vec::new())),
             (Stage::Start, Some(message)) => {
-                let Some(pending) = self.client_first(auth, message)? else {
+                let Some(pending) = self.client_first(auth, message, claimed)? else {
                     return Ok(SaslStep::Rejected);
                 };
                 let challenge = pending.server_first.clone().into_bytes();
@@ -81,10 +82,12 @@ impl Scram {
         &self,
         auth: &Authenticator<U>,
         message: &[u8],
+        claimed: &mut Option<String>,
     ) -> Result<Option<Pending>, AuthError> {
         let Some(first) = ClientFirst::parse(message) else {
             return Ok(None);
         };
+        *claimed = Some(first.user.clone());
         let record = auth.db().lookup(&first.user)?;
         let salt = decoy_salt(&first.user);
         // Derived on every path, so the work done does not depend on who the user is.

@@ -204,6 +204,11 @@ impl Client {
         Self::over(Transport::Tls(Box::new(tls_stream(tcp, cert_pem))))
     }
 
+    /// A client on a connection made elsewhere (from a chosen source address, say).
+    pub fn over_tcp(tcp: TcpStream) -> Client {
+        Self::over(Transport::Plain(tcp))
+    }
+
     fn over(stream: Transport) -> Client {
         let mut client = Client {
             reader: BufReader::new(stream),
