@@ -3,13 +3,17 @@
 //! CI exercises every target on every change. A target panics only on a real defect.
 
 mod alphabet;
+mod client;
 mod pop3;
 mod proxy;
 mod sasl;
+mod smtp;
 
+pub use client::pop3_client;
 pub use pop3::{dotstuff_round_trip, pop3_command, pop3_server_session};
 pub use proxy::proxy_header;
 pub use sasl::sasl_exchange;
+pub use smtp::{smtp_data_round_trip, smtp_session};
 
 /// Maildir file names: every name parser.
 pub fn maildir_name(data: &[u8]) {
@@ -45,4 +49,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("dovecot_uidlist", dovecot_uidlist),
     ("passwd_file", passwd_file),
     ("proxy_header", proxy_header),
+    ("pop3_client", pop3_client),
+    ("smtp_session", smtp_session),
+    ("smtp_data_round_trip", smtp_data_round_trip),
 ];
