@@ -497,12 +497,32 @@ fn corrupt_index(f: &Fixture, edit: impl FnOnce(&str) -> String) {
 }
 
 #[test]
-fn truncated_index_keeps_surviving_uids() {
+fn damaged_index_is_restored_from_its_backup() {
     let f = fixture();
     for i in 0..4 {
         f.deliver(format!("{i}\n").as_bytes());
     }
     let before = f.uidls();
+    corrupt_index(&f, |text| text[..text.len() - 5].to_owned());
+    assert_eq!(f.uidls(), before);
+    corrupt_index(&f, |text| text.replacen("postie-uidlist", "p\u{0}stie", 1));
+    assert_eq!(f.uidls(), before);
+    fs::remove_file(f.maildir.join("postie-uidlist")).unwrap();
+    assert_eq!(f.uidls(), before);
+}
+
+fn drop_backup(f: &Fixture) {
+    fs::remove_file(f.maildir.join("postie-uidlist.backup")).unwrap();
+}
+
+#[test]
+fn truncated_index_without_backup_keeps_surviving_uids() {
+    let f = fixture();
+    for i in 0..4 {
+        f.deliver(format!("{i}\n").as_bytes());
+    }
+    let before = f.uidls();
+    drop_backup(&f);
     corrupt_index(&f, |text| text[..text.len() - 5].to_owned());
     let after = f.uidls();
     assert_eq!(after[..3], before[..3]);
@@ -512,12 +532,13 @@ fn truncated_index_keeps_surviving_uids() {
 }
 
 #[test]
-fn index_with_a_garbled_header_is_rebuilt_above_every_known_uid() {
+fn index_with_a_garbled_header_and_no_backup_is_rebuilt_above_every_known_uid() {
     let f = fixture();
     for i in 0..3 {
         f.deliver(format!("{i}\n").as_bytes());
     }
     assert_eq!(f.uidls().len(), 3);
+    drop_backup(&f);
     corrupt_index(&f, |text| text.replacen("postie-uidlist", "p\u{0}stie", 1));
     f.deliver(b"3\n");
     let after = f.uidls();

@@ -36,6 +36,12 @@ impl Layout {
         self.root.join("postie-uidlist")
     }
 
+    /// A second copy of the index, written after it: what repairs a damaged index without
+    /// changing a UIDL.
+    pub fn index_backup(&self) -> PathBuf {
+        self.root.join("postie-uidlist.backup")
+    }
+
     pub fn index_lock(&self) -> PathBuf {
         self.root.join("postie-uidlist.lock")
     }

@@ -38,14 +38,20 @@ pub fn try_lock(path: &Path) -> io::Result<Option<Lock>> {
     }
 }
 
+/// Opens (creating) a lock file. On a read-only filesystem an existing lock file is opened
+/// read-only, which flock accepts: a Maildir that cannot change can still be read.
 fn open(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
+    let writable = OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
         .mode(0o600)
-        .open(path)
+        .open(path);
+    match writable {
+        Err(e) if e.raw_os_error() == Some(libc::EROFS) => File::open(path),
+        result => result,
+    }
 }
 
 fn flock(file: &File, operation: libc::c_int) -> io::Result<()> {

@@ -4,6 +4,7 @@
 //! Layout of a user's Maildir, besides the standard tmp/, new/ and cur/:
 //!
 //! * `postie-uidlist`: postie's index (format in [`index`]), replaced atomically;
+//! * `postie-uidlist.backup`: the same, written after it, to repair a damaged index;
 //! * `postie-uidlist.lock`: flock held while the index is read, brought up to date and saved;
 //! * `postie-pop3.lock`: flock held by an exclusive POP3 session for its whole length;
 //! * `dovecot-uidlist`: Dovecot's, only ever read, to carry its UIDLs over;

@@ -25,12 +25,22 @@ impl Located {
     }
 
     /// Opens the message for reading. A symlink is refused rather than followed: whoever can
-    /// write to the Maildir must not get another file served as a message.
+    /// write to the Maildir must not get another file served as a message. So is anything but
+    /// a regular file (a directory, a FIFO, a device), which would fail or block mid-RETR;
+    /// O_NONBLOCK keeps the open of a FIFO from waiting for a writer and changes nothing for
+    /// regular files.
     pub fn open(&self, layout: &Layout) -> io::Result<File> {
-        OpenOptions::new()
+        let file = OpenOptions::new()
             .read(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(self.path(layout))
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(self.path(layout))?;
+        if !file.metadata()?.is_file() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "not a regular file",
+            ));
+        }
+        Ok(file)
     }
 }
 

@@ -32,22 +32,38 @@ impl Locked {
         let (index, dirty) = match fs::read(&path) {
             Ok(bytes) => match Index::parse(&bytes) {
                 Ok(index) => (index, false),
-                Err(damaged) => {
-                    tracing::warn!(
-                        index = %path.display(),
-                        error = %damaged.error,
-                        "damaged index, rebuilding it"
-                    );
-                    (recover(damaged, read_dovecot(layout)?), true)
+                Err(damaged) => match read_backup(layout) {
+                    Some(backup) if damaged.header.is_none_or(|(v, _)| v == backup.uidvalidity) => {
+                        tracing::warn!(
+                            index = %path.display(),
+                            error = %damaged.error,
+                            "damaged index, restored from its backup"
+                        );
+                        (restore(damaged, backup), true)
+                    }
+                    _ => {
+                        tracing::warn!(
+                            index = %path.display(),
+                            error = %damaged.error,
+                            "damaged index and no usable backup, rebuilding it"
+                        );
+                        (recover(damaged, read_dovecot(layout)?), true)
+                    }
+                },
+            },
+            Err(e) if e.kind() == io::ErrorKind::NotFound => match read_backup(layout) {
+                Some(backup) => {
+                    tracing::warn!(index = %path.display(), "index missing, restored from its backup");
+                    (backup, true)
+                }
+                None => {
+                    let uidvalidity = match read_dovecot(layout)? {
+                        Some(dovecot) => dovecot.uidvalidity,
+                        None => now_uidvalidity(),
+                    };
+                    (Index::new(uidvalidity), true)
                 }
             },
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                let uidvalidity = match read_dovecot(layout)? {
-                    Some(dovecot) => dovecot.uidvalidity,
-                    None => now_uidvalidity(),
-                };
-                (Index::new(uidvalidity), true)
-            }
             Err(e) => return Err(e).ctx("read", &path),
         };
         Ok(Self {
@@ -58,10 +74,14 @@ impl Locked {
         })
     }
 
-    /// Saves the index if it changed, durably, then releases the lock.
+    /// Saves the index if it changed, durably, then its backup, then releases the lock. A
+    /// crash between the two leaves the index whole and the backup one save behind, which
+    /// is only read when the index is damaged.
     pub fn save(self) -> Result<(), MaildirError> {
         if self.dirty {
-            replace_file(&self.layout.index(), &self.index.serialize())?;
+            let bytes = self.index.serialize();
+            replace_file(&self.layout.index(), &bytes)?;
+            replace_file(&self.layout.index_backup(), &bytes)?;
         }
         Ok(())
     }
@@ -81,6 +101,34 @@ pub fn read_dovecot(layout: &Layout) -> Result<Option<DovecotList>, MaildirError
         },
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e).ctx("read", &path),
+    }
+}
+
+/// The backup of the index, if it is there and whole.
+fn read_backup(layout: &Layout) -> Option<Index> {
+    Index::parse(&fs::read(layout.index_backup()).ok()?).ok()
+}
+
+/// Repairs a damaged index from its backup: the backup's records, and the surviving records
+/// of the damaged index it does not have (messages numbered after the backup was written).
+/// No uid changes hands, and the next uid stays above every uid either copy knew.
+fn restore(damaged: Damaged, backup: Index) -> Index {
+    let mut by_uid: BTreeMap<u32, Record> =
+        backup.records.into_iter().map(|r| (r.uid, r)).collect();
+    let known: std::collections::HashSet<Vec<u8>> =
+        by_uid.values().map(|r| r.base.clone()).collect();
+    for survivor in damaged.records {
+        if !known.contains(&survivor.base) && !by_uid.contains_key(&survivor.uid) {
+            by_uid.insert(survivor.uid, survivor);
+        }
+    }
+    let records: Vec<Record> = by_uid.into_values().collect();
+    let above_all = records.last().map_or(1, |r| r.uid.saturating_add(1));
+    let header_next = damaged.header.map_or(1, |(_, next)| next);
+    Index {
+        uidvalidity: backup.uidvalidity,
+        next_uid: backup.next_uid.max(above_all).max(header_next),
+        records,
     }
 }
 
