@@ -574,6 +574,9 @@ impl ServerSession {
         }
         self.input.clear();
         self.options.secure = true;
+        // Nothing the client said in the clear counts inside TLS (RFC 3207 section 4.2, which
+        // RFC 2595 implies): a USER before STLS may have been injected by a man in the middle.
+        self.phase = Phase::Authorization { user: None };
     }
 
     /// The message of the pending `Retrieve` is open: writes the status line. The shell then
