@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use postie_proto::proxy::ProxyNetworks;
+
 use crate::delivery::DeliveryPolicy;
 
 /// Where a listener listens.
@@ -45,6 +47,10 @@ pub struct IntakeConfig {
     pub tls_handshake_timeout: Duration,
     pub max_connections: usize,
     pub max_recipients: usize,
+    /// Load balancers whose LMTP connections start with a PROXY header.
+    pub lmtp_proxy_from: ProxyNetworks,
+    /// Load balancers whose SMTP connections start with a PROXY header.
+    pub smtp_proxy_from: ProxyNetworks,
 }
 
 impl IntakeConfig {
@@ -63,6 +69,8 @@ impl IntakeConfig {
             tls_handshake_timeout: Duration::from_secs(30),
             max_connections: 1000,
             max_recipients: 1000,
+            lmtp_proxy_from: ProxyNetworks::default(),
+            smtp_proxy_from: ProxyNetworks::default(),
         }
     }
 

@@ -5,6 +5,7 @@
 use std::io::Read;
 
 use postie_auth::{UserDb, UserRecord};
+use postie_metrics::METRICS;
 use postie_proto::smtp::DeliveryError;
 use postie_store::{MailStore, StoreError};
 use tracing::{info, warn};
@@ -57,22 +58,42 @@ impl<S: MailStore, U: UserDb> Deliverer<S, U> {
         Ok(record.name)
     }
 
-    /// Delivers `headers` followed by the spooled body to `user`.
+    /// Delivers `headers` followed by the spooled body to `user`; logs one line and counts
+    /// one delivery, whatever the outcome.
     pub fn deliver(&self, user: &str, headers: &[u8], body: &Spooled) -> Result<(), DeliveryError> {
-        let record = self.lookup(user)?;
         let size = headers.len() as u64 + body.len();
+        let result = self.attempt(user, headers, body, size);
+        let outcome = match &result {
+            Ok(()) => "delivered",
+            Err(DeliveryError::UnknownUser) => "unknown_user",
+            Err(DeliveryError::OverQuota { .. }) => "over_quota",
+            Err(DeliveryError::Temporary) => "temporary_failure",
+            Err(_) => "permanent_failure",
+        };
+        METRICS.deliveries.inc([outcome]);
+        match &result {
+            Ok(()) => info!(%user, size, outcome, "delivery"),
+            Err(_) => warn!(%user, size, outcome, "delivery"),
+        }
+        result
+    }
+
+    fn attempt(
+        &self,
+        user: &str,
+        headers: &[u8],
+        body: &Spooled,
+        size: u64,
+    ) -> Result<(), DeliveryError> {
+        let record = self.lookup(user)?;
         self.check_quota(&record, size)?;
         let mut message = headers.chain(body.reader());
-        match self.store.deliver(&record.name, &mut message) {
-            Ok(()) => {
-                info!(user = %record.name, size, "delivered");
-                Ok(())
-            }
-            Err(error) => {
-                warn!(user = %record.name, %error, "delivery failed");
-                Err(store_failure(&error))
-            }
-        }
+        self.store
+            .deliver(&record.name, &mut message)
+            .map_err(|error| {
+                warn!(user = %record.name, %error, "the store refused the delivery");
+                store_failure(&error)
+            })
     }
 
     /// The user named exactly so, or else in lower case (mail addresses are written in any

@@ -9,6 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use postie_auth::UserDb;
+use postie_metrics::{OpenConnection, METRICS};
+use postie_proto::proxy::ProxyHeader;
 use postie_proto::smtp::Role;
 use postie_store::MailStore;
 use tokio::io::AsyncWriteExt;
@@ -21,7 +23,7 @@ use crate::config::{IntakeConfig, Listen};
 use crate::conn::Conn;
 use crate::delivery::Deliverer;
 use crate::error::IntakeError;
-use crate::session;
+use crate::{proxy, session};
 
 /// What every session shares.
 pub(crate) struct Shared<S, U> {
@@ -41,6 +43,13 @@ enum Bound {
     Unix(UnixListener),
 }
 
+/// A socket bound by someone else (systemd socket activation) for a configured listener.
+#[derive(Debug)]
+pub enum Inherited {
+    Tcp(std::net::TcpListener),
+    Unix(std::os::unix::net::UnixListener),
+}
+
 impl<S: MailStore, U: UserDb> IntakeServer<S, U> {
     pub fn new(config: IntakeConfig, store: S, users: U) -> Self {
         let deliverer = Deliverer::new(store, users, config.policy.clone());
@@ -57,6 +66,15 @@ impl<S: MailStore, U: UserDb> IntakeServer<S, U> {
     /// Binds every configured listener. A Unix socket left over by an earlier run is replaced;
     /// its folder is created if needed.
     pub async fn bind(self) -> Result<RunningIntake<S, U>, IntakeError> {
+        self.bind_with(|_, _| None).await
+    }
+
+    /// Binds every configured listener, except those `inherited` hands over already bound
+    /// (systemd socket activation).
+    pub async fn bind_with(
+        self,
+        mut inherited: impl FnMut(&Listen, Role) -> Option<Inherited>,
+    ) -> Result<RunningIntake<S, U>, IntakeError> {
         let mut listeners = Vec::new();
         let lmtp = self
             .shared
@@ -71,9 +89,17 @@ impl<S: MailStore, U: UserDb> IntakeServer<S, U> {
             .iter()
             .map(|a| (Listen::Tcp(*a), Role::Smtp));
         for (listen, role) in lmtp.chain(smtp).collect::<Vec<_>>() {
-            let bound = match &listen {
-                Listen::Tcp(addr) => TcpListener::bind(addr).await.map(Bound::Tcp),
-                Listen::Unix(path) => bind_unix(path).map(Bound::Unix),
+            let bound = match (inherited(&listen, role), &listen) {
+                (Some(Inherited::Tcp(listener)), _) => listener
+                    .set_nonblocking(true)
+                    .and_then(|()| TcpListener::from_std(listener))
+                    .map(Bound::Tcp),
+                (Some(Inherited::Unix(listener)), _) => listener
+                    .set_nonblocking(true)
+                    .and_then(|()| UnixListener::from_std(listener))
+                    .map(Bound::Unix),
+                (None, Listen::Tcp(addr)) => TcpListener::bind(addr).await.map(Bound::Tcp),
+                (None, Listen::Unix(path)) => bind_unix(path).map(Bound::Unix),
             }
             .map_err(|source| IntakeError::Bind {
                 listen: listen.to_string(),
@@ -198,7 +224,32 @@ async fn handle<S: MailStore, U: UserDb>(
     shared: Arc<Shared<S, U>>,
     stop: watch::Receiver<bool>,
 ) {
+    let (listener, trusted) = match role {
+        Role::Lmtp => ("lmtp", &shared.config.lmtp_proxy_from),
+        Role::Smtp => ("smtp", &shared.config.smtp_proxy_from),
+    };
+    let _open = OpenConnection::new(listener);
+    let peer = match (&mut conn, peer) {
+        (Conn::Tcp(stream), Some(ip)) if trusted.contains(ip) => {
+            match proxy::read_header(stream).await {
+                Ok(header) => {
+                    METRICS.proxy_headers.inc([listener, "accepted"]);
+                    match header {
+                        ProxyHeader::Proxied { source, .. } => Some(source.ip()),
+                        ProxyHeader::Local => peer,
+                    }
+                }
+                Err(error) => {
+                    METRICS.proxy_headers.inc([listener, "refused"]);
+                    info!(proxy = %ip, %error, "connection from a trusted proxy refused: it must start with a valid PROXY header");
+                    return;
+                }
+            }
+        }
+        _ => peer,
+    };
     let Ok(_permit) = Arc::clone(&shared.connections).try_acquire_owned() else {
+        METRICS.connections_refused.inc([listener, "server_full"]);
         warn!(?peer, "connection refused: too many open connections");
         let _ = conn
             .write_all(b"421 4.3.2 Too many connections, try again later\r\n")

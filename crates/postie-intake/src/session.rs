@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use postie_auth::UserDb;
+use postie_metrics::METRICS;
 use postie_proto::smtp::{DeliveryError, Envelope, Event, Role, SmtpOptions, SmtpSession};
 use postie_store::MailStore;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -207,15 +208,18 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
         .await
         {
             Ok(Ok(tls)) => {
+                METRICS.tls_handshakes.inc(["smtp", "ok"]);
                 *conn = Conn::Tls(Box::new(tls));
                 self.core.tls_started();
                 Ok(())
             }
             Ok(Err(error)) => {
+                METRICS.tls_handshakes.inc(["smtp", "failed"]);
                 info!(id = %self.id, %error, "STARTTLS handshake failed");
                 Err(Disconnected)
             }
             Err(_) => {
+                METRICS.tls_handshakes.inc(["smtp", "failed"]);
                 info!(id = %self.id, "STARTTLS handshake timed out");
                 Err(Disconnected)
             }

@@ -49,6 +49,10 @@ pub enum CommandError {
     Base64,
     #[error("Command line contains a NUL byte")]
     Nul,
+    /// A PROXY protocol header where a command belongs: the connection comes from an
+    /// address not trusted to send one, or from a client pretending to be a proxy.
+    #[error("A PROXY header is accepted only from the configured proxies")]
+    ProxyHeader,
 }
 
 impl Command {
@@ -56,6 +60,9 @@ impl Command {
     pub fn parse(line: &[u8]) -> Result<Command, CommandError> {
         if line.contains(&0) {
             return Err(CommandError::Nul);
+        }
+        if line.starts_with(b"PROXY ") {
+            return Err(CommandError::ProxyHeader);
         }
         let (keyword, rest) = match line.iter().position(|&b| b == b' ') {
             Some(space) => (&line[..space], Some(&line[space + 1..])),

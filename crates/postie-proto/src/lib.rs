@@ -15,6 +15,7 @@ mod response;
 mod secret;
 mod server;
 pub mod smtp;
+mod tally;
 mod types;
 
 pub use capability::{Capabilities, Expire};
@@ -24,6 +25,7 @@ pub use line::{LinePiece, LineReader, ReadLine};
 pub use response::{ErrorKind, RespCode};
 pub use secret::Secret;
 pub use server::{Credentials, Event, MessageEntry, ServerOptions, ServerSession};
+pub use tally::CommandTally;
 pub use types::{MsgNum, Uidl, UidlError, UserName, UserNameError};
 
 /// The longest command line a server accepts, CRLF included (RFC 2449 section 4).

@@ -7,10 +7,11 @@
 //! accumulates in [`ServerSession::output`] for the shell to write in one go.
 
 use crate::capability::{CapaContext, Capabilities};
-use crate::command::{decode_base64, Command};
+use crate::command::{decode_base64, Command, CommandError};
 use crate::line::{LineReader, ReadLine};
 use crate::response::{write_err, write_error_kind, write_ok, ErrorKind, RespCode};
 use crate::secret::Secret;
+use crate::tally::CommandTally;
 use crate::types::{MsgNum, Uidl, UserName};
 use crate::{MAX_COMMAND_LINE, MAX_SASL_LINE};
 
@@ -144,6 +145,7 @@ pub struct ServerSession {
     waiting: Option<Waiting>,
     auth_failures: u32,
     bad_commands: u32,
+    tally: CommandTally,
 }
 
 impl ServerSession {
@@ -163,6 +165,7 @@ impl ServerSession {
             waiting: None,
             auth_failures: 0,
             bad_commands: 0,
+            tally: CommandTally::default(),
         }
     }
 
@@ -179,6 +182,11 @@ impl ServerSession {
     /// Whether the user has logged in (the shell picks the longer idle timeout then).
     pub fn is_authenticated(&self) -> bool {
         matches!(self.phase, Phase::Transaction(_))
+    }
+
+    /// The commands received so far, by verb.
+    pub fn commands(&self) -> &CommandTally {
+        &self.tally
     }
 
     /// Whether the connection is encrypted.
@@ -217,8 +225,23 @@ impl ServerSession {
                 self.sasl_line(&line)
             } else {
                 match Command::parse(&line) {
-                    Ok(command) => self.command(command),
+                    Ok(command) => {
+                        self.tally.record(command.verb());
+                        self.command(command)
+                    }
+                    Err(CommandError::ProxyHeader) => {
+                        // Whoever claims another client's address is not talked to further.
+                        self.tally.record_invalid();
+                        write_err(
+                            &mut self.output,
+                            Some(RespCode::SysPerm),
+                            &CommandError::ProxyHeader.to_string(),
+                        );
+                        self.phase = Phase::Closed;
+                        None
+                    }
                     Err(error) => {
+                        self.tally.record_invalid();
                         self.bad_command(&error.to_string());
                         None
                     }

@@ -425,3 +425,36 @@ proptest! {
         harness.send(&input);
     }
 }
+
+#[test]
+fn commands_are_tallied_by_verb_never_by_argument() {
+    let mut harness = Harness::new(options());
+    harness.send(b"CAPA\r\nUSER mrose\r\nPASS tanstaaf\r\nSTAT\r\nretr 1\r\nXYZZY\r\nRETR x\r\nNOOP\r\nNOOP\r\n");
+    let tally: Vec<_> = harness.session.commands().iter().collect();
+    assert_eq!(
+        tally,
+        [
+            ("USER", 1),
+            ("PASS", 1),
+            ("CAPA", 1),
+            ("STAT", 1),
+            ("RETR", 1),
+            ("NOOP", 2),
+            ("invalid", 2)
+        ]
+    );
+}
+
+#[test]
+fn a_proxy_header_where_a_command_belongs_ends_the_session() {
+    let mut harness = Harness::new(options());
+    harness.send(b"PROXY TCP4 203.0.113.9 192.0.2.1 4000 110\r\nUSER mrose\r\n");
+    let wire = String::from_utf8_lossy(&harness.wire).into_owned();
+    assert!(
+        wire.ends_with(
+            "-ERR [SYS/PERM] A PROXY header is accepted only from the configured proxies\r\n"
+        ),
+        "{wire}"
+    );
+    assert!(harness.closed);
+}

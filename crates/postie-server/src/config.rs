@@ -2,6 +2,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use postie_proto::proxy::ProxyNetworks;
 use postie_proto::Expire;
 use postie_store::DeletePolicy;
 
@@ -33,6 +34,8 @@ pub struct Pop3Config {
     /// Minimum time between two logins of one user (LOGIN-DELAY), when set.
     pub login_delay: Option<Duration>,
     pub expire: Option<Expire>,
+    /// Load balancers whose connections start with a PROXY header naming the real client.
+    pub proxy_from: ProxyNetworks,
 }
 
 impl Pop3Config {
@@ -55,6 +58,7 @@ impl Pop3Config {
             max_connections_per_ip: 64,
             login_delay: None,
             expire: None,
+            proxy_from: ProxyNetworks::default(),
         }
     }
 }

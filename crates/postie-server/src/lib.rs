@@ -7,12 +7,14 @@
 mod config;
 mod conn;
 mod error;
+pub mod http;
 mod limits;
 mod listener;
+mod proxy;
 mod session;
 mod tls;
 
 pub use config::Pop3Config;
 pub use error::ServerError;
-pub use listener::{Pop3Server, RunningServer};
-pub use tls::load_tls_config;
+pub use listener::{Pop3Reloader, Pop3Server, RunningServer};
+pub use tls::{read_certs, ReloadableCert};

@@ -28,6 +28,19 @@ pub enum Command {
     /// Test a POP3 server step by step (DNS, TCP, TLS, certificate, CAPA, login) and say what
     /// is wrong.
     Probe(crate::probe::ProbeArgs),
+    /// Check the configuration and everything it points to (files, certificate, ports,
+    /// maildir, user), printing each finding with its fix. Exit status 1 when any is an error.
+    CheckConfig(CheckConfigArgs),
+    /// Print the DNS records that let mail clients find this server (RFC 6186 SRV records,
+    /// autoconfig and Autodiscover host names).
+    DnsRecords(DnsRecordsArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), generated from this command line.
+    Man,
     /// Deliver one message from standard input (a local delivery agent, for Postfix's
     /// mailbox_command and scripts). Exit codes follow sysexits: 0 delivered, 67 unknown
     /// user, 73 cannot create (over quota), 75 temporary failure.
@@ -49,6 +62,31 @@ pub struct ServeArgs {
     /// Log format.
     #[arg(long, value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    /// Keep running as root when started as root without `user = ...` in the configuration.
+    #[arg(long)]
+    pub allow_root: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckConfigArgs {
+    /// The configuration file.
+    #[arg(long, short = 'c', default_value = DEFAULT_CONFIG)]
+    pub config: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct DnsRecordsArgs {
+    /// The mail domain, as in user@DOMAIN.
+    pub domain: String,
+    /// The configuration file, for the host name and ports.
+    #[arg(long, short = 'c', default_value = DEFAULT_CONFIG)]
+    pub config: PathBuf,
+    /// The host name clients connect to, instead of the configuration's.
+    #[arg(long)]
+    pub host: Option<String>,
+    /// The records' time to live, in seconds.
+    #[arg(long, default_value_t = 3600)]
+    pub ttl: u32,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]

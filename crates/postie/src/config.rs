@@ -2,12 +2,15 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use postie_intake::{parse_size, IntakeConfig, Listen, Quota};
+use postie_proto::proxy::ProxyNetworks;
 use postie_proto::Expire;
-use postie_server::Pop3Config;
+use postie_server::http::{MailSettings, UsernameForm};
+use postie_server::{Pop3Config, ReloadableCert};
 use postie_store::DeletePolicy;
 use serde::Deserialize;
 
@@ -17,6 +20,9 @@ use crate::hostname::system_hostname;
 #[serde(deny_unknown_fields)]
 struct File {
     hostname: Option<String>,
+    /// The user `postie serve` runs as after binding its ports, when started as root.
+    user: Option<String>,
+    shutdown_grace_secs: Option<u64>,
     #[serde(default)]
     pop3: Pop3Section,
     tls: Option<TlsSection>,
@@ -28,6 +34,10 @@ struct File {
     lmtp: LmtpSection,
     #[serde(default)]
     smtp: SmtpSection,
+    #[serde(default)]
+    http: HttpSection,
+    #[serde(default)]
+    autoconfig: AutoconfigSection,
 }
 
 #[derive(Debug, Deserialize)]
@@ -46,6 +56,7 @@ struct Pop3Section {
     max_connections_per_ip: usize,
     login_delay_secs: Option<u32>,
     expire: Option<ExpireSetting>,
+    proxy_from: Vec<String>,
 }
 
 impl Default for Pop3Section {
@@ -64,6 +75,7 @@ impl Default for Pop3Section {
             max_connections_per_ip: 64,
             login_delay_secs: None,
             expire: None,
+            proxy_from: Vec::new(),
         }
     }
 }
@@ -144,6 +156,7 @@ const DEFAULT_MAX_MESSAGE_SIZE: u64 = 52_428_800;
 struct LmtpSection {
     listen: Vec<String>,
     max_message_size: Size,
+    proxy_from: Vec<String>,
 }
 
 impl Default for LmtpSection {
@@ -151,6 +164,7 @@ impl Default for LmtpSection {
         LmtpSection {
             listen: Vec::new(),
             max_message_size: Size::Octets(DEFAULT_MAX_MESSAGE_SIZE),
+            proxy_from: Vec::new(),
         }
     }
 }
@@ -161,6 +175,7 @@ struct SmtpSection {
     listen: Vec<String>,
     domains: Vec<String>,
     max_message_size: Size,
+    proxy_from: Vec<String>,
 }
 
 impl Default for SmtpSection {
@@ -169,15 +184,71 @@ impl Default for SmtpSection {
             listen: Vec::new(),
             domains: Vec::new(),
             max_message_size: Size::Octets(DEFAULT_MAX_MESSAGE_SIZE),
+            proxy_from: Vec::new(),
         }
     }
 }
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct HttpSection {
+    listen: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct AutoconfigSection {
+    host: Option<String>,
+    domains: Option<Vec<String>>,
+    username: Username,
+    display_name: Option<String>,
+    leave_on_server: bool,
+    leave_on_server_days: u32,
+    pop3s_port: Option<u16>,
+    pop3_port: Option<u16>,
+    smtp: Option<String>,
+}
+
+impl Default for AutoconfigSection {
+    fn default() -> Self {
+        AutoconfigSection {
+            host: None,
+            domains: None,
+            username: Username::Localpart,
+            display_name: None,
+            leave_on_server: false,
+            leave_on_server_days: 0,
+            pop3s_port: None,
+            pop3_port: None,
+            smtp: None,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum Username {
+    Localpart,
+    Address,
+}
+
+/// 30 seconds, as systemd's default stop timeout (90 s) leaves room for.
+const DEFAULT_SHUTDOWN_GRACE: u64 = 30;
 
 /// The configuration, checked and with paths resolved.
 #[derive(Debug)]
 pub struct Config {
     pub path: PathBuf,
     pub pop3: Pop3Config,
+    /// The certificate and key files, resolved, whether or not they were loaded.
+    pub tls_files: Option<(PathBuf, PathBuf)>,
+    /// The loaded certificate, which SIGHUP reloads.
+    pub cert: Option<Arc<ReloadableCert>>,
+    pub user: Option<String>,
+    pub shutdown_grace: Duration,
+    pub http_listen: Vec<SocketAddr>,
+    /// What autoconfig and Autodiscover answer; ports still 0 take the bound ones.
+    pub autoconfig: MailSettings,
     pub passwd_file: PathBuf,
     pub maildir_template: String,
     /// LMTP and SMTP listeners, and the delivery policy `postie deliver` shares.
@@ -196,9 +267,10 @@ impl Config {
         Self::parse(path, &text)
     }
 
-    /// For `postie deliver`: everything but the TLS certificate, which a delivery agent never
-    /// uses and may not be allowed to read.
-    pub fn load_for_delivery(path: &Path) -> Result<Config> {
+    /// For `postie deliver`, SIGHUP and `postie check-config`: everything but the TLS
+    /// certificate, which a delivery agent never uses and may not be allowed to read, and
+    /// which the others check on their own.
+    pub fn load_without_tls(path: &Path) -> Result<Config> {
         let text = std::fs::read_to_string(path).with_context(|| {
             format!(
                 "cannot read the configuration file {}: name it with --config",
@@ -243,25 +315,33 @@ impl Config {
             &section.listen_tls,
             &format!("{file_name}: [pop3] listen_tls"),
         )?;
-        match &file.tls {
-            Some(_) if !load_tls => {}
-            Some(tls) => {
-                let cert = base.join(&tls.cert);
-                let key = base.join(&tls.key);
-                let config = postie_server::load_tls_config(&cert, &key).with_context(|| {
+        let tls_files = file
+            .tls
+            .as_ref()
+            .map(|tls| (base.join(&tls.cert), base.join(&tls.key)));
+        let mut cert = None;
+        match (&file.tls, &tls_files) {
+            (Some(_), _) if !load_tls => {}
+            (Some(tls), Some((cert_path, key_path))) => {
+                let loaded = ReloadableCert::load(cert_path, key_path).with_context(|| {
                     format!("{file_name}: [tls] cert = {:?}, key = {:?}: fix the paths or the files (PEM)", tls.cert, tls.key)
                 })?;
-                pop3.tls = Some(config);
+                pop3.tls = Some(loaded.server_config()?);
+                cert = Some(loaded);
             }
-            None if !pop3.listen_tls.is_empty() && !section_lists_tls_explicitly(text) => {
+            (None, _) if !pop3.listen_tls.is_empty() && !section_lists_tls_explicitly(text) => {
                 // Defaults name port 995; without a certificate there is nothing to serve on it.
                 pop3.listen_tls.clear();
             }
-            None if !pop3.listen_tls.is_empty() => {
+            (None, _) if !pop3.listen_tls.is_empty() => {
                 bail!("{file_name}: [pop3] listen_tls needs a [tls] section with cert and key, or remove listen_tls")
             }
-            None => {}
+            _ => {}
         }
+        pop3.proxy_from = proxy_networks(
+            &section.proxy_from,
+            &format!("{file_name}: [pop3] proxy_from"),
+        )?;
         pop3.allow_plaintext_auth = section.allow_plaintext_auth;
         pop3.apop = section.apop;
         pop3.lock_session = section.lock_session;
@@ -321,8 +401,29 @@ impl Config {
             &base,
             &file_name.to_string(),
         )?;
+        let http_listen = addresses(&file.http.listen, &format!("{file_name}: [http] listen"))?;
+        let autoconfig = mail_settings(
+            &file.autoconfig,
+            &file.smtp,
+            &pop3,
+            file.tls.is_some(),
+            &format!("{file_name}: [autoconfig]"),
+        )?;
+        let shutdown_grace =
+            Duration::from_secs(file.shutdown_grace_secs.unwrap_or(DEFAULT_SHUTDOWN_GRACE));
+        if let Some(user) = &file.user {
+            if user.is_empty() || user.contains(['/', ':', ' ']) {
+                bail!("{file_name}: user = {user:?} is not a user name: name the system user postie runs as, such as \"postie\"");
+            }
+        }
         Ok(Config {
             path: path.to_owned(),
+            tls_files,
+            cert,
+            user: file.user,
+            shutdown_grace,
+            http_listen,
+            autoconfig,
             pop3,
             passwd_file: base.join(file.auth.passwd_file),
             maildir_template,
@@ -382,7 +483,71 @@ fn intake_config(
         messages: mail.quota_messages,
     };
     intake.policy.quota_tempfail = mail.quota_full_tempfail;
+    intake.lmtp_proxy_from =
+        proxy_networks(&lmtp.proxy_from, &format!("{file_name}: [lmtp] proxy_from"))?;
+    intake.smtp_proxy_from =
+        proxy_networks(&smtp.proxy_from, &format!("{file_name}: [smtp] proxy_from"))?;
     Ok(intake)
+}
+
+fn proxy_networks(list: &[String], what: &str) -> Result<ProxyNetworks> {
+    ProxyNetworks::parse(list).with_context(|| {
+        format!("{what}: name the load balancers' networks, such as [\"10.0.0.0/8\"]")
+    })
+}
+
+/// The `[autoconfig]` section: what mail clients are told. Ports left unset come from the
+/// listeners (0 until they are bound).
+fn mail_settings(
+    section: &AutoconfigSection,
+    smtp: &SmtpSection,
+    pop3: &Pop3Config,
+    tls: bool,
+    what: &str,
+) -> Result<MailSettings> {
+    let host = section
+        .host
+        .clone()
+        .unwrap_or_else(|| pop3.hostname.clone());
+    let smtp_server = match &section.smtp {
+        None => None,
+        Some(text) => {
+            let parsed = text
+                .rsplit_once(':')
+                .and_then(|(host, port)| Some((host.to_owned(), port.parse::<u16>().ok()?)))
+                .filter(|(host, port)| !host.is_empty() && *port != 0);
+            match parsed {
+                Some(server) => Some(server),
+                None => bail!("{what} smtp = {text:?}: name the submission server with its port, such as \"smtp.example.org:587\""),
+            }
+        }
+    };
+    Ok(MailSettings {
+        display_name: section.display_name.clone().unwrap_or_else(|| host.clone()),
+        host,
+        pop3s_port: section
+            .pop3s_port
+            .or_else(|| pop3.listen_tls.first().map(SocketAddr::port)),
+        pop3_port: section
+            .pop3_port
+            .or_else(|| pop3.listen.first().map(SocketAddr::port)),
+        starttls: tls,
+        username: match section.username {
+            Username::Localpart => UsernameForm::LocalPart,
+            Username::Address => UsernameForm::Address,
+        },
+        domains: section
+            .domains
+            .clone()
+            .unwrap_or_else(|| smtp.domains.clone())
+            .iter()
+            .map(|d| d.to_ascii_lowercase())
+            .collect(),
+        leave_on_server: section.leave_on_server,
+        leave_on_server_days: (section.leave_on_server_days > 0)
+            .then_some(section.leave_on_server_days),
+        smtp: smtp_server,
+    })
 }
 
 fn size(value: &Size, what: &str) -> Result<u64> {

@@ -45,8 +45,7 @@ fn deliver(args: &DeliverArgs) -> Result<(), Failure> {
         code: EX_TEMPFAIL,
         message,
     };
-    let config =
-        Config::load_for_delivery(&args.config).map_err(|e| temporary(format!("{e:#}")))?;
+    let config = Config::load_without_tls(&args.config).map_err(|e| temporary(format!("{e:#}")))?;
     let users = PasswdFile::open(&config.passwd_file).map_err(|e| {
         temporary(format!(
             "{}: [auth] passwd_file: {e}",

@@ -1,13 +1,19 @@
 //! The `postie` command: wires configuration to services to shells, and nothing else.
 
+mod check_config;
 mod cli;
 mod config;
 mod deliver;
 mod demo;
+mod dns_records;
 mod fetch;
 mod hostname;
+mod manual;
+mod privileges;
 mod probe;
+mod reload;
 mod serve;
+mod systemd;
 mod users;
 
 use std::process::ExitCode;
@@ -22,6 +28,11 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::User(args) => users::user(args),
         Command::Pw(args) => users::pw(args),
+        Command::DnsRecords(args) => dns_records::run(args),
+        Command::Completions { shell } => manual::completions(shell),
+        Command::Man => manual::man(),
+        // Its exit status says whether any finding is an error.
+        Command::CheckConfig(args) => return check_config::run(args),
         // Their exit statuses are sysexits codes (see `postie fetch --help`).
         Command::Fetch(args) => return fetch::run(args),
         Command::Probe(args) => return probe::run(args),

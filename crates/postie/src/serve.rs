@@ -1,20 +1,25 @@
-//! `postie serve`: configuration to services to listeners.
+//! `postie serve`: configuration to services to listeners, under systemd or not.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context, Result};
 use postie_auth::{Authenticator, PasswdFile};
-use postie_intake::IntakeServer;
+use postie_intake::{Inherited, IntakeServer, Listen};
+use postie_proto::smtp::Role;
+use postie_server::http::HttpServer;
 use postie_server::Pop3Server;
 use postie_store::MaildirStore;
-use tracing::info;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::watch;
+use tracing::{info, warn};
 
 use crate::cli::{LogFormat, ServeArgs};
 use crate::config::Config;
 use crate::demo;
-
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+use crate::privileges::{self, Plan};
+use crate::reload::{Fixed, Reloader};
+use crate::systemd::{Activated, Notifier};
 
 pub fn run(args: ServeArgs) -> Result<()> {
     init_logging(args.log_format);
@@ -25,6 +30,9 @@ pub fn run(args: ServeArgs) -> Result<()> {
         args.config.clone()
     };
     let config = Config::load(&config_path)?;
+    // Read before the runtime starts threads: taking the sockets clears the environment.
+    let mut activated = Activated::from_env()?;
+    let notifier = Arc::new(Notifier::from_env());
     let users = PasswdFile::open(&config.passwd_file).map(Arc::new).with_context(|| {
         format!(
             "{}: [auth] passwd_file: cannot use {}: create it with `postie user add NAME --config {}`",
@@ -33,64 +41,161 @@ pub fn run(args: ServeArgs) -> Result<()> {
             config.path.display()
         )
     })?;
+    // The demo binds loopback ports in a scratch folder: nothing there for root to guard.
+    let plan = if args.demo {
+        Plan::Stay
+    } else {
+        privileges::plan(config.user.as_deref(), args.allow_root, &config.path)?
+    };
+    if privileges::is_root() && matches!(plan, Plan::Stay) && !args.demo {
+        warn!("running as root (--allow-root)");
+    }
     let store = MaildirStore::new(config.maildir_template.clone());
     // LMTP and SMTP deliver into the store POP3 reads, for the same users.
     let intake = config
         .intake
         .is_enabled()
-        .then(|| IntakeServer::new(config.intake, store.clone(), Arc::clone(&users)));
-    let server = Pop3Server::new(config.pop3, store, Authenticator::new(users))?;
+        .then(|| IntakeServer::new(config.intake.clone(), store.clone(), Arc::clone(&users)));
+    let server = Pop3Server::new(
+        config.pop3.clone(),
+        store,
+        Authenticator::new(Arc::clone(&users)),
+    )?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the runtime")?;
     runtime.block_on(async move {
-        let running = server.bind().await?;
+        let running = server
+            .bind_with(|addr, tls| activated.take_tcp(if tls { "pop3s" } else { "pop3" }, addr))
+            .await?;
         for (addr, tls) in running.local_addrs() {
             info!(%addr, kind = if tls { "pop3s (implicit TLS)" } else { "pop3 (STLS)" }, "listening");
         }
         let intake = match intake {
-            Some(intake) => Some(intake.bind().await?),
+            Some(intake) => Some(
+                intake
+                    .bind_with(|listen, role| take_intake(&mut activated, listen, role))
+                    .await?,
+            ),
             None => None,
         };
         if let Some(intake) = &intake {
             postie_intake::log_listeners(&intake.local_addrs());
         }
+        let http = if config.http_listen.is_empty() {
+            None
+        } else {
+            let mail = bound_ports(config.autoconfig.clone(), &running.local_addrs());
+            let http = HttpServer::bind(
+                &config.http_listen,
+                |addr| activated.take_tcp("http", addr),
+                Some(mail),
+            )
+            .await?;
+            for addr in http.local_addrs() {
+                info!(%addr, kind = "http", "listening");
+            }
+            Some(http)
+        };
+        for socket in activated.leftovers() {
+            warn!(%socket, "an inherited socket matches no configured listener: closing it; name its address in the configuration");
+        }
+        drop(activated);
+        if let Plan::DropTo(user) = &plan {
+            privileges::drop_to(user)?;
+            info!(user = %user.name, uid = user.uid, gid = user.gid, "running as an unprivileged user");
+        }
         if args.demo {
             demo::print_help(&running.local_addrs(), &args.demo_dir);
         }
-        // One signal stops both: the POP3 side waits for it, the intake side for its echo.
-        let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+
+        let reloader = Reloader {
+            config_path: config.path.clone(),
+            cert: config.cert.clone(),
+            users,
+            pop3: running.reloader(),
+            fixed: Fixed::of(&config),
+        };
+        let mut hangup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
+        let reload_notifier = Arc::clone(&notifier);
+        tokio::spawn(async move {
+            while hangup.recv().await.is_some() {
+                reload_notifier.reloading();
+                info!("SIGHUP: reloading");
+                reloader.reload();
+                reload_notifier.ready("serving");
+            }
+        });
+
+        // One signal stops everything: the POP3 side waits for it, the others for its echo.
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let grace = config.shutdown_grace;
         let intake_task = intake.map(|intake| {
+            let mut stop = stop_rx.clone();
             tokio::spawn(intake.serve(
                 async move {
-                    let _ = stop_rx.changed().await;
+                    let _ = stop.changed().await;
                 },
-                SHUTDOWN_GRACE,
+                grace,
             ))
         });
+        let http_task = http.map(|http| {
+            let mut stop = stop_rx.clone();
+            tokio::spawn(http.serve(async move {
+                let _ = stop.changed().await;
+            }))
+        });
+        notifier.ready("serving");
         let shutdown = async move {
             shutdown_signal().await;
+            notifier.stopping();
             let _ = stop_tx.send(true);
         };
-        running.serve(shutdown, SHUTDOWN_GRACE).await;
-        if let Some(task) = intake_task {
+        running.serve(shutdown, grace).await;
+        for task in [intake_task, http_task].into_iter().flatten() {
             let _ = task.await;
         }
+        info!("stopped");
         Ok::<(), anyhow::Error>(())
     })
 }
 
+fn take_intake(activated: &mut Activated, listen: &Listen, role: Role) -> Option<Inherited> {
+    let kind = match role {
+        Role::Lmtp => "lmtp",
+        Role::Smtp => "smtp",
+    };
+    match listen {
+        Listen::Tcp(addr) => activated.take_tcp(kind, *addr).map(Inherited::Tcp),
+        Listen::Unix(path) => activated.take_unix(kind, path).map(Inherited::Unix),
+    }
+}
+
+/// Autoconfig tells clients the ports really bound where the configuration says 0.
+fn bound_ports(
+    mut mail: postie_server::http::MailSettings,
+    bound: &[(SocketAddr, bool)],
+) -> postie_server::http::MailSettings {
+    let port_of = |tls: bool| bound.iter().find(|(_, t)| *t == tls).map(|(a, _)| a.port());
+    if mail.pop3s_port == Some(0) {
+        mail.pop3s_port = port_of(true);
+    }
+    if mail.pop3_port == Some(0) {
+        mail.pop3_port = port_of(false);
+    }
+    mail
+}
+
 async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
     let mut term = match signal(SignalKind::terminate()) {
         Ok(term) => term,
         Err(_) => return std::future::pending().await,
     };
     tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => info!("SIGTERM: stopping"),
+        _ = tokio::signal::ctrl_c() => info!("interrupted: stopping"),
     }
 }
 
@@ -113,14 +218,20 @@ fn init_logging(format: LogFormat) {
 /// server far below its `max_connections`.
 fn raise_open_file_limit() {
     const WANTED: libc::rlim_t = 1 << 20;
-    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: getrlimit and setrlimit are given a valid rlimit struct.
     unsafe {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
             return;
         }
         // Raising the hard limit needs privilege; without it, the soft limit goes up to the hard one.
-        let raised = libc::rlimit { rlim_cur: WANTED.max(limit.rlim_cur), rlim_max: WANTED.max(limit.rlim_max) };
+        let raised = libc::rlimit {
+            rlim_cur: WANTED.max(limit.rlim_cur),
+            rlim_max: WANTED.max(limit.rlim_max),
+        };
         if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) != 0 {
             limit.rlim_cur = limit.rlim_max;
             libc::setrlimit(libc::RLIMIT_NOFILE, &limit);

@@ -80,6 +80,17 @@ impl PasswdFile {
         &self.path
     }
 
+    /// Reads the file again now (SIGHUP), changed or not, and returns how many users it
+    /// holds. On an error the users loaded before stay in force.
+    pub fn reload(&self) -> Result<usize, AuthError> {
+        let (stamp, users) = load(&self.path)?;
+        let count = users.len();
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.seen = Observed::File(stamp);
+        state.users = users;
+        Ok(count)
+    }
+
     fn refresh(&self, state: &mut State) {
         let observed = match fs::metadata(&self.path) {
             Ok(meta) => Observed::File(Stamp::of(&meta)),

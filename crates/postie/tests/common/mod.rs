@@ -53,7 +53,8 @@ impl TestServer {
         std::fs::write(dir.path().join("postie.toml"), config).unwrap();
         let stderr_log = dir.path().join("server.log");
         let child = Command::new(BIN)
-            .args(["serve", "--config"])
+            // CI runs as root; these servers need no other user.
+            .args(["serve", "--allow-root", "--config"])
             .arg(dir.path().join("postie.toml"))
             .env("POSTIE_LOG", "info")
             .stdout(Stdio::null())
@@ -364,7 +365,8 @@ impl TestServer {
         std::fs::write(dir.path().join("postie.toml"), config).unwrap();
         let stderr_log = dir.path().join("server.log");
         let child = Command::new(BIN)
-            .args(["serve", "--config"])
+            // CI runs as root; these servers need no other user.
+            .args(["serve", "--allow-root", "--config"])
             .arg(dir.path().join("postie.toml"))
             .env("POSTIE_LOG", "info")
             .stdout(Stdio::null())

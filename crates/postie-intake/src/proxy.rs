@@ -1,0 +1,42 @@
+//! Reading a PROXY protocol header off a new connection from a trusted load balancer (the
+//! same few lines as postie-server's, which this crate does not depend on).
+
+use std::time::Duration;
+
+use postie_proto::proxy::{self, Parsed, ProxyError, ProxyHeader};
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+
+/// The longest a load balancer may take to send its header; it sends it with the connection.
+pub(crate) const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ProxyFailure {
+    #[error(transparent)]
+    Header(#[from] ProxyError),
+    #[error("connection closed or failed before the PROXY header ended: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("no PROXY header within {HEADER_TIMEOUT:?}")]
+    Timeout,
+}
+
+/// Reads exactly the header, as the parser asks, so the bytes after it (a TLS ClientHello,
+/// pipelined commands) stay in the socket for the session.
+pub(crate) async fn read_header(stream: &mut TcpStream) -> Result<ProxyHeader, ProxyFailure> {
+    let read = async {
+        let mut buffer = Vec::with_capacity(proxy::MIN_HEADER);
+        loop {
+            match proxy::parse(&buffer)? {
+                Parsed::Complete { header, .. } => return Ok(header),
+                Parsed::Incomplete { need } => {
+                    let start = buffer.len();
+                    buffer.resize(start + need, 0);
+                    stream.read_exact(&mut buffer[start..]).await?;
+                }
+            }
+        }
+    };
+    tokio::time::timeout(HEADER_TIMEOUT, read)
+        .await
+        .unwrap_or(Err(ProxyFailure::Timeout))
+}

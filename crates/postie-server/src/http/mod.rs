@@ -1,0 +1,163 @@
+//! The HTTP listener: `/metrics` (Prometheus), `/healthz`, Thunderbird's autoconfig and
+//! Outlook's Autodiscover.
+//!
+//! A small handler of its own rather than hyper: four fixed routes, one request per
+//! connection, a head of at most 8 KiB and a body of at most 64 KiB, each connection capped
+//! in time and their number capped. Strict parsing refuses what it does not need (chunked
+//! bodies, folded headers) instead of interpreting it, which keeps the code short enough to
+//! read in full; TLS for autoconfig is for the reverse proxy in front.
+
+mod autoconfig;
+mod autodiscover;
+mod request;
+mod routes;
+mod settings;
+mod xml;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use postie_metrics::OpenConnection;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+use tracing::{debug, warn};
+
+pub use settings::{MailSettings, UsernameForm};
+
+use crate::error::ServerError;
+use request::{Parsed, Refused, MAX_BODY, MAX_HEAD};
+use routes::Response;
+
+/// A whole request must arrive within this.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections served at once; more are closed at once (scrapers and mail clients are few).
+const MAX_CONNECTIONS: usize = 64;
+
+/// The HTTP listeners, bound.
+pub struct HttpServer {
+    listeners: Vec<TcpListener>,
+    mail: Option<Arc<MailSettings>>,
+}
+
+impl HttpServer {
+    /// Binds `listen` (or takes the already bound sockets `inherited` hands over); `mail`
+    /// enables autoconfig and Autodiscover.
+    pub async fn bind(
+        listen: &[SocketAddr],
+        mut inherited: impl FnMut(SocketAddr) -> Option<std::net::TcpListener>,
+        mail: Option<MailSettings>,
+    ) -> Result<Self, ServerError> {
+        let mut listeners = Vec::new();
+        for &addr in listen {
+            let listener = match inherited(addr) {
+                Some(listener) => listener
+                    .set_nonblocking(true)
+                    .and_then(|()| TcpListener::from_std(listener)),
+                None => TcpListener::bind(addr).await,
+            }
+            .map_err(|source| ServerError::Bind { addr, source })?;
+            listeners.push(listener);
+        }
+        Ok(HttpServer {
+            listeners,
+            mail: mail.map(Arc::new),
+        })
+    }
+
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect()
+    }
+
+    /// Serves until `shutdown` completes; requests in flight are cut off with the process.
+    pub async fn serve(self, shutdown: impl Future<Output = ()>) {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+        for listener in self.listeners {
+            tokio::spawn(accept_loop(
+                listener,
+                self.mail.clone(),
+                Arc::clone(&permits),
+                stop_rx.clone(),
+            ));
+        }
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    mail: Option<Arc<MailSettings>>,
+    permits: Arc<Semaphore>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stop.changed() => return,
+        };
+        let (stream, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(error) => {
+                warn!(%error, "HTTP accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
+            debug!(%peer, "HTTP connection dropped: too many open");
+            continue;
+        };
+        let mail = mail.clone();
+        tokio::spawn(async move {
+            handle(stream, mail.as_deref()).await;
+            drop(permit);
+        });
+    }
+}
+
+async fn handle(mut stream: TcpStream, mail: Option<&MailSettings>) {
+    let _open = OpenConnection::new("http");
+    let (response, head_only) =
+        match tokio::time::timeout(REQUEST_TIMEOUT, read_request(&mut stream)).await {
+            Ok(Ok((head, body))) => (routes::respond(mail, &head, &body), head.method == "HEAD"),
+            Ok(Err(Refused(status))) => (Response::error(status), false),
+            Err(_) => (Response::error(408), false),
+        };
+    let _ = stream.write_all(&response.to_bytes(head_only)).await;
+    let _ = stream.shutdown().await;
+}
+
+async fn read_request(stream: &mut TcpStream) -> Result<(request::Head, Vec<u8>), Refused> {
+    let mut buffer = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 4096];
+    let (head, head_length) = loop {
+        if let Parsed::Complete(head, length) = request::parse_head(&buffer)? {
+            break (head, length);
+        }
+        let n = stream.read(&mut chunk).await.map_err(|_| Refused(400))?;
+        if n == 0 {
+            return Err(Refused(400));
+        }
+        buffer.extend_from_slice(&chunk[..n]);
+        if buffer.len() > MAX_HEAD + MAX_BODY {
+            return Err(Refused(413));
+        }
+    };
+    let total = head_length + head.content_length;
+    while buffer.len() < total {
+        let n = stream.read(&mut chunk).await.map_err(|_| Refused(400))?;
+        if n == 0 {
+            return Err(Refused(400));
+        }
+        buffer.extend_from_slice(&chunk[..n]);
+    }
+    let body = buffer.get(head_length..total).unwrap_or_default().to_vec();
+    Ok((head, body))
+}

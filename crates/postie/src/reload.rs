@@ -1,0 +1,98 @@
+//! SIGHUP: the certificate and key, the passwd-file and the POP3 settings, each reloaded on
+//! its own so that one broken file leaves the others' reload in effect and its own old
+//! version in use, with the reason logged.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use postie_auth::PasswdFile;
+use postie_metrics::METRICS;
+use postie_server::{Pop3Reloader, ReloadableCert};
+use postie_store::MaildirStore;
+use tracing::{info, warn};
+
+use crate::config::Config;
+
+/// What a reload touches, and what it compares against to say what needs a restart.
+pub struct Reloader {
+    pub config_path: PathBuf,
+    pub cert: Option<Arc<ReloadableCert>>,
+    pub users: Arc<PasswdFile>,
+    pub pop3: Pop3Reloader<MaildirStore, Arc<PasswdFile>>,
+    /// The settings read at start that only a restart changes.
+    pub fixed: Fixed,
+}
+
+/// Settings whose change needs a restart.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Fixed {
+    passwd_file: PathBuf,
+    maildir: String,
+    tls_files: Option<(PathBuf, PathBuf)>,
+    http_listen: Vec<std::net::SocketAddr>,
+    user: Option<String>,
+}
+
+impl Fixed {
+    pub fn of(config: &Config) -> Self {
+        Fixed {
+            passwd_file: config.passwd_file.clone(),
+            maildir: config.maildir_template.clone(),
+            tls_files: config.tls_files.clone(),
+            http_listen: config.http_listen.clone(),
+            user: config.user.clone(),
+        }
+    }
+}
+
+impl Reloader {
+    pub fn reload(&self) {
+        let mut ok = true;
+        if let Some(cert) = &self.cert {
+            let (cert_path, key_path) = cert.paths();
+            match cert.reload() {
+                Ok(()) => {
+                    info!(cert = %cert_path.display(), "reloaded the TLS certificate and key")
+                }
+                Err(error) => {
+                    ok = false;
+                    warn!(
+                        cert = %cert_path.display(),
+                        key = %key_path.display(),
+                        %error,
+                        "kept the TLS certificate in use: fix the files (PEM chain and its matching key) and send SIGHUP again"
+                    );
+                }
+            }
+        }
+        match self.users.reload() {
+            Ok(count) => {
+                info!(path = %self.users.path().display(), users = count, "reloaded the passwd-file")
+            }
+            Err(error) => {
+                ok = false;
+                warn!(%error, "kept the users loaded before: fix the passwd-file and send SIGHUP again");
+            }
+        }
+        match Config::load_without_tls(&self.config_path) {
+            Ok(config) => {
+                let mut restart = Vec::new();
+                if Fixed::of(&config) != self.fixed {
+                    restart.push(
+                        "user, [auth] passwd_file, [mail] maildir, [tls] or [http]".to_owned(),
+                    );
+                }
+                restart.extend(self.pop3.apply(config.pop3));
+                info!(config = %self.config_path.display(), "reloaded the POP3 settings");
+                for setting in restart {
+                    warn!(%setting, "changed in the configuration: restart postie to apply it");
+                }
+            }
+            Err(error) => {
+                ok = false;
+                warn!(error = %format!("{error:#}"), "kept the settings in use: fix the configuration file and send SIGHUP again");
+            }
+        }
+        METRICS.reloads.inc([if ok { "ok" } else { "failed" }]);
+    }
+}
