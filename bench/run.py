@@ -25,6 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 MAIL_USER = "postiebench"
 PORTS = {"postie": (31110, 31995), "dovecot": (32110, 32995)}
+LMTP_PORTS = {"postie": 31024, "dovecot": 32024}
 
 
 def sh(*args, **kwargs):
@@ -41,7 +42,7 @@ def parse_args():
     p.add_argument("--idle-max", type=int, default=19000, help="sessions postie alone must hold at once (each is a descriptor: keep below the hard RLIMIT_NOFILE)")
     p.add_argument("--skip-dovecot", action="store_true")
     p.add_argument("--no-build", action="store_true", help="use the binaries already built")
-    p.add_argument("--only", default="sessions,retr,bigbox,idle", help="comma-separated scenarios to run")
+    p.add_argument("--only", default="sessions,retr,deliver,bigbox,fetch,idle", help="comma-separated scenarios to run")
     return p.parse_args()
 
 
@@ -52,6 +53,7 @@ class Fixture:
         self.retr_messages = 5 if smoke else 200
         self.retr_size = (64 << 10) if smoke else (1 << 20)
         self.big_messages = 1000 if smoke else 100_000
+        self.fetch_messages = 50 if smoke else 1000
 
     @staticmethod
     def message(box, i, size):
@@ -86,6 +88,9 @@ class Fixture:
             self.write_box(data / "sess" / "Maildir", "sess", 5, 2000)
             self.write_box(data / "retr" / "Maildir", "retr", self.retr_messages, self.retr_size)
             self.write_box(data / "big" / "Maildir", "big", self.big_messages, 400)
+            self.write_box(data / "fetch" / "Maildir", "fetch", self.fetch_messages, 8000)
+            for sub in ("tmp", "new", "cur"):
+                (data / "lmtp" / "Maildir" / sub).mkdir(parents=True, exist_ok=True)
             # Dovecot allows 10 sessions per user and address by default: idle sessions spread over users.
             for n in range(IDLE_USERS):
                 self.write_box(data / f"idle{n}" / "Maildir", f"idle{n}", 1, 500)
@@ -113,7 +118,7 @@ def make_cert(root):
 
 
 IDLE_USERS = 100
-USERS = "sess:{PLAIN}bench\nretr:{PLAIN}bench\nbig:{PLAIN}bench\n" + "".join(f"idle{n}:{{PLAIN}}bench\n" for n in range(IDLE_USERS))
+USERS = "sess:{PLAIN}bench\nretr:{PLAIN}bench\nbig:{PLAIN}bench\nfetch:{PLAIN}bench\nlmtp:{PLAIN}bench\n" + "".join(f"idle{n}:{{PLAIN}}bench\n" for n in range(IDLE_USERS))
 
 
 def start_postie(root, binary, cert, key):
@@ -128,6 +133,8 @@ listen = ["127.0.0.1:{plain}"]
 listen_tls = ["127.0.0.1:{tls}"]
 max_connections = 100000
 max_connections_per_ip = 100000
+[lmtp]
+listen = ["127.0.0.1:{LMTP_PORTS["postie"]}"]
 [tls]
 cert = "{cert}"
 key = "{key}"
@@ -150,7 +157,7 @@ def start_dovecot(root, cert, key):
     plain, tls = PORTS["dovecot"]
     uid = pwd.getpwnam(MAIL_USER)
     (home / "dovecot.conf").write_text(f"""# Dovecot defaults, apart from paths, ports and the mail user.
-protocols = pop3
+protocols = pop3 lmtp
 listen = 127.0.0.1
 base_dir = {home}/run
 state_dir = {home}/state
@@ -166,7 +173,13 @@ passdb {{
 }}
 userdb {{
   driver = static
-  args = uid={uid.pw_uid} gid={uid.pw_gid} home={home}/mail/%u
+  args = uid={uid.pw_uid} gid={uid.pw_gid} home={home}/mail/%n
+}}
+service lmtp {{
+  inet_listener lmtp {{
+    address = 127.0.0.1
+    port = {LMTP_PORTS["dovecot"]}
+  }}
 }}
 service pop3-login {{
   inet_listener pop3 {{
@@ -296,12 +309,21 @@ def main():
                     for tls in (False, True):
                         figure = "RETR MB/s, TLS" if tls else "RETR MB/s, plain"
                         record(figure, server, bench(bench_bin, "retr", *target(server, "retr", tls, cert))["value"])
+                if "deliver" in only:
+                    out = bench(bench_bin, "deliver", "--addr", f"127.0.0.1:{LMTP_PORTS[server]}", "--rcpt", "lmtp@localhost",
+                                "--messages", 100 if args.smoke else 2000, "--concurrency", 8)
+                    record("LMTP deliveries/s (fsync)", server, out["value"])
                 if "bigbox" in only:
                     drop_indexes(root, server, "big")
                     first = bench(bench_bin, "bigbox", *target(server, "big"), "--repeat", 1, "--expect", fixture.big_messages)
                     record("big maildrop, first open (s)", server, first["times"][0])
-                    again = bench(bench_bin, "bigbox", *target(server, "big"), "--repeat", 3, "--expect", fixture.big_messages)
+                    again = bench(bench_bin, "bigbox", *target(server, "big"), "--repeat", 5, "--expect", fixture.big_messages)
                     record("big maildrop, repeated (s)", server, statistics.median(again["times"]))
+        if "fetch" in only and "dovecot" in procs:
+            for _ in range(repeat):
+                for tool in ("postie", "mpop", "fetchmail"):
+                    seconds_taken = fetch_run(root, tool, postie_bin, cert, fixture.fetch_messages)
+                    record(f"fetch {fixture.fetch_messages} messages from Dovecot into a Maildir (s)", tool, seconds_taken)
     finally:
         for proc in procs.values():
             stop(proc)
@@ -328,33 +350,92 @@ def main():
     report(results, args.smoke)
 
 
-HIGHER_IS_BETTER = ("sessions", "RETR", "loopback")
+def fetch_run(root, tool, postie_bin, cert, expected):
+    """Downloads the fetch user's mailbox from Dovecot (implicit TLS, certificate checked,
+    mail kept on the server) into a fresh Maildir with `tool`; returns the seconds taken."""
+    work = root / "fetch" / f"{tool}-{time.time_ns()}"
+    maildir = work / "Maildir"
+    for sub in ("tmp", "new", "cur"):
+        (maildir / sub).mkdir(parents=True)
+    port = PORTS["dovecot"][1]
+    env = dict(os.environ, HOME=str(work))
+    if tool == "postie":
+        config = work / "fetch.toml"
+        config.write_text(f"""state_dir = "{work}/state"
+[accounts.bench]
+server = "localhost:{port}"
+tls = "implicit"
+user = "fetch"
+password = "bench"
+keep = true
+ca_file = "{cert}"
+deliver_to = "maildir:{maildir}"
+""")
+        command = [str(postie_bin), "fetch", "--config", str(config), "--reset-state", "--quiet"]
+    elif tool == "mpop":
+        config = work / "mpoprc"
+        config.write_text(f"""account bench
+host localhost
+port {port}
+tls on
+tls_starttls off
+tls_trust_file {cert}
+auth user
+user fetch
+password bench
+keep on
+delivery maildir {maildir}
+uidls_file {work}/uidls
+""")
+        config.chmod(0o600)
+        command = ["mpop", "-C", str(config), "--quiet", "bench"]
+    else:
+        config = work / "fetchmailrc"
+        config.write_text(f"""set no bouncemail
+poll localhost protocol POP3 port {port}
+  user "fetch" password "bench" ssl sslcertck sslcertfile "{cert}" keep
+  mda "/bin/sh -c 'cat > {maildir}/new/msg.$$'"
+""")
+        config.chmod(0o600)
+        env["FETCHMAILHOME"] = str(work)
+        command = ["fetchmail", "-f", str(config), "--nodetach", "--silent"]
+    started = time.time()
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    taken = time.time() - started
+    got = sum(1 for sub in ("new", "cur") for _ in (maildir / sub).iterdir())
+    if done.returncode != 0 or got != expected:
+        sys.exit(f"{tool} fetched {got} of {expected} messages (exit {done.returncode}):\n{done.stderr[-2000:]}")
+    shutil.rmtree(work)
+    return taken
+
+
+HIGHER_IS_BETTER = ("sessions", "RETR", "loopback", "LMTP")
 
 
 def report(results, smoke):
     loopback = statistics.median(results["loopback throughput (MB/s)"]["loopback"])  # always measured
     rows = []
+    spread = lambda xs: f"{min(xs):.4g}–{max(xs):.4g}" if xs else "–"
     for figure, by_server in results.items():
         if figure.startswith("loopback"):
             continue
         p = by_server.get("postie", [])
-        d = by_server.get("dovecot", [])
         pm = statistics.median(p) if p else None
-        dm = statistics.median(d) if d else None
-        ratio = None
-        if pm and dm:
-            ratio = pm / dm
-        spread = lambda xs: f"{min(xs):.4g}–{max(xs):.4g}" if xs else "–"
-        rows.append((figure, pm, dm, ratio, spread(p), spread(d)))
+        others = [name for name in by_server if name != "postie"] or ["dovecot"]
+        for other in others:
+            o = by_server.get(other, [])
+            om = statistics.median(o) if o else None
+            ratio = pm / om if pm and om else None
+            rows.append((figure, pm, other, om, ratio, spread(p), spread(o)))
     lines = [
         f"Loopback limit (raw TCP, one stream): {loopback:.0f} MB/s",
         "",
-        "| figure | postie median | Dovecot median | ratio postie/Dovecot | postie spread | Dovecot spread |",
-        "|---|---|---|---|---|---|",
+        "| figure | postie median | compared with | its median | ratio postie/other | postie spread | other's spread |",
+        "|---|---|---|---|---|---|---|",
     ]
     fmt = lambda v: "–" if v is None else f"{v:.4g}"
-    for figure, pm, dm, ratio, ps, ds in rows:
-        lines.append(f"| {figure} | {fmt(pm)} | {fmt(dm)} | {fmt(ratio)} | {ps} | {ds} |")
+    for figure, pm, other, om, ratio, ps, os_ in rows:
+        lines.append(f"| {figure} | {fmt(pm)} | {other} | {fmt(om)} | {fmt(ratio)} | {ps} | {os_} |")
     retr = results.get("RETR MB/s, plain", {}).get("postie")
     if retr:
         lines += ["", f"postie plain RETR = {statistics.median(retr) / loopback:.0%} of the loopback limit."]
@@ -369,17 +450,17 @@ def chart(rows):
     """Bars of postie/Dovecot ratios, log-scaled so both 'more is better' and 'less is better' read as bars."""
     import math
     data = []
-    for figure, pm, dm, ratio, _, _ in rows:
+    for figure, _, other, _, ratio, _, _ in rows:
         if ratio is None:
             continue
         better = ratio if figure.startswith(HIGHER_IS_BETTER) else 1 / ratio
-        data.append((figure, better))
-    width, bar_h, left = 760, 26, 300
+        data.append((f"{figure} vs {other}", better))
+    width, bar_h, left = 960, 26, 460
     height = 60 + bar_h * len(data)
     top = max([b for _, b in data] + [2])
     scale = (width - left - 80) / math.log10(top * 1.2)
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="13">',
-           f'<text x="10" y="22" font-size="15" font-weight="bold">postie vs Dovecot: how many times better (log scale, 1 = equal)</text>']
+           f'<text x="10" y="22" font-size="15" font-weight="bold">postie vs Dovecot, mpop and fetchmail: how many times better (log scale, 1 = equal)</text>']
     for i, (figure, better) in enumerate(data):
         y = 40 + i * bar_h
         w = max(2, math.log10(max(better, 1.0001)) * scale) if better >= 1 else 2

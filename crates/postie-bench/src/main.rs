@@ -2,6 +2,7 @@
 //! line per measurement. Every scenario checks what it receives; every loop is bounded.
 
 mod client;
+mod lmtp;
 mod scenarios;
 
 use std::net::SocketAddr;
@@ -70,6 +71,21 @@ enum Scenario {
         #[arg(long, value_delimiter = ',')]
         pids: Vec<u32>,
     },
+    /// LMTP deliveries per second: N concurrent connections, one recipient per message.
+    Deliver {
+        /// LMTP server address; must be a loopback address.
+        #[arg(long)]
+        addr: SocketAddr,
+        #[arg(long)]
+        rcpt: String,
+        #[arg(long, default_value_t = 2000)]
+        messages: usize,
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        /// Message size in bytes.
+        #[arg(long, default_value_t = 4096)]
+        size: usize,
+    },
     /// Raw TCP throughput over loopback: the ceiling for RETR.
     Loopback {
         #[arg(long, default_value_t = 2048)]
@@ -113,6 +129,12 @@ fn main() -> Result<()> {
             } => {
                 check_loopback(&target)?;
                 scenarios::idle(&target, sessions, users.max(1), &pids).await?
+            }
+            Scenario::Deliver { addr, rcpt, messages, concurrency, size } => {
+                if !addr.ip().is_loopback() {
+                    bail!("{addr} is not a loopback address: postie-bench only loads servers on this machine");
+                }
+                lmtp::deliver(addr, &rcpt, messages, concurrency, size).await?
             }
             Scenario::Loopback { megabytes } => scenarios::loopback(megabytes).await?,
         };
