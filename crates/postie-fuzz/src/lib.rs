@@ -30,6 +30,17 @@ pub fn dovecot_uidlist(data: &[u8]) {
     postie_store::fuzzing::dovecot_uidlist(data);
 }
 
+/// The configuration file, parsed and checked as `postie serve` does, less the reading of
+/// the TLS files an input may name.
+pub fn config_file(data: &[u8]) {
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = postie::config::Config::parse_without_tls(
+            std::path::Path::new("/etc/postie/postie.toml"),
+            text,
+        );
+    }
+}
+
 /// The passwd-file.
 pub fn passwd_file(data: &[u8]) {
     postie_auth::fuzzing::passwd_file(data);
@@ -48,6 +59,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("postie_uidlist", postie_uidlist),
     ("dovecot_uidlist", dovecot_uidlist),
     ("passwd_file", passwd_file),
+    ("config_file", config_file),
     ("proxy_header", proxy_header),
     ("pop3_client", pop3_client),
     ("smtp_session", smtp_session),

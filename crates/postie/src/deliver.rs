@@ -11,7 +11,7 @@ use postie_proto::smtp::DeliveryError;
 use postie_store::MaildirStore;
 
 use crate::cli::DeliverArgs;
-use crate::config::Config;
+use postie::config::Config;
 
 /// sysexits.h: the user does not exist.
 const EX_NOUSER: u8 = 67;

@@ -5,7 +5,7 @@
 use anyhow::{bail, Result};
 
 use crate::cli::DnsRecordsArgs;
-use crate::config::Config;
+use postie::config::Config;
 
 pub fn run(args: DnsRecordsArgs) -> Result<()> {
     let domain = args.domain.trim_end_matches('.').to_ascii_lowercase();

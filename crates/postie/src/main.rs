@@ -2,12 +2,10 @@
 
 mod check_config;
 mod cli;
-mod config;
 mod deliver;
 mod demo;
 mod dns_records;
 mod fetch;
-mod hostname;
 mod manual;
 mod privileges;
 mod probe;

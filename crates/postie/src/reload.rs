@@ -11,7 +11,7 @@ use postie_server::{Pop3Reloader, ReloadableCert};
 use postie_store::MaildirStore;
 use tracing::{info, warn};
 
-use crate::config::Config;
+use postie::config::Config;
 
 /// What a reload touches, and what it compares against to say what needs a restart.
 pub struct Reloader {

@@ -15,11 +15,11 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::cli::{LogFormat, ServeArgs};
-use crate::config::Config;
 use crate::demo;
 use crate::privileges::{self, Plan};
 use crate::reload::{Fixed, Reloader};
 use crate::systemd::{Activated, Notifier};
+use postie::config::Config;
 
 pub fn run(args: ServeArgs) -> Result<()> {
     init_logging(args.log_format);

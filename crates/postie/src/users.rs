@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use postie_auth::{hash_password, passwd_file, Scheme};
 
 use crate::cli::{PasswordArgs, PwAction, PwArgs, UserAction, UserArgs};
-use crate::config::Config;
+use postie::config::Config;
 
 pub fn user(args: UserArgs) -> Result<()> {
     let path = match &args.passwd_file {

@@ -8,8 +8,8 @@ use std::path::Path;
 use postie_auth::PasswdFile;
 
 use super::report::Report;
-use crate::config::Config;
 use crate::privileges::SystemUser;
+use postie::config::Config;
 
 pub(super) fn check(config: &Config, user: Option<&SystemUser>, report: &mut Report) {
     passwd_file(&config.passwd_file, user, report);

@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use postie_intake::Listen;
 
 use super::report::Report;
-use crate::config::Config;
 use crate::privileges;
+use postie::config::Config;
 
 pub(super) fn check(config: &Config, report: &mut Report) {
     let mut addresses: Vec<(&str, SocketAddr)> = Vec::new();

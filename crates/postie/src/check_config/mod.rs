@@ -9,8 +9,8 @@ mod tls;
 use std::process::ExitCode;
 
 use crate::cli::CheckConfigArgs;
-use crate::config::Config;
 use crate::privileges::{self, SystemUser};
+use postie::config::Config;
 use report::Report;
 
 pub fn run(args: CheckConfigArgs) -> ExitCode {

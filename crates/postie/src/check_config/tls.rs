@@ -10,8 +10,8 @@ use x509_parser::extensions::GeneralName;
 
 use super::files::can_read;
 use super::report::Report;
-use crate::config::Config;
 use crate::privileges::SystemUser;
+use postie::config::Config;
 
 /// Renew before this many days are left (certbot renews at 30).
 const RENEW_DAYS: i64 = 21;
