@@ -10,6 +10,7 @@ mod config;
 mod conn;
 mod delivery;
 mod error;
+mod per_address;
 mod listener;
 mod proxy;
 mod quota;

@@ -23,6 +23,7 @@ use crate::config::{IntakeConfig, Listen};
 use crate::conn::Conn;
 use crate::delivery::Deliverer;
 use crate::error::IntakeError;
+use crate::per_address::{PerAddress, SMTP_MAX_PER_ADDRESS};
 use crate::{proxy, session};
 
 /// What every session shares.
@@ -31,6 +32,7 @@ pub(crate) struct Shared<S, U> {
     pub(crate) deliverer: Arc<Deliverer<S, U>>,
     pub(crate) acceptor: Option<TlsAcceptor>,
     connections: Arc<Semaphore>,
+    smtp_per_address: Arc<PerAddress>,
 }
 
 /// The LMTP and SMTP listeners, configured but not yet bound.
@@ -57,6 +59,7 @@ impl<S: MailStore, U: UserDb> IntakeServer<S, U> {
             shared: Arc::new(Shared {
                 acceptor: config.tls.clone().map(TlsAcceptor::from),
                 connections: Arc::new(Semaphore::new(config.max_connections)),
+                smtp_per_address: PerAddress::new(SMTP_MAX_PER_ADDRESS),
                 deliverer: Arc::new(deliverer),
                 config,
             }),
@@ -255,6 +258,22 @@ async fn handle<S: MailStore, U: UserDb>(
             .write_all(b"421 4.3.2 Too many connections, try again later\r\n")
             .await;
         return;
+    };
+    let _slot = match (role, peer) {
+        (Role::Smtp, Some(ip)) => {
+            match shared.smtp_per_address.admit(ip) {
+                Some(slot) => Some(slot),
+                None => {
+                    METRICS.connections_refused.inc([listener, "address_full"]);
+                    warn!(%ip, "connection refused: too many open connections from this address");
+                    let _ = conn
+                    .write_all(b"421 4.7.0 Too many connections from your address, try again later\r\n")
+                    .await;
+                    return;
+                }
+            }
+        }
+        _ => None,
     };
     session::run(conn, role, peer, shared, stop).await;
 }

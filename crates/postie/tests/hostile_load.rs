@@ -298,3 +298,54 @@ fn clients_that_never_read_a_100_mb_retr_cost_no_memory_and_are_dropped() {
         );
     }
 }
+
+#[test]
+fn an_smtp_flood_from_one_address_is_held_to_its_limit() {
+    let server = Server::start(Sections {
+        smtp: Some(String::new()),
+        ..Sections::default()
+    });
+    let smtp = server.smtp.unwrap();
+    let flooder = Ipv4Addr::new(127, 0, 60, 1);
+    let mut held = Vec::new();
+    let (mut served, mut refused) = (0, 0);
+    for _ in 0..60 {
+        let mut stream = connect_from(flooder, smtp).unwrap();
+        match greeting(&mut stream) {
+            answer if answer.starts_with("220 ") => {
+                served += 1;
+                held.push(stream);
+            }
+            answer => {
+                assert_eq!(
+                    answer,
+                    "421 4.7.0 Too many connections from your address, try again later\r\n"
+                );
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!(
+        (served, refused),
+        (50, 10),
+        "Postfix's default of 50 per address"
+    );
+    let mut other = connect_from(Ipv4Addr::new(127, 0, 60, 2), smtp).unwrap();
+    assert!(
+        greeting(&mut other).starts_with("220 "),
+        "other addresses are served"
+    );
+    drop(held);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut again = connect_from(flooder, smtp).unwrap();
+        if greeting(&mut again).starts_with("220 ") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the slots of closed connections were not given back"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
