@@ -9,7 +9,7 @@ pub enum ServerError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("cannot read {path}")]
+    #[error("cannot read {path}: {source}")]
     ReadFile {
         path: PathBuf,
         source: std::io::Error,

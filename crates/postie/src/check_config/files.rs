@@ -12,6 +12,23 @@ use crate::privileges::SystemUser;
 use postie::config::Config;
 
 pub(super) fn check(config: &Config, user: Option<&SystemUser>, report: &mut Report) {
+    if let (Some(user), Ok(meta)) = (user, std::fs::metadata(&config.path)) {
+        if !can_read(&meta, user) {
+            report.error(
+                format!(
+                    "{}: user {} may not read it, so serve cannot start or reload as that user",
+                    config.path.display(),
+                    user.name
+                ),
+                format!(
+                    "chgrp {} {} && chmod g+r {}",
+                    user.name,
+                    config.path.display(),
+                    config.path.display()
+                ),
+            );
+        }
+    }
     passwd_file(&config.passwd_file, user, report);
     maildir(&config.maildir_template, user, report);
 }

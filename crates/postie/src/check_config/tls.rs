@@ -68,7 +68,7 @@ pub(super) fn check(config: &Config, user: Option<&SystemUser>, report: &mut Rep
         Err(error) => {
             report.error(
                 format!("[tls] {error}"),
-                "point cert at the PEM chain (leaf first) and key at its private key",
+                "point cert at the PEM chain (leaf first) and key at its private key (Let's Encrypt: fullchain.pem and privkey.pem)",
             );
             return;
         }

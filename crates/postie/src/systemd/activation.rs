@@ -60,8 +60,12 @@ impl Activated {
         let names: Vec<&str> = names.split(':').collect();
         let mut sockets = Vec::new();
         for (i, fd) in (FIRST_FD..FIRST_FD.saturating_add(count)).enumerate() {
+            // SAFETY: F_GETFD only asks whether the descriptor is open.
+            if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+                bail!("LISTEN_FDS={count} names descriptor {fd}, which is not open: check the systemd socket unit");
+            }
             // SAFETY: systemd passes descriptors FIRST_FD.. FIRST_FD+count open and owned
-            // by this process; each is wrapped once.
+            // by this process (checked open just above); each is wrapped once.
             let fd = unsafe { OwnedFd::from_raw_fd(fd) };
             set_cloexec(&fd);
             let address = match local_address(&fd) {
