@@ -73,6 +73,8 @@ pub fn pop3_client(data: &[u8]) {
                 "sent a command before the TLS handshake"
             );
             session.tls_started();
+            // Commands held behind STLS go out now, encrypted.
+            session.output().clear();
             continue;
         }
         session.feed(chunk);

@@ -153,6 +153,39 @@ fn a_damaged_or_missing_index_is_repaired_without_changing_uidls() {
 }
 
 #[test]
+fn an_index_that_cannot_be_read_fails_that_user_only_and_comes_back_unchanged() {
+    let server = server();
+    for n in 0..3 {
+        server.add_message("alice", &format!("1700000000.M{n}P1.host"), &message(n));
+    }
+    let before = pop3_view(server.plain, "alice", "wonderland");
+    // A directory where the index should be: every read of it is an I/O error (EISDIR).
+    let index = server.maildir("alice").join("postie-uidlist");
+    std::fs::remove_file(&index).unwrap();
+    std::fs::create_dir(&index).unwrap();
+    let mut client = server.client();
+    client.command("USER alice");
+    let answer = client.command("PASS wonderland");
+    assert!(answer.starts_with("-ERR [SYS/TEMP]"), "{answer}");
+    assert!(
+        server.log().contains("postie-uidlist"),
+        "the failure is logged with its file"
+    );
+    let mut bob = server.client();
+    bob.login("bob", "pass word with spaces");
+    assert!(
+        bob.command("QUIT").starts_with("+OK"),
+        "other users are served"
+    );
+    std::fs::remove_dir(&index).unwrap();
+    assert_eq!(
+        pop3_view(server.plain, "alice", "wonderland"),
+        before,
+        "UIDLs unchanged"
+    );
+}
+
+#[test]
 fn an_unreadable_or_vanished_message_gets_a_clear_answer_and_the_rest_is_served() {
     let server = server();
     for n in 0..3 {
