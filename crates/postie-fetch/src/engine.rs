@@ -11,10 +11,11 @@ use postie_proto::client::{ClientEvent, Greeting, ListEntry, Sent};
 use postie_proto::MsgNum;
 use sha2::{Digest, Sha256};
 
+use crate::batch::{self, Batch, Received};
 use crate::config::{Account, AuthChoice, Oversize, Retention};
 use crate::conn::Connection;
 use crate::credentials::run_secret_command;
-use crate::dest::Incoming;
+use crate::dest::{Finished, Incoming};
 use crate::error::FetchError;
 use crate::login::{self, LoginSpec, Stages};
 use crate::progress::{Progress, ProgressMode};
@@ -362,138 +363,168 @@ pub fn fetch(account: &Account, opts: &RunOptions) -> Result<Summary, FetchError
     let mut dele_keys: BTreeMap<MsgNum, Option<String>> = BTreeMap::new();
     let mut deleted_keys: HashSet<String> = HashSet::new();
     let mut failed_dele: HashSet<String> = HashSet::new();
-    loop {
-        while outstanding < window {
-            let Some(next) = queue.pop_front() else { break };
-            match next.action {
-                Action::Fetch => conn.session.retr(next.msg),
-                Action::Headers => conn.session.top(next.msg, 0),
-                _ => {
-                    conn.session.dele(next.msg);
-                    dele_keys.insert(next.msg, next.key.clone());
-                    outstanding += 1;
-                    continue;
-                }
-            }
-            awaiting_body.push_back(next);
-            outstanding += 1;
-        }
-        if outstanding == 0 {
-            break;
-        }
-        let before = conn.received;
-        let event = conn.event("fetching messages")?;
-        progress.bytes(conn.received - before);
-        match event {
-            ClientEvent::MessageStart { msg, status, .. } => {
-                let planned = awaiting_body
-                    .pop_front()
-                    .filter(|p| p.msg == msg)
-                    .ok_or_else(|| {
-                        unexpected(
-                            &host,
-                            ClientEvent::MessageStart {
-                                msg,
-                                top: false,
-                                status: status.clone(),
-                            },
-                        )
-                    })?;
-                if status.ok {
-                    receiving = Some(Receiving {
-                        hasher: planned.key.is_none().then(Sha256::new),
-                        incoming: dest.begin()?,
-                        planned,
-                        bytes: 0,
-                    });
-                } else {
-                    outstanding -= 1;
-                    summary.problems.push(format!(
-                        "message {msg}: the server would not send it: {status}"
-                    ));
-                    progress.note(&format!(
-                        "message {msg}: the server would not send it: {status}"
-                    ));
-                }
-            }
-            ClientEvent::MessageData(data) => {
-                let Some(current) = receiving.as_mut() else {
-                    return Err(unexpected(&host, ClientEvent::MessageData(Vec::new())));
-                };
-                current
-                    .incoming
-                    .write_all(&data)
-                    .map_err(|source| FetchError::Local {
-                        what: "write a message for",
-                        path: PathBuf::from(account.deliver_to.to_string()),
-                        source,
-                    })?;
-                if let Some(hasher) = &mut current.hasher {
-                    hasher.update(&data);
-                }
-                current.bytes += data.len() as u64;
-            }
-            ClientEvent::MessageEnd { msg } => {
-                outstanding -= 1;
-                let Some(current) = receiving.take() else {
-                    return Err(unexpected(&host, ClientEvent::MessageEnd { msg }));
-                };
-                let partial = current.planned.action == Action::Headers;
-                let key = match &current.planned.key {
-                    Some(key) => key.clone(),
-                    None => format!(
-                        "sha256:{}",
-                        hex::encode(current.hasher.unwrap_or_default().finalize())
-                    ),
-                };
-                if state.done(&key).is_some() {
-                    // Only for servers without UIDL: the same content was delivered by an
-                    // interrupted run whose deletions never happened. Not again.
-                    drop(current.incoming);
-                } else {
-                    current
-                        .incoming
-                        .commit(&mut |receipt: &str| state.record_intent(&key, receipt))?;
-                    state.record_done(
-                        &key,
-                        Done {
-                            at: opts.now,
-                            partial,
-                        },
-                    )?;
-                    if partial {
-                        summary.headers_only += 1;
-                    } else {
-                        summary.fetched += 1;
-                        summary.bytes += current.bytes;
+    let mut batch = Batch::default();
+    let mut stored: Vec<Received> = Vec::new();
+    let transferred = (|| -> Result<(), FetchError> {
+        loop {
+            while outstanding < window {
+                let Some(next) = queue.pop_front() else { break };
+                match next.action {
+                    Action::Fetch => conn.session.retr(next.msg),
+                    Action::Headers => conn.session.top(next.msg, 0),
+                    _ => {
+                        conn.session.dele(next.msg);
+                        dele_keys.insert(next.msg, next.key.clone());
+                        outstanding += 1;
+                        continue;
                     }
                 }
-                progress.message_done();
-                if delete_after_fetch && !partial {
-                    conn.session.dele(msg);
-                    dele_keys.insert(msg, Some(key));
+                awaiting_body.push_back(next);
+                outstanding += 1;
+            }
+            // Flush a full batch, or whenever no message is on its way (the queue has drained,
+            // or only DELEs are in flight): nothing is waiting that could join the batch.
+            if batch.len() >= batch::LIMIT || (awaiting_body.is_empty() && receiving.is_none()) {
+                stored.extend(batch.flush(&mut state, dest.as_mut())?);
+            }
+            for received in stored.drain(..) {
+                if received.done.partial {
+                    summary.headers_only += 1;
+                } else {
+                    summary.fetched += 1;
+                    summary.bytes += received.bytes;
+                }
+                // Step 5: the message is stored and journaled.
+                if delete_after_fetch && !received.done.partial {
+                    conn.session.dele(received.msg);
+                    dele_keys.insert(received.msg, Some(received.key));
                     outstanding += 1;
                 }
             }
-            ClientEvent::Reply {
-                command: Sent::Dele(msg),
-                status,
-            } => {
-                outstanding -= 1;
-                let key = dele_keys.remove(&msg).flatten();
-                if status.ok {
-                    summary.deleted += 1;
-                    deleted_keys.extend(key);
-                } else {
-                    failed_dele.extend(key);
-                    summary.problems.push(format!(
-                        "message {msg}: the server would not delete it: {status}"
-                    ));
-                }
+            if outstanding == 0 {
+                break;
             }
-            other => return Err(unexpected(&host, other)),
+            let before = conn.received;
+            let event = conn.event("fetching messages")?;
+            progress.bytes(conn.received - before);
+            match event {
+                ClientEvent::MessageStart { msg, status, .. } => {
+                    let planned = awaiting_body
+                        .pop_front()
+                        .filter(|p| p.msg == msg)
+                        .ok_or_else(|| {
+                            unexpected(
+                                &host,
+                                ClientEvent::MessageStart {
+                                    msg,
+                                    top: false,
+                                    status: status.clone(),
+                                },
+                            )
+                        })?;
+                    if status.ok {
+                        receiving = Some(Receiving {
+                            hasher: planned.key.is_none().then(Sha256::new),
+                            incoming: dest.begin()?,
+                            planned,
+                            bytes: 0,
+                        });
+                    } else {
+                        outstanding -= 1;
+                        summary.problems.push(format!(
+                            "message {msg}: the server would not send it: {status}"
+                        ));
+                        progress.note(&format!(
+                            "message {msg}: the server would not send it: {status}"
+                        ));
+                    }
+                }
+                ClientEvent::MessageData(data) => {
+                    let Some(current) = receiving.as_mut() else {
+                        return Err(unexpected(&host, ClientEvent::MessageData(Vec::new())));
+                    };
+                    current
+                        .incoming
+                        .write_all(&data)
+                        .map_err(|source| FetchError::Local {
+                            what: "write a message for",
+                            path: PathBuf::from(account.deliver_to.to_string()),
+                            source,
+                        })?;
+                    if let Some(hasher) = &mut current.hasher {
+                        hasher.update(&data);
+                    }
+                    current.bytes += data.len() as u64;
+                }
+                ClientEvent::MessageEnd { msg } => {
+                    outstanding -= 1;
+                    let Some(current) = receiving.take() else {
+                        return Err(unexpected(&host, ClientEvent::MessageEnd { msg }));
+                    };
+                    let partial = current.planned.action == Action::Headers;
+                    let key = match &current.planned.key {
+                        Some(key) => key.clone(),
+                        None => format!(
+                            "sha256:{}",
+                            hex::encode(current.hasher.unwrap_or_default().finalize())
+                        ),
+                    };
+                    if state.done(&key).is_some() || batch.contains(&key) {
+                        // Only for servers without UIDL: the same content was delivered by an
+                        // interrupted run whose deletions never happened, or is in this batch.
+                        // Not again.
+                        drop(current.incoming);
+                    } else {
+                        let received = Received {
+                            msg,
+                            done: Done {
+                                at: opts.now,
+                                partial,
+                            },
+                            bytes: current.bytes,
+                            key,
+                        };
+                        match current.incoming.finish(&mut |receipt: &str| {
+                            state.record_intent(&received.key, receipt)
+                        })? {
+                            Finished::Published => {
+                                state.record_done(&received.key, received.done)?;
+                                stored.push(received);
+                            }
+                            Finished::Staged(staged) => batch.push(received, staged),
+                        }
+                    }
+                    progress.message_done();
+                }
+                ClientEvent::Reply {
+                    command: Sent::Dele(msg),
+                    status,
+                } => {
+                    outstanding -= 1;
+                    let key = dele_keys.remove(&msg).flatten();
+                    if status.ok {
+                        summary.deleted += 1;
+                        deleted_keys.extend(key);
+                    } else {
+                        failed_dele.extend(key);
+                        summary.problems.push(format!(
+                            "message {msg}: the server would not delete it: {status}"
+                        ));
+                    }
+                }
+                other => return Err(unexpected(&host, other)),
+            }
         }
+        Ok(())
+    })();
+    if let Err(error) = transferred {
+        // Messages received whole before the failure are stored, so the next run need not
+        // download them again; no DELE, the connection or the storage has failed. The
+        // failure reported is the first one.
+        let _ = batch.flush(&mut state, dest.as_mut());
+        return Err(error);
     }
+
     progress.finish();
 
     conn.session.quit();

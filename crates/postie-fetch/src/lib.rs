@@ -6,6 +6,7 @@
 //! ([`state`]) and destinations ([`dest`]), progress display, the polling daemon, and the
 //! connection probe ([`probe`]).
 
+mod batch;
 pub mod config;
 pub mod conn;
 pub mod credentials;

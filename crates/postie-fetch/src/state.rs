@@ -11,6 +11,9 @@
 //!
 //! A run killed between 2 and 4 leaves an intent that the next run resolves by asking the
 //! destination (is the Maildir file there? did the mbox grow by exactly this message?).
+//! A Maildir goes through these steps a batch at a time (the batch module), each step for
+//! every message of the batch before the next; its `done` lines need no fdatasync of their
+//! own ([`State::record_confirmable_done`]).
 //!
 //! Lines: a header `postie-fetch-state 1`, then `done KEY TIME [partial]` and
 //! `intent KEY RECEIPT…`. KEY is a UIDL (printable, no spaces) or `sha256:HEX` for servers
@@ -137,17 +140,65 @@ impl State {
 
     /// Step 2: records what the destination is about to do.
     pub fn record_intent(&mut self, key: &str, receipt: &str) -> Result<(), FetchError> {
-        self.append(&format!("intent {key} {receipt}\n"))?;
-        self.intents.push((key.to_owned(), receipt.to_owned()));
+        self.record_intents([(key, receipt)])
+    }
+
+    /// Step 2 for a batch: every intent in one write and one fdatasync.
+    pub fn record_intents<'a>(
+        &mut self,
+        intents: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<(), FetchError> {
+        let mut lines = String::new();
+        let mut recorded = Vec::new();
+        for (key, receipt) in intents {
+            lines.push_str(&format!("intent {key} {receipt}\n"));
+            recorded.push((key.to_owned(), receipt.to_owned()));
+        }
+        self.append(&lines, Sync::Now)?;
+        self.intents.extend(recorded);
         Ok(())
     }
 
     /// Step 4: the message is stored.
     pub fn record_done(&mut self, key: &str, done: Done) -> Result<(), FetchError> {
-        let partial = if done.partial { " partial" } else { "" };
-        self.append(&format!("done {key} {}{partial}\n", done.at))?;
-        self.done.insert(key.to_owned(), done);
-        self.intents.retain(|(k, _)| k != key);
+        self.write_done([(key, done)], Sync::Now)
+    }
+
+    /// Step 4 for deliveries whose durable intent and durable published file already let
+    /// [`crate::dest::Destination::recover`] conclude "done": the lines are written but not
+    /// fdatasynced, as losing them to a power cut costs nothing (the next run finds the
+    /// files and records them again). The next fdatasync of the journal, or the compaction
+    /// at the end of the run, makes them durable anyway. A partial (headers only) message
+    /// is the exception: recovery cannot tell it was partial, so its line is synced.
+    pub fn record_confirmable_done<'a>(
+        &mut self,
+        entries: impl IntoIterator<Item = (&'a str, Done)>,
+    ) -> Result<(), FetchError> {
+        let entries: Vec<(&str, Done)> = entries.into_iter().collect();
+        let sync = if entries.iter().any(|(_, done)| done.partial) {
+            Sync::Now
+        } else {
+            Sync::Later
+        };
+        self.write_done(entries, sync)
+    }
+
+    fn write_done<'a>(
+        &mut self,
+        entries: impl IntoIterator<Item = (&'a str, Done)>,
+        sync: Sync,
+    ) -> Result<(), FetchError> {
+        let entries: Vec<(&str, Done)> = entries.into_iter().collect();
+        let mut lines = String::new();
+        for (key, done) in &entries {
+            let partial = if done.partial { " partial" } else { "" };
+            lines.push_str(&format!("done {key} {}{partial}\n", done.at));
+        }
+        self.append(&lines, sync)?;
+        for (key, done) in entries {
+            self.done.insert(key.to_owned(), done);
+            self.intents.retain(|(k, _)| k != key);
+        }
         Ok(())
     }
 
@@ -156,7 +207,7 @@ impl State {
         self.intents.retain(|(k, _)| k != key);
     }
 
-    fn append(&mut self, line: &str) -> Result<(), FetchError> {
+    fn append(&mut self, lines: &str, sync: Sync) -> Result<(), FetchError> {
         if self.journal.is_none() {
             self.compact(|_| true)?;
         }
@@ -166,9 +217,11 @@ impl State {
             source: std::io::Error::other("journal not open"),
         })?;
         journal
-            .write_all(line.as_bytes())
+            .write_all(lines.as_bytes())
             .local("write", &self.path)?;
-        journal.sync_data().local("fsync", &self.path)?;
+        if sync == Sync::Now {
+            journal.sync_data().local("fsync", &self.path)?;
+        }
         Ok(())
     }
 
@@ -211,6 +264,13 @@ impl State {
         self.existed = true;
         Ok(())
     }
+}
+
+/// Whether an append must be on disk before it returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sync {
+    Now,
+    Later,
 }
 
 type Parsed = (HashMap<String, Done>, Vec<(String, String)>);

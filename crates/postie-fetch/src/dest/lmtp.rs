@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use postie_proto::BodyEncoder;
 
-use super::{spool, Destination, Incoming, Intent};
+use super::{spool, Destination, Finished, Incoming, Intent};
 use crate::error::FetchError;
 
 const TIMEOUT: Duration = Duration::from_secs(120);
@@ -161,7 +161,7 @@ fn deliver(addr: &str, recipient: &str, spool: &mut File) -> Result<(), Failure>
 }
 
 impl Incoming for LmtpIncoming {
-    fn commit(self: Box<Self>, intent: Intent<'_>) -> Result<(), FetchError> {
+    fn finish(self: Box<Self>, intent: Intent<'_>) -> Result<Finished, FetchError> {
         let destination = format!("lmtp:{}", self.addr);
         let mut spool = self
             .spool
@@ -178,6 +178,7 @@ impl Incoming for LmtpIncoming {
             destination,
             reason: f.reason,
             temporary: f.temporary,
-        })
+        })?;
+        Ok(Finished::Published)
     }
 }

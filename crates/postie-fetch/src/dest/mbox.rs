@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
-use super::{spool, Destination, Incoming, Intent, MboxrdWriter, ToLf};
+use super::{spool, Destination, Finished, Incoming, Intent, MboxrdWriter, ToLf};
 use crate::error::{FetchError, LocalContext};
 
 /// How long to wait for another program's lock before giving up (temporary failure).
@@ -127,7 +127,7 @@ fn render<W: Write>(from_line: &str, spool: &mut File, separator: &[u8], out: W)
 }
 
 impl Incoming for MboxIncoming {
-    fn commit(self: Box<Self>, intent: Intent<'_>) -> Result<(), FetchError> {
+    fn finish(self: Box<Self>, intent: Intent<'_>) -> Result<Finished, FetchError> {
         let this = *self;
         let spool_error = |e: io::Error| FetchError::Local {
             what: "write the spool file for",
@@ -184,7 +184,7 @@ impl Incoming for MboxIncoming {
                 source: e,
             });
         }
-        Ok(())
+        Ok(Finished::Published)
     }
 }
 
@@ -353,7 +353,7 @@ mod tests {
             let mut incoming = mbox.begin().unwrap();
             incoming.write_all(body).unwrap();
             incoming
-                .commit(&mut |r: &str| {
+                .finish(&mut |r: &str| {
                     receipts.push(r.to_owned());
                     Ok(())
                 })

@@ -11,7 +11,7 @@ use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use super::{spool, Destination, Incoming, Intent, ToLf};
+use super::{spool, Destination, Finished, Incoming, Intent, ToLf};
 use crate::error::FetchError;
 
 pub struct Mda {
@@ -57,7 +57,7 @@ impl Write for MdaIncoming {
 }
 
 impl Incoming for MdaIncoming {
-    fn commit(self: Box<Self>, intent: Intent<'_>) -> Result<(), FetchError> {
+    fn finish(self: Box<Self>, intent: Intent<'_>) -> Result<Finished, FetchError> {
         let destination = format!("mda:{}", self.command);
         let failed = |reason: String, temporary: bool| FetchError::Delivery {
             destination: destination.clone(),
@@ -102,7 +102,7 @@ impl Incoming for MdaIncoming {
         let errors = String::from_utf8_lossy(&errors).trim().to_owned();
         if status.success() {
             // An MDA may stop reading early (e.g. it filters on headers) and still accept.
-            return Ok(());
+            return Ok(Finished::Published);
         }
         if let Err(e) = copied {
             if e.kind() != io::ErrorKind::BrokenPipe {

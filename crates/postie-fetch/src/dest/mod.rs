@@ -1,8 +1,10 @@
 //! Where fetched mail goes: a Maildir, an mbox (mboxrd), an MDA's standard input, or an
 //! LMTP server. Every destination first takes the whole message into a temporary place
 //! (Maildir's tmp/, or a spool file), so a connection cut mid-RETR never reaches the
-//! destination; then [`Incoming::commit`] publishes it, recording an intent in the journal
-//! just before, in a form [`Destination::recover`] can check after a crash.
+//! destination; then [`Incoming::finish`] publishes it, recording an intent in the journal
+//! just before, in a form [`Destination::recover`] can check after a crash. A Maildir
+//! instead stages the message durably in tmp/ and leaves journaling and publishing to the
+//! engine's batch, so a whole batch shares one journal fdatasync and one folder fsync.
 
 mod lf;
 mod lmtp;
@@ -87,17 +89,50 @@ pub type Intent<'a> = &'a mut dyn FnMut(&str) -> Result<(), FetchError>;
 
 pub trait Destination {
     /// Starts a message; write its content (CRLF line endings, as RETR gives it) into the
-    /// returned writer. Dropping it without commit discards the message.
+    /// returned writer. Dropping it without finishing discards the message.
     fn begin(&mut self) -> Result<Box<dyn Incoming>, FetchError>;
 
     /// Whether the delivery a journal receipt describes happened, completing it where that
     /// is safe (a Maildir file left in tmp/ after its fsync).
     fn recover(&mut self, receipt: &str) -> Result<bool, FetchError>;
+
+    /// Makes every message staged ([`Finished::Staged`]) and not dropped since the last call
+    /// durable in its temporary place. A destination that never stages has nothing to do.
+    fn sync_staged(&mut self) -> Result<(), FetchError> {
+        Ok(())
+    }
+
+    /// Makes every [`Staged::publish`] since the last call durable. A destination that never
+    /// stages has nothing to do.
+    fn sync(&mut self) -> Result<(), FetchError> {
+        Ok(())
+    }
+}
+
+/// What [`Incoming::finish`] did with the message.
+pub enum Finished {
+    /// Published durably, the intent journaled just before.
+    Published,
+    /// Complete in its temporary place but neither durable nor published:
+    /// [`Destination::sync_staged`], journal [`Staged::receipt`], [`Staged::publish`], then
+    /// [`Destination::sync`], in that order.
+    Staged(Box<dyn Staged>),
 }
 
 pub trait Incoming: Write {
-    /// Publishes the message durably, calling `intent` with the receipt just before.
-    fn commit(self: Box<Self>, intent: Intent<'_>) -> Result<(), FetchError>;
+    /// Ends the message: publishes it durably, calling `intent` with the receipt just
+    /// before, or stages it for a batch without calling `intent`.
+    fn finish(self: Box<Self>, intent: Intent<'_>) -> Result<Finished, FetchError>;
+}
+
+/// A message complete in the destination's temporary place. Dropping it unpublished
+/// discards it.
+pub trait Staged {
+    /// What the journal's intent records, for [`Destination::recover`].
+    fn receipt(&self) -> &str;
+
+    /// Publishes the message; it is durable after the next [`Destination::sync`].
+    fn publish(self: Box<Self>) -> Result<(), FetchError>;
 }
 
 /// A temporary file for the whole message, gone when dropped (O_TMPFILE or unlinked at once).
