@@ -42,6 +42,8 @@ def parse_args():
     p.add_argument("--idle-max", type=int, default=19000, help="sessions postie alone must hold at once (each is a descriptor: keep below the hard RLIMIT_NOFILE)")
     p.add_argument("--skip-dovecot", action="store_true")
     p.add_argument("--no-build", action="store_true", help="use the binaries already built")
+    p.add_argument("--bin-dir", help="take postie and postie-bench from here instead of target/")
+    p.add_argument("--append", action="store_true", help="add to the results.json of an earlier run in --dir (e.g. --only fetch later)")
     p.add_argument("--only", default="sessions,retr,deliver,bigbox,fetch,idle", help="comma-separated scenarios to run")
     return p.parse_args()
 
@@ -267,19 +269,23 @@ def main():
     cargo = ["cargo", "build", "-q", "-p", "postie", "-p", "postie-bench"] + ([] if args.debug else ["--release"])
     if not args.no_build:
         sh(*cargo, cwd=ROOT)
-    postie_bin = ROOT / "target" / profile / "postie"
-    bench_bin = ROOT / "target" / profile / "postie-bench"
+    bins = Path(args.bin_dir) if args.bin_dir else ROOT / "target" / profile
+    postie_bin = bins / "postie"
+    bench_bin = bins / "postie-bench"
     root = Path(args.dir)
     root.mkdir(parents=True, exist_ok=True)
     ensure_mail_user()
     cert, key = make_cert(root)
     fixture = Fixture(args.smoke)
-    fixture.build(root)
+    if not args.append:
+        fixture.build(root)
     servers = ["postie"] + ([] if args.skip_dovecot else ["dovecot"])
     only = set(args.only.split(","))
     seconds = 0.5 if args.smoke else 5
     repeat = 1 if args.smoke else args.repeat
     results = {}  # (figure) -> {server: [values]}
+    if args.append and (root / "results.json").exists():
+        results = json.loads((root / "results.json").read_text())
 
     partial = root / "results.json"
 
@@ -288,7 +294,7 @@ def main():
         # A run that fails later keeps what it measured.
         partial.write_text(json.dumps(results, indent=1))
 
-    for _ in range(repeat):
+    for _ in range(0 if args.append else repeat):
         record("loopback throughput (MB/s)", "loopback", bench(bench_bin, "loopback", "--megabytes", 256 if args.smoke else 4096)["value"])
 
     busy = [p for server in servers for p in PORTS[server] if not port_free(p)]
