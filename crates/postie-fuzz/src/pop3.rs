@@ -2,17 +2,42 @@
 //! services, and the dot-stuffing pair.
 
 use postie_proto::{
-    BodyEncoder, Capabilities, Command, Credentials, ErrorKind, Event, LineReader, MessageEntry, MultilineDecoder,
-    MultilineItem, ReadLine, ServerOptions, ServerSession, Uidl,
+    BodyEncoder, Capabilities, Command, Credentials, ErrorKind, Event, LineReader, MessageEntry,
+    MultilineDecoder, MultilineItem, ReadLine, ServerOptions, ServerSession, Uidl,
 };
 
 use crate::alphabet::expand;
 
 const TOKENS: &[&[u8]] = &[
-    b"\r\n", b"USER alice\r\n", b"PASS secret\r\n", b"STAT\r\n", b"LIST", b"RETR ", b"DELE ", b"TOP ",
-    b"UIDL", b"RSET\r\n", b"NOOP\r\n", b"QUIT\r\n", b"CAPA\r\n", b"STLS\r\n", b"AUTH PLAIN", b"AUTH ",
-    b"APOP alice 0123456789abcdef0123456789abcdef\r\n", b"UTF8\r\n", b" ", b"1", b"2", b"0", b"*\r\n",
-    b"AGFsaWNlAHNlY3JldA==\r\n", b"4294967296", b".", b"\n", b"\r", b"\0",
+    b"\r\n",
+    b"USER alice\r\n",
+    b"PASS secret\r\n",
+    b"STAT\r\n",
+    b"LIST",
+    b"RETR ",
+    b"DELE ",
+    b"TOP ",
+    b"UIDL",
+    b"RSET\r\n",
+    b"NOOP\r\n",
+    b"QUIT\r\n",
+    b"CAPA\r\n",
+    b"STLS\r\n",
+    b"AUTH PLAIN",
+    b"AUTH ",
+    b"APOP alice 0123456789abcdef0123456789abcdef\r\n",
+    b"UTF8\r\n",
+    b" ",
+    b"1",
+    b"2",
+    b"0",
+    b"*\r\n",
+    b"AGFsaWNlAHNlY3JldA==\r\n",
+    b"4294967296",
+    b".",
+    b"\n",
+    b"\r",
+    b"\0",
 ];
 
 pub fn pop3_command(data: &[u8]) {
@@ -52,7 +77,10 @@ pub fn pop3_server_session(data: &[u8]) {
     let entries: Vec<MessageEntry> = messages
         .iter()
         .enumerate()
-        .map(|(i, m)| MessageEntry { size: BodyEncoder::crlf_size(m), uidl: Uidl::new(format!("u{i}")).expect("valid") })
+        .map(|(i, m)| MessageEntry {
+            size: BodyEncoder::crlf_size(m),
+            uidl: Uidl::new(format!("u{i}")).expect("valid"),
+        })
         .collect();
     let mut session = ServerSession::new(options(data));
     for chunk in input.chunks(piece) {
@@ -69,9 +97,18 @@ pub fn pop3_server_session(data: &[u8]) {
                         session.login_rejected(ErrorKind::BadCredentials);
                     }
                 }
-                Event::Authenticate(Credentials::Apop { .. }) => session.login_rejected(ErrorKind::BadCredentials),
-                Event::SaslStart { initial_response: None, .. } => session.sasl_challenge(b""),
-                Event::SaslStart { initial_response: Some(r), .. } | Event::SaslResponse(r) => {
+                Event::Authenticate(Credentials::Apop { .. }) => {
+                    session.login_rejected(ErrorKind::BadCredentials)
+                }
+                Event::SaslStart {
+                    initial_response: None,
+                    ..
+                } => session.sasl_challenge(b""),
+                Event::SaslStart {
+                    initial_response: Some(r),
+                    ..
+                }
+                | Event::SaslResponse(r) => {
                     if r == b"\0alice\0secret" {
                         session.login_accepted(entries.clone());
                     } else {
@@ -87,7 +124,10 @@ pub fn pop3_server_session(data: &[u8]) {
                     session.message_sent();
                 }
                 Event::Update { deleted } => {
-                    assert!(deleted.iter().all(|&i| i < messages.len()), "deletion of a message not in the snapshot");
+                    assert!(
+                        deleted.iter().all(|&i| i < messages.len()),
+                        "deletion of a message not in the snapshot"
+                    );
                     session.updated(Ok(()));
                 }
             }
@@ -102,8 +142,14 @@ pub fn dotstuff_round_trip(data: &[u8]) {
     let message = data.get(1..).unwrap_or_default();
     let mut wire = Vec::new();
     let mut encoder = BodyEncoder::whole();
-    encoder.encode(&message[..split.saturating_sub(1).min(message.len())], &mut wire);
-    encoder.encode(&message[split.saturating_sub(1).min(message.len())..], &mut wire);
+    encoder.encode(
+        &message[..split.saturating_sub(1).min(message.len())],
+        &mut wire,
+    );
+    encoder.encode(
+        &message[split.saturating_sub(1).min(message.len())..],
+        &mut wire,
+    );
     encoder.finish(&mut wire);
     let mut reader = LineReader::new();
     reader.feed(&wire);
@@ -118,6 +164,10 @@ pub fn dotstuff_round_trip(data: &[u8]) {
             other => panic!("the encoder's output did not end with a terminator: {other:?}"),
         }
     }
-    assert_eq!(decoded.len() as u64, BodyEncoder::crlf_size(message), "decoded length is the CRLF size");
+    assert_eq!(
+        decoded.len() as u64,
+        BodyEncoder::crlf_size(message),
+        "decoded length is the CRLF size"
+    );
     assert!(!reader.has_pending(), "bytes after the terminator");
 }

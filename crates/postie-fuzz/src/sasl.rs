@@ -3,7 +3,9 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use postie_auth::{AuthError, Authenticator, Mechanism, PasswordHash, SaslExchange, SaslStep, UserDb, UserRecord};
+use postie_auth::{
+    AuthError, Authenticator, Mechanism, PasswordHash, SaslExchange, SaslStep, UserDb, UserRecord,
+};
 
 struct Users(HashMap<String, UserRecord>);
 
@@ -42,16 +44,25 @@ fn authenticator() -> &'static Authenticator<Users> {
 /// responses. An exchange must end (accept or reject) without panicking, and never accept a
 /// user other than the one whose credentials were given.
 pub fn sasl_exchange(data: &[u8]) {
-    let Some((&selector, rest)) = data.split_first() else { return };
+    let Some((&selector, rest)) = data.split_first() else {
+        return;
+    };
     let mechanism = Mechanism::ALL[usize::from(selector) % Mechanism::ALL.len()];
     let mut exchange = SaslExchange::new(mechanism);
     let mut responses = split(rest).into_iter();
-    let mut input = if selector & 0x80 != 0 { responses.next() } else { None };
+    let mut input = if selector & 0x80 != 0 {
+        responses.next()
+    } else {
+        None
+    };
     for _ in 0..8 {
         match exchange.step(authenticator(), input.as_deref()) {
             Ok(SaslStep::Challenge(_)) => input = Some(responses.next().unwrap_or_default()),
             Ok(SaslStep::Accepted { user }) => {
-                assert!(user == "alice" || user == "bob", "accepted unknown user {user:?}");
+                assert!(
+                    user == "alice" || user == "bob",
+                    "accepted unknown user {user:?}"
+                );
                 return;
             }
             Ok(SaslStep::Rejected) | Err(_) => return,

@@ -9,7 +9,8 @@ fn every_target_replays_its_corpus() {
     let mut total = 0;
     for (name, target) in postie_fuzz::TARGETS {
         let dir = corpus.join(name);
-        let entries = std::fs::read_dir(&dir).unwrap_or_else(|_| panic!("no corpus for {name} in {}", dir.display()));
+        let entries = std::fs::read_dir(&dir)
+            .unwrap_or_else(|_| panic!("no corpus for {name} in {}", dir.display()));
         let mut count = 0;
         for entry in entries {
             let path = entry.unwrap().path();
@@ -28,6 +29,9 @@ fn every_target_replays_its_corpus() {
 fn every_target_has_a_cargo_fuzz_binary() {
     let targets = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/fuzz_targets");
     for (name, _) in postie_fuzz::TARGETS {
-        assert!(targets.join(format!("{name}.rs")).exists(), "fuzz/fuzz_targets/{name}.rs is missing");
+        assert!(
+            targets.join(format!("{name}.rs")).exists(),
+            "fuzz/fuzz_targets/{name}.rs is missing"
+        );
     }
 }
