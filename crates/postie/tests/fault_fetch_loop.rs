@@ -54,7 +54,7 @@ fn fetch_killed_or_cut_at_random_points_run_after_run_loses_and_duplicates_nothi
             0 => {
                 env.config(&account(server.plain.port()));
                 let mut child = env.spawn(&[]);
-                std::thread::sleep(Duration::from_millis(random.below(120)));
+                std::thread::sleep(Duration::from_millis(random.below(40)));
                 if child.try_wait().unwrap().is_none() {
                     killed += 1;
                 }
