@@ -23,13 +23,14 @@ use postie::config::Config;
 
 pub fn run(args: ServeArgs) -> Result<()> {
     init_logging(args.log_format);
-    raise_open_file_limit();
+    let open_files = raise_open_file_limit();
     let config_path = if args.demo {
         demo::prepare(&args.demo_dir)?
     } else {
         args.config.clone()
     };
-    let config = Config::load(&config_path)?;
+    let mut config = Config::load(&config_path)?;
+    cap_connections(&mut config, open_files);
     // Read before the runtime starts threads: taking the sockets clears the environment.
     let mut activated = Activated::from_env()?;
     let notifier = Arc::new(Notifier::from_env());
@@ -216,7 +217,7 @@ fn init_logging(format: LogFormat) {
 /// Every connection is a descriptor, and every open maildrop briefly one or two more: the
 /// usual soft limit of 1024 (or a hard limit set for interactive shells) would cap the
 /// server far below its `max_connections`.
-fn raise_open_file_limit() {
+fn raise_open_file_limit() -> Option<u64> {
     const WANTED: libc::rlim_t = 1 << 20;
     let mut limit = libc::rlimit {
         rlim_cur: 0,
@@ -225,21 +226,42 @@ fn raise_open_file_limit() {
     // SAFETY: getrlimit and setrlimit are given a valid rlimit struct.
     unsafe {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
-            return;
+            return None;
         }
         // Raising the hard limit needs privilege; without it, the soft limit goes up to the hard one.
         let raised = libc::rlimit {
             rlim_cur: WANTED.max(limit.rlim_cur),
             rlim_max: WANTED.max(limit.rlim_max),
         };
-        if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) != 0 {
-            limit.rlim_cur = limit.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+            return Some(raised.rlim_cur);
         }
+        limit.rlim_cur = limit.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
     }
-    if let Ok(limits) = std::fs::read_to_string("/proc/self/limits") {
-        if let Some(line) = limits.lines().find(|l| l.starts_with("Max open files")) {
-            tracing::debug!("{line}");
-        }
+    Some(limit.rlim_cur)
+}
+
+/// Descriptors kept free of POP3 sessions: listeners, maildrop and index files, intake and
+/// HTTP connections, the log.
+const RESERVED_FILES: u64 = 512;
+
+/// A server that runs out of descriptors refuses connections at accept, before it can say
+/// why; below the limit it answers `-ERR [SYS/TEMP]` instead. So `max_connections` is kept
+/// under what the process may open.
+fn cap_connections(config: &mut Config, open_files: Option<u64>) {
+    let Some(open_files) = open_files else { return };
+    let fits = usize::try_from(open_files.saturating_sub(RESERVED_FILES))
+        .unwrap_or(usize::MAX)
+        .max(1);
+    if config.pop3.max_connections > fits {
+        warn!(
+            configured = config.pop3.max_connections,
+            used = fits,
+            open_file_limit = open_files,
+            "[pop3] max_connections is above what the open-file limit allows; raise the limit (LimitNOFILE= under systemd) to serve more"
+        );
+        config.pop3.max_connections = fits;
     }
 }

@@ -75,8 +75,14 @@ fn deliver_exit_codes_follow_sysexits() {
         "{trace}"
     );
     assert_eq!(rest, crlf_form(message));
-    // On disk the added headers take the message's own LF line endings.
-    let stored = std::fs::read(&server.message_files("alice")[0]).unwrap();
+    // On disk the added headers take the message's own LF line endings. File names do not
+    // sort in delivery order (their microseconds are not zero-padded): pick by sender.
+    let stored = server
+        .message_files("alice")
+        .iter()
+        .map(|path| std::fs::read(path).unwrap())
+        .find(|bytes| bytes.starts_with(b"Return-Path: <someone@"))
+        .expect("the first delivery is stored");
     assert!(
         stored
             .starts_with(b"Return-Path: <someone@example.net>\nDelivered-To: alice\nFrom: someone"),
