@@ -32,10 +32,10 @@ fn assert_exactly_once(env: &FetchEnv, server: &TestServer, messages: &[Vec<u8>]
 #[test]
 fn runs_killed_at_random_points_resume_without_loss_or_duplicates() {
     let server = TestServer::start();
-    let messages = sample_messages(60, 40_000);
-    for m in &messages {
-        server.add_message("alice", m);
-    }
+    // Mail keeps arriving between runs, so every run has work to be killed in the middle of
+    // (a run that fetched everything would make later kills meaningless).
+    let messages = sample_messages(12 * 25, 40_000);
+    let mut batches = messages.chunks(25);
     let env = FetchEnv::new();
     env.config(&format!(
         "[accounts.a]\nserver = \"127.0.0.1:{}\"\nuser = \"alice\"\npassword = \"wonderland\"\n\
@@ -46,8 +46,11 @@ fn runs_killed_at_random_points_resume_without_loss_or_duplicates() {
     let mut random = Random::new();
     let mut killed_while_running = 0;
     for _ in 0..12 {
+        for m in batches.next().unwrap_or_default() {
+            server.add_message("alice", m);
+        }
         let mut child = env.spawn(&[]);
-        std::thread::sleep(Duration::from_millis(5 + random.below(100)));
+        std::thread::sleep(Duration::from_millis(2 + random.below(60)));
         if child.try_wait().unwrap().is_none() {
             killed_while_running += 1;
         }
