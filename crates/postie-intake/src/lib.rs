@@ -12,7 +12,6 @@ mod delivery;
 mod error;
 mod listener;
 mod per_address;
-mod proxy;
 mod quota;
 mod recipient;
 mod session;

@@ -24,7 +24,9 @@ use crate::conn::Conn;
 use crate::delivery::Deliverer;
 use crate::error::IntakeError;
 use crate::per_address::{PerAddress, SMTP_MAX_PER_ADDRESS};
-use crate::{proxy, session};
+use postie_server::proxy;
+
+use crate::session;
 
 /// What every session shares.
 pub(crate) struct Shared<S, U> {

@@ -10,7 +10,7 @@ mod error;
 pub mod http;
 mod limits;
 mod listener;
-mod proxy;
+pub mod proxy;
 mod session;
 mod tls;
 

@@ -1,4 +1,5 @@
-//! Reading a PROXY protocol header off a new connection from a trusted load balancer.
+//! Reading a PROXY protocol header off a new connection from a trusted load balancer; the
+//! LMTP and SMTP shells of postie-intake use it too.
 
 use std::time::Duration;
 
@@ -7,10 +8,10 @@ use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
 /// The longest a load balancer may take to send its header; it sends it with the connection.
-pub(crate) const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum ProxyFailure {
+pub enum ProxyFailure {
     #[error(transparent)]
     Header(#[from] ProxyError),
     #[error("connection closed or failed before the PROXY header ended: {0}")]
@@ -21,7 +22,7 @@ pub(crate) enum ProxyFailure {
 
 /// Reads exactly the header, as the parser asks, so the bytes after it (a TLS ClientHello,
 /// pipelined commands) stay in the socket for the session.
-pub(crate) async fn read_header(stream: &mut TcpStream) -> Result<ProxyHeader, ProxyFailure> {
+pub async fn read_header(stream: &mut TcpStream) -> Result<ProxyHeader, ProxyFailure> {
     let read = async {
         let mut buffer = Vec::with_capacity(proxy::MIN_HEADER);
         loop {
