@@ -220,6 +220,42 @@ fn retr_marks_the_message_seen() {
     );
 }
 
+/// As in Dovecot, Seen flags are set at QUIT, with the deletions: a session cut off before
+/// QUIT changes nothing, and a message retrieved and then deleted is removed, not renamed.
+#[test]
+fn seen_flags_are_set_at_quit_only() {
+    let server = TestServer::start();
+    server.add_message("alice", b"read then dropped\n");
+    server.add_message("alice", b"read then deleted\n");
+    server.add_message("alice", b"never read\n");
+    let seen = |server: &TestServer| {
+        server
+            .message_files("alice")
+            .iter()
+            .filter(|p| p.to_string_lossy().ends_with(":2,S"))
+            .count()
+    };
+
+    let mut client = server.plain_client();
+    client.login("alice", "wonderland");
+    client.retr(1);
+    drop(client);
+    let mut client = server.plain_client();
+    client.login("alice", "wonderland");
+    assert!(client.command("QUIT").starts_with("+OK"));
+    assert_eq!(seen(&server), 0, "{:?}", server.message_files("alice"));
+
+    let mut client = server.plain_client();
+    client.login("alice", "wonderland");
+    client.retr(1);
+    client.retr(2);
+    assert!(client.command("DELE 2").starts_with("+OK"));
+    assert!(client.command("QUIT").starts_with("+OK"));
+    let files = server.message_files("alice");
+    assert_eq!(files.len(), 2, "{files:?}");
+    assert_eq!(seen(&server), 1, "{files:?}");
+}
+
 #[test]
 fn lock_session_gives_in_use() {
     let server = TestServer::start_with("lock_session = true");
