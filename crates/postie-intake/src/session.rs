@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use postie_auth::UserDb;
 use postie_metrics::METRICS;
@@ -98,7 +98,7 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
         loop {
             match self.core.next() {
                 Event::NeedInput => {
-                    flush(conn, self.core.output()).await?;
+                    flush(conn, self.core.output(), self.shared.config.command_timeout).await?;
                     let timeout = if self.core.in_data() {
                         self.shared.config.data_timeout
                     } else {
@@ -114,7 +114,7 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
                     }
                 }
                 Event::StartTls => {
-                    flush(conn, self.core.output()).await?;
+                    flush(conn, self.core.output(), self.shared.config.command_timeout).await?;
                     self.start_tls(conn).await?;
                 }
                 Event::CheckRecipient {
@@ -139,7 +139,7 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
                 Event::MessageDiscarded => self.body = Body::None,
                 Event::Deliver(envelope) => self.deliver(envelope).await,
                 Event::Close => {
-                    flush(conn, self.core.output()).await?;
+                    flush(conn, self.core.output(), self.shared.config.command_timeout).await?;
                     return Ok(());
                 }
             }
@@ -271,11 +271,18 @@ fn session_id() -> String {
     format!("{micros:x}.{:x}.{n:x}", std::process::id())
 }
 
-async fn flush(conn: &mut Conn, output: &mut Vec<u8>) -> Result<(), Disconnected> {
+/// Writes the replies. A client that takes none of them for `limit` is gone: without the
+/// limit, a client that pipelines commands and never reads would hold its slot for ever.
+async fn flush(conn: &mut Conn, output: &mut Vec<u8>, limit: Duration) -> Result<(), Disconnected> {
     if !output.is_empty() {
-        conn.write_all(output).await.map_err(|_| Disconnected)?;
-        conn.flush().await.map_err(|_| Disconnected)?;
-        output.clear();
+        let write = async {
+            conn.write_all(output).await?;
+            conn.flush().await
+        };
+        match tokio::time::timeout(limit, write).await {
+            Ok(Ok(())) => output.clear(),
+            Ok(Err(_)) | Err(_) => return Err(Disconnected),
+        }
     }
     Ok(())
 }
