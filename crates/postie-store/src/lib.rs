@@ -93,7 +93,8 @@ pub trait Maildrop: Send + 'static {
     /// The raw content of message `index` (0-based), streamed; line endings as stored.
     fn open_message(&mut self, index: usize) -> Result<Box<dyn Read + Send>, StoreError>;
 
-    /// Marks message `index` as seen (Maildir `S` flag); RETR calls this.
+    /// Marks message `index` as seen (Maildir `S` flag); the server calls this at QUIT for the
+    /// messages the session retrieved.
     fn mark_seen(&mut self, index: usize) -> Result<(), StoreError>;
 
     /// Applies the session's deletions (0-based indices) durably, following `policy`, and
