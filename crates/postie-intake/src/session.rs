@@ -271,18 +271,8 @@ fn session_id() -> String {
     format!("{micros:x}.{:x}.{n:x}", std::process::id())
 }
 
-/// Writes the replies. A client that takes none of them for `limit` is gone: without the
-/// limit, a client that pipelines commands and never reads would hold its slot for ever.
 async fn flush(conn: &mut Conn, output: &mut Vec<u8>, limit: Duration) -> Result<(), Disconnected> {
-    if !output.is_empty() {
-        let write = async {
-            conn.write_all(output).await?;
-            conn.flush().await
-        };
-        match tokio::time::timeout(limit, write).await {
-            Ok(Ok(())) => output.clear(),
-            Ok(Err(_)) | Err(_) => return Err(Disconnected),
-        }
-    }
-    Ok(())
+    postie_server::write::write_within(conn, output, limit)
+        .await
+        .map_err(|_| Disconnected)
 }

@@ -13,6 +13,7 @@ mod listener;
 pub mod proxy;
 mod session;
 mod tls;
+pub mod write;
 
 pub use config::Pop3Config;
 pub use error::ServerError;

@@ -434,7 +434,7 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
         let retrieved = std::mem::take(&mut self.retrieved);
         let user = self.user.clone();
         let committed = blocking(move || {
-            let maildrop = mark_seen(maildrop, &retrieved, &deleted, user.as_deref());
+            let maildrop = mark_seen(maildrop, retrieved, &deleted, user.as_deref());
             Ok(maildrop.commit(&deleted, policy))
         })
         .await;
@@ -460,12 +460,11 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
 /// that cannot be set is logged, not fatal: the message itself is intact.
 fn mark_seen<D: Maildrop>(
     mut maildrop: D,
-    retrieved: &[usize],
+    mut retrieved: Vec<usize>,
     deleted: &[usize],
     user: Option<&str>,
 ) -> D {
     let deleted: std::collections::HashSet<usize> = deleted.iter().copied().collect();
-    let mut retrieved = retrieved.to_vec();
     retrieved.sort_unstable();
     retrieved.dedup();
     for index in retrieved {
@@ -541,20 +540,10 @@ fn read_chunk(reader: &mut Box<dyn Read + Send>, chunk: &mut [u8]) -> std::io::R
     Ok(filled)
 }
 
-/// Writes the output. A client that takes none of it for `limit` is gone: holding its
-/// connection (and an open message) longer would let clients that never read pile up.
 async fn flush(conn: &mut Conn, output: &mut Vec<u8>, limit: Duration) -> Result<(), Disconnected> {
-    if !output.is_empty() {
-        let write = async {
-            conn.write_all(output).await?;
-            conn.flush().await
-        };
-        match tokio::time::timeout(limit, write).await {
-            Ok(Ok(())) => output.clear(),
-            Ok(Err(_)) | Err(_) => return Err(Disconnected),
-        }
-    }
-    Ok(())
+    crate::write::write_within(conn, output, limit)
+        .await
+        .map_err(|_| Disconnected)
 }
 
 /// Runs a blocking service call off the async threads.
