@@ -37,6 +37,16 @@ fn copy_span(source: &[u8], span: Range<usize>, out: &mut [MaybeUninit<u8>]) -> 
     len
 }
 
+/// How far one pass of RETR's encoder got.
+struct Progress {
+    /// Bytes of the chunk encoded.
+    copied: usize,
+    /// Bytes written to the output; all of them initialized.
+    written: usize,
+    /// The whole chunk is encoded.
+    finished: bool,
+}
+
 /// The LF bytes of a block of up to 64 bytes, as bits.
 fn line_feed_mask(block: &[u8]) -> u64 {
     match <&[u8; 64]>::try_from(block) {
@@ -175,24 +185,53 @@ impl BodyEncoder {
         let Some(&last) = chunk.last() else {
             return;
         };
-        // Every byte at most doubles (a bare LF gains a CR, a dot after a line end is
-        // doubled), plus a dot before the first byte and the slack of a block copy.
-        out.reserve(2 * chunk.len() + 1 + BLOCK);
-        let spare = out.spare_capacity_mut();
-        let mut written = 0;
-        let mut copied = 0;
         if self.at_line_start && chunk[0] == b'.' {
-            spare[0].write(b'.');
-            written = 1;
+            out.push(b'.');
         }
+        // Room for a CR every 8 bytes; shorter lines grow the buffer as they come. Reserving
+        // for the worst case (every byte doubled) would take buffers past the size glibc
+        // serves from fresh mappings, page-faulted in again for every message.
+        out.reserve(chunk.len() + chunk.len() / 8 + BLOCK);
+        let mut from = 0;
+        loop {
+            let progress = self.encode_into(chunk, from, out.spare_capacity_mut());
+            // SAFETY: encode_into initialized the first `written` bytes of the spare capacity.
+            unsafe { out.set_len(out.len() + progress.written) };
+            if progress.finished {
+                break;
+            }
+            from = progress.copied;
+            // Enough for the rest even if every byte doubles: the next pass finishes.
+            out.reserve(2 * (chunk.len() - from) + BLOCK);
+        }
+        self.at_line_start = last == b'\n';
+        self.last_was_cr = last == b'\r';
+    }
+
+    /// Encodes `chunk[from..]` (`from` just past an LF, or 0) into `spare` as far as it fits.
+    fn encode_into(&self, chunk: &[u8], from: usize, spare: &mut [MaybeUninit<u8>]) -> Progress {
+        let mut written = 0;
+        let mut copied = from;
         // The LFs are found 64 bytes at a time: comparing a block compiles to a few vector
         // compares and a bit mask, cheaper per line than a search call.
-        for (number, block) in chunk.chunks(64).enumerate() {
+        let first = from / 64;
+        for (number, block) in chunk.chunks(64).enumerate().skip(first) {
             let base = number * 64;
             let mut mask = line_feed_mask(block);
+            if number == first {
+                mask &= u64::MAX << (from - base);
+            }
             while mask != 0 {
                 let lf = base + mask.trailing_zeros() as usize;
                 mask &= mask - 1;
+                // The line, a CR, the LF and a stuffed dot.
+                if spare.len() - written < lf - copied + 3 {
+                    return Progress {
+                        copied,
+                        written,
+                        finished: false,
+                    };
+                }
                 written += copy_span(chunk, copied..lf, &mut spare[written..]);
                 let after_cr = if lf == 0 {
                     self.last_was_cr
@@ -212,12 +251,15 @@ impl BodyEncoder {
                 }
             }
         }
-        written += copy_span(chunk, copied..chunk.len(), &mut spare[written..]);
-        self.at_line_start = copied == chunk.len();
-        self.last_was_cr = last == b'\r';
-        // SAFETY: the first `written` bytes of the spare capacity were all written above, in
-        // order: each step advances `written` only over bytes it wrote.
-        unsafe { out.set_len(out.len() + written) };
+        let finished = spare.len() - written >= chunk.len() - copied;
+        if finished {
+            written += copy_span(chunk, copied..chunk.len(), &mut spare[written..]);
+        }
+        Progress {
+            copied,
+            written,
+            finished,
+        }
     }
 
     fn end_line(&mut self, empty: bool) {
