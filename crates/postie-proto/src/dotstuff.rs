@@ -416,6 +416,17 @@ mod tests {
     }
 
     #[test]
+    fn empty_lines_grow_the_output_past_its_first_reserve() {
+        for message in [vec![b'\n'; 5000], b"\n.".repeat(2500)] {
+            let mut out = Vec::new();
+            let mut encoder = BodyEncoder::whole();
+            encoder.encode(&message, &mut out);
+            encoder.finish(&mut out);
+            assert_eq!(out, stuffed(&message));
+        }
+    }
+
+    #[test]
     fn stuffing_and_line_endings() {
         assert_eq!(
             encode_all(b"a\n.b\r\n..c\nd", BodyEncoder::whole()),
