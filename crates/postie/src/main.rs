@@ -7,6 +7,7 @@ mod demo;
 mod dns_records;
 mod fetch;
 mod manual;
+mod open_files;
 mod privileges;
 mod probe;
 mod reload;

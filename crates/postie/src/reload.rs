@@ -13,6 +13,8 @@ use tracing::{info, warn};
 
 use postie::config::Config;
 
+use crate::open_files::cap_connections;
+
 /// What a reload touches, and what it compares against to say what needs a restart.
 pub struct Reloader {
     pub config_path: PathBuf,
@@ -21,6 +23,8 @@ pub struct Reloader {
     pub pop3: Pop3Reloader<MaildirStore, Arc<PasswdFile>>,
     /// The settings read at start that only a restart changes.
     pub fixed: Fixed,
+    /// The open-file limit `max_connections` is kept under.
+    pub open_files: Option<u64>,
 }
 
 /// Settings whose change needs a restart.
@@ -75,7 +79,8 @@ impl Reloader {
             }
         }
         match Config::load_without_tls(&self.config_path) {
-            Ok(config) => {
+            Ok(mut config) => {
+                cap_connections(&mut config, self.open_files);
                 let mut restart = Vec::new();
                 if Fixed::of(&config) != self.fixed {
                     restart.push(

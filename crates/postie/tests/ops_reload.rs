@@ -1,12 +1,17 @@
 //! SIGHUP: a certificate swapped on disk is presented by the next TLS handshake while open
 //! sessions go on; a broken one keeps the old in use and says why; POP3 settings change for
-//! new sessions.
+//! new sessions, with the connection maximum kept under the open-file limit.
 
 mod common;
 mod ops_support;
 
-use common::Client;
-use ops_support::{write_cert, OpsServer};
+use std::io::Read;
+use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+use common::{Client, BIN, USERS};
+use ops_support::{config, write_cert, OpsServer};
 
 #[test]
 fn sighup_swaps_the_certificate_for_new_handshakes_only() {
@@ -89,4 +94,62 @@ fn sighup_applies_pop3_settings_to_new_sessions() {
     assert!(log.contains("lisen"), "{log}");
     let mut still = server.tls_client();
     assert!(capa(&mut still).contains("LOGIN-DELAY 900"));
+}
+
+#[test]
+fn sighup_keeps_max_connections_under_the_open_file_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert_pem = write_cert(dir.path());
+    std::fs::write(dir.path().join("users"), USERS).unwrap();
+    let config_path = dir.path().join("postie.toml");
+    std::fs::write(
+        &config_path,
+        config(
+            "",
+            "max_connections = 50\nmax_connections_per_ip = 1000",
+            "",
+        ),
+    )
+    .unwrap();
+    let mut command = Command::new(BIN);
+    command
+        .args(["serve", "--allow-root", "--config"])
+        .arg(&config_path);
+    // 700 descriptors, of which postie keeps 512 for listeners and files: 188 sessions.
+    // SAFETY: only setrlimit, async-signal-safe, between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 700,
+                rlim_max: 700,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let server = OpsServer::spawn(dir, cert_pem, command);
+    let text = std::fs::read_to_string(&config_path).unwrap();
+    std::fs::write(
+        &config_path,
+        text.replace("max_connections = 50", "max_connections = 100000"),
+    )
+    .unwrap();
+    server.signal(libc::SIGHUP);
+    let log = server.wait_for_log("reloaded the POP3 settings", 1);
+    assert!(
+        log.contains("max_connections is above what the open-file limit allows"),
+        "{log}"
+    );
+    // Above the maximum, a connection is told why instead of failing at accept.
+    let held: Vec<Client> = (0..188).map(|_| Client::plain(server.plain)).collect();
+    assert!(held.iter().all(|client| client.greeting.starts_with("+OK")));
+    let mut extra = TcpStream::connect(server.plain).unwrap();
+    extra
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let mut answer = String::new();
+    extra.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("-ERR [SYS/TEMP]"), "{answer:?}");
 }
