@@ -7,7 +7,6 @@
 //! - [`Spooled`]: a message body in an unlinked temporary file, read once per recipient.
 
 mod config;
-mod conn;
 mod delivery;
 mod error;
 mod listener;

@@ -20,10 +20,10 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{info, warn};
 
 use crate::config::{IntakeConfig, Listen};
-use crate::conn::Conn;
 use crate::delivery::Deliverer;
 use crate::error::IntakeError;
 use crate::per_address::{PerAddress, SMTP_MAX_PER_ADDRESS};
+use postie_server::conn::Conn;
 use postie_server::proxy;
 
 use crate::session;

@@ -7,14 +7,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use postie_auth::UserDb;
-use postie_metrics::METRICS;
 use postie_proto::smtp::{DeliveryError, Envelope, Event, Role, SmtpOptions, SmtpSession};
+use postie_server::conn::Conn;
 use postie_store::MailStore;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::conn::Conn;
 use crate::listener::Shared;
 use crate::recipient::Door;
 use crate::spool::{Spool, Spooled};
@@ -197,30 +196,14 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
         let Some(acceptor) = self.shared.acceptor.clone() else {
             return Err(Disconnected);
         };
-        // The TCP stream moves into the handshake; a placeholder never used holds its place.
-        let Conn::Tcp(tcp) = std::mem::replace(conn, Conn::Closed) else {
-            return Err(Disconnected);
-        };
-        match tokio::time::timeout(
-            self.shared.config.tls_handshake_timeout,
-            acceptor.accept(tcp),
-        )
-        .await
-        {
-            Ok(Ok(tls)) => {
-                METRICS.tls_handshakes.inc(["smtp", "ok"]);
-                *conn = Conn::Tls(Box::new(tls));
+        let limit = self.shared.config.tls_handshake_timeout;
+        match conn.start_tls(&acceptor, limit, "smtp").await {
+            Ok(()) => {
                 self.core.tls_started();
                 Ok(())
             }
-            Ok(Err(error)) => {
-                METRICS.tls_handshakes.inc(["smtp", "failed"]);
-                info!(id = %self.id, %error, "STARTTLS handshake failed");
-                Err(Disconnected)
-            }
-            Err(_) => {
-                METRICS.tls_handshakes.inc(["smtp", "failed"]);
-                info!(id = %self.id, "STARTTLS handshake timed out");
+            Err(error) => {
+                info!(id = %self.id, %error, "STARTTLS failed");
                 Err(Disconnected)
             }
         }

@@ -5,7 +5,7 @@
 //! enforces time and resource limits. All protocol decisions live in the core.
 
 mod config;
-mod conn;
+pub mod conn;
 mod error;
 pub mod http;
 mod limits;

@@ -330,7 +330,7 @@ async fn handle_connection<S: MailStore, U: UserDb>(
             }
         }
     } else {
-        Conn::Plain(stream)
+        Conn::Tcp(stream)
     };
     session::run(conn, peer, shared, stop).await;
     METRICS.session_duration.observe(started.elapsed());

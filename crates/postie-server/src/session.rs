@@ -67,7 +67,7 @@ pub(crate) async fn run<S: MailStore, U: UserDb>(
     shared: Arc<Shared<S, U>>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let secure = matches!(conn, Conn::Tls(_));
+    let secure = conn.is_tls();
     let config = &shared.config;
     let options = ServerOptions {
         greeting: format!("{} postie POP3 server ready.", config.hostname),
@@ -321,31 +321,14 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
         let Some(acceptor) = self.shared.acceptor.clone() else {
             return Err(Disconnected);
         };
-        // The plain stream moves into the handshake; a placeholder never used holds its place.
-        let plain = std::mem::replace(conn, Conn::Closed);
-        let Conn::Plain(tcp) = plain else {
-            return Err(Disconnected);
-        };
-        match tokio::time::timeout(
-            self.shared.config.tls_handshake_timeout,
-            acceptor.accept(tcp),
-        )
-        .await
-        {
-            Ok(Ok(tls)) => {
-                METRICS.tls_handshakes.inc(["pop3", "ok"]);
-                *conn = Conn::Tls(Box::new(tls));
+        let limit = self.shared.config.tls_handshake_timeout;
+        match conn.start_tls(&acceptor, limit, "pop3").await {
+            Ok(()) => {
                 self.core.tls_started();
                 Ok(())
             }
-            Ok(Err(error)) => {
-                METRICS.tls_handshakes.inc(["pop3", "failed"]);
-                info!(peer = %self.peer, %error, "STLS handshake failed");
-                Err(Disconnected)
-            }
-            Err(_) => {
-                METRICS.tls_handshakes.inc(["pop3", "failed"]);
-                info!(peer = %self.peer, "STLS handshake timed out");
+            Err(error) => {
+                info!(peer = %self.peer, %error, "STLS failed");
                 Err(Disconnected)
             }
         }
@@ -541,9 +524,12 @@ fn read_chunk(reader: &mut Box<dyn Read + Send>, chunk: &mut [u8]) -> std::io::R
 }
 
 async fn flush(conn: &mut Conn, output: &mut Vec<u8>, limit: Duration) -> Result<(), Disconnected> {
+    let len = output.len();
     crate::write::write_within(conn, output, limit)
         .await
-        .map_err(|_| Disconnected)
+        .map_err(|_| Disconnected)?;
+    METRICS.bytes_sent.add(len as u64);
+    Ok(())
 }
 
 /// Runs a blocking service call off the async threads.
