@@ -355,6 +355,20 @@ mod tests {
         out
     }
 
+    /// Encodes `message` in chunks that end at `cuts` (clamped to the message, any order).
+    fn encode_in_pieces(message: &[u8], cuts: Vec<usize>, mut encoder: BodyEncoder) -> Vec<u8> {
+        let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(message.len())).collect();
+        cuts.sort_unstable();
+        let mut out = Vec::new();
+        let mut last = 0;
+        for cut in cuts.into_iter().chain([message.len()]) {
+            encoder.encode(&message[last..cut], &mut out);
+            last = cut;
+        }
+        encoder.finish(&mut out);
+        out
+    }
+
     fn decode_all(wire: &[u8]) -> Vec<u8> {
         let mut reader = LineReader::new();
         reader.feed(wire);
@@ -476,32 +490,12 @@ mod tests {
         fn any_split_encodes_the_same(message in proptest::collection::vec(prop_oneof![Just(b'\r'), Just(b'\n'), Just(b'.'), any::<u8>()], 0..400), cuts in proptest::collection::vec(0usize..400, 0..10), lines in proptest::option::of(0u64..5)) {
             let make = || lines.map_or_else(BodyEncoder::whole, BodyEncoder::top);
             let expected = encode_all(&message, make());
-            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(message.len())).collect();
-            cuts.sort_unstable();
-            let mut encoder = make();
-            let mut out = Vec::new();
-            let mut last = 0;
-            for cut in cuts.into_iter().chain([message.len()]) {
-                encoder.encode(&message[last..cut], &mut out);
-                last = cut;
-            }
-            encoder.finish(&mut out);
-            prop_assert_eq!(out, expected);
+            prop_assert_eq!(encode_in_pieces(&message, cuts, make()), expected);
         }
 
         #[test]
         fn matches_the_wire_form_by_the_book(message in proptest::collection::vec(prop_oneof![8 => b'a'..=b'z', 1 => Just(b'\r'), 1 => Just(b'\n'), 1 => Just(b'.'), 1 => any::<u8>()], 0..3000), cuts in proptest::collection::vec(0usize..3000, 0..6)) {
-            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(message.len())).collect();
-            cuts.sort_unstable();
-            let mut encoder = BodyEncoder::whole();
-            let mut out = Vec::new();
-            let mut last = 0;
-            for cut in cuts.into_iter().chain([message.len()]) {
-                encoder.encode(&message[last..cut], &mut out);
-                last = cut;
-            }
-            encoder.finish(&mut out);
-            prop_assert_eq!(out, stuffed(&message));
+            prop_assert_eq!(encode_in_pieces(&message, cuts, BodyEncoder::whole()), stuffed(&message));
         }
 
         #[test]
