@@ -83,21 +83,13 @@ impl TestServer {
     /// Puts a message into a user's Maildir as an MTA would: tmp/, then a rename into new/.
     pub fn add_message(&self, user: &str, content: &[u8]) -> PathBuf {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let maildir = self.maildir(user);
-        for sub in ["tmp", "new", "cur"] {
-            std::fs::create_dir_all(maildir.join(sub)).unwrap();
-        }
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let secs = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_secs();
         let name = format!("{secs}.M{n:06}P{}.testhost", std::process::id());
-        let tmp = maildir.join("tmp").join(&name);
-        std::fs::write(&tmp, content).unwrap();
-        let new = maildir.join("new").join(&name);
-        std::fs::rename(&tmp, &new).unwrap();
-        new
+        deliver_file(&self.maildir(user), &name, content)
     }
 
     /// All message files of a user's Maildir (new/ and cur/).
@@ -323,6 +315,19 @@ pub fn tls_stream(
 }
 
 /// The CRLF form of a message, as RETR must return it.
+/// Puts `content` into `maildir` as an MTA would: tmp/NAME, then a rename into new/; creates
+/// the Maildir if needed. Returns the path in new/.
+pub fn deliver_file(maildir: &Path, name: &str, content: &[u8]) -> PathBuf {
+    for sub in ["tmp", "new", "cur"] {
+        std::fs::create_dir_all(maildir.join(sub)).unwrap();
+    }
+    let tmp = maildir.join("tmp").join(name);
+    std::fs::write(&tmp, content).unwrap();
+    let new = maildir.join("new").join(name);
+    std::fs::rename(&tmp, &new).unwrap();
+    new
+}
+
 pub fn crlf_form(message: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     for (i, &byte) in message.iter().enumerate() {

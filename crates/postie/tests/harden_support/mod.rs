@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{Client, BIN, USERS};
+use crate::common::{deliver_file, Client, BIN, USERS};
 
 /// Extra lines for the sections of a server's configuration.
 #[derive(Default, Clone)]
@@ -174,16 +174,7 @@ impl Server {
 
     /// Puts a message into a user's Maildir as an MTA would (tmp/, then a rename into new/).
     pub fn add_message(&self, user: &str, name: &str, content: &[u8]) {
-        let maildir = self.maildir(user);
-        for sub in ["tmp", "new", "cur"] {
-            std::fs::create_dir_all(maildir.join(sub)).unwrap();
-        }
-        std::fs::write(maildir.join("tmp").join(name), content).unwrap();
-        std::fs::rename(
-            maildir.join("tmp").join(name),
-            maildir.join("new").join(name),
-        )
-        .unwrap();
+        deliver_file(&self.maildir(user), name, content);
     }
 
     pub fn client(&self) -> Client {

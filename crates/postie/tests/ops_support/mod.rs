@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{Client, BIN, USERS};
+use crate::common::{deliver_file, Client, BIN, USERS};
 
 pub struct OpsServer {
     pub child: Child,
@@ -159,16 +159,7 @@ impl OpsServer {
 
     /// Puts a message into a user's Maildir as an MTA would.
     pub fn add_message(&self, user: &str, name: &str, content: &[u8]) {
-        let maildir = self.maildir(user);
-        for sub in ["tmp", "new", "cur"] {
-            std::fs::create_dir_all(maildir.join(sub)).unwrap();
-        }
-        std::fs::write(maildir.join("tmp").join(name), content).unwrap();
-        std::fs::rename(
-            maildir.join("tmp").join(name),
-            maildir.join("new").join(name),
-        )
-        .unwrap();
+        deliver_file(&self.maildir(user), name, content);
     }
 
     /// Every message file of a user, sorted, with its content.
