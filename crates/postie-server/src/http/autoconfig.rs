@@ -32,14 +32,7 @@ pub(crate) fn render(settings: &MailSettings, domain: &str) -> String {
             Security::StartTls => "STARTTLS",
         };
         let _ = writeln!(xml, "    <incomingServer type=\"pop3\">");
-        let _ = writeln!(xml, "      <hostname>{}</hostname>", escape(&settings.host));
-        let _ = writeln!(xml, "      <port>{port}</port>");
-        let _ = writeln!(xml, "      <socketType>{socket_type}</socketType>");
-        let _ = writeln!(
-            xml,
-            "      <authentication>password-cleartext</authentication>"
-        );
-        let _ = writeln!(xml, "      <username>{username}</username>");
+        server_fields(&mut xml, &settings.host, port, socket_type, username);
         let _ = writeln!(xml, "      <pop3>");
         let _ = writeln!(
             xml,
@@ -59,16 +52,21 @@ pub(crate) fn render(settings: &MailSettings, domain: &str) -> String {
     if let Some((host, port)) = &settings.smtp {
         let socket_type = if *port == 465 { "SSL" } else { "STARTTLS" };
         let _ = writeln!(xml, "    <outgoingServer type=\"smtp\">");
-        let _ = writeln!(xml, "      <hostname>{}</hostname>", escape(host));
-        let _ = writeln!(xml, "      <port>{port}</port>");
-        let _ = writeln!(xml, "      <socketType>{socket_type}</socketType>");
-        let _ = writeln!(
-            xml,
-            "      <authentication>password-cleartext</authentication>"
-        );
-        let _ = writeln!(xml, "      <username>{username}</username>");
+        server_fields(&mut xml, host, *port, socket_type, username);
         let _ = writeln!(xml, "    </outgoingServer>");
     }
     xml.push_str("  </emailProvider>\n</clientConfig>\n");
     xml
+}
+
+/// The fields an incoming and an outgoing server have alike.
+fn server_fields(xml: &mut String, host: &str, port: u16, socket_type: &str, username: &str) {
+    let _ = writeln!(xml, "      <hostname>{}</hostname>", escape(host));
+    let _ = writeln!(xml, "      <port>{port}</port>");
+    let _ = writeln!(xml, "      <socketType>{socket_type}</socketType>");
+    let _ = writeln!(
+        xml,
+        "      <authentication>password-cleartext</authentication>"
+    );
+    let _ = writeln!(xml, "      <username>{username}</username>");
 }
