@@ -93,17 +93,23 @@ mod tests {
         }
     }
 
+    /// A scratch folder and a Maildir destination in it.
+    fn maildir_destination() -> (tempfile::TempDir, std::path::PathBuf, Box<dyn Destination>) {
+        let dir = tempfile::tempdir().unwrap();
+        let maildir = dir.path().join("Mail");
+        let dest = DeliverTo::Maildir(maildir.clone())
+            .open(dir.path(), "alice", 0)
+            .unwrap();
+        (dir, maildir, dest)
+    }
+
     fn count(dir: &std::path::Path) -> usize {
         std::fs::read_dir(dir).unwrap().count()
     }
 
     #[test]
     fn a_batch_is_published_and_journaled_together() {
-        let dir = tempfile::tempdir().unwrap();
-        let maildir = dir.path().join("Mail");
-        let mut dest = DeliverTo::Maildir(maildir.clone())
-            .open(dir.path(), "alice", 0)
-            .unwrap();
+        let (dir, maildir, mut dest) = maildir_destination();
         let mut state = State::open(dir.path(), "a").unwrap();
         let mut batch = Batch::default();
         for (n, key) in ["u1", "u2", "u3"].into_iter().enumerate() {
@@ -140,11 +146,7 @@ mod tests {
 
     #[test]
     fn a_crash_between_the_intents_and_the_renames_is_recovered() {
-        let dir = tempfile::tempdir().unwrap();
-        let maildir = dir.path().join("Mail");
-        let mut dest = DeliverTo::Maildir(maildir.clone())
-            .open(dir.path(), "alice", 0)
-            .unwrap();
+        let (dir, maildir, mut dest) = maildir_destination();
         let mut state = State::open(dir.path(), "a").unwrap();
         let staged = stage(dest.as_mut(), b"Subject: y\r\n\r\nbody\r\n");
         dest.sync_staged().unwrap();
@@ -164,11 +166,7 @@ mod tests {
 
     #[test]
     fn an_unflushed_batch_leaves_nothing_behind() {
-        let dir = tempfile::tempdir().unwrap();
-        let maildir = dir.path().join("Mail");
-        let mut dest = DeliverTo::Maildir(maildir.clone())
-            .open(dir.path(), "alice", 0)
-            .unwrap();
+        let (_dir, maildir, mut dest) = maildir_destination();
         let staged = stage(dest.as_mut(), b"Subject: z\r\n\r\nbody\r\n");
         assert_eq!(count(&maildir.join("tmp")), 1);
         drop(staged);

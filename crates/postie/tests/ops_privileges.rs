@@ -42,6 +42,16 @@ fn test_user() -> u32 {
         .unwrap()
 }
 
+/// Runs `postie serve` on this configuration until it exits.
+fn serve_and_wait(config: &std::path::Path) -> std::process::Output {
+    Command::new(BIN)
+        .arg("serve")
+        .arg("--config")
+        .arg(config)
+        .output()
+        .unwrap()
+}
+
 fn uids(status: &str) -> Vec<u32> {
     status
         .lines()
@@ -112,12 +122,7 @@ fn root_without_user_refuses_unless_allowed() {
     write_cert(dir.path());
     std::fs::write(dir.path().join("users"), common::USERS).unwrap();
     std::fs::write(dir.path().join("postie.toml"), config("", "", "")).unwrap();
-    let out = Command::new(BIN)
-        .arg("serve")
-        .arg("--config")
-        .arg(dir.path().join("postie.toml"))
-        .output()
-        .unwrap();
+    let out = serve_and_wait(&dir.path().join("postie.toml"));
     assert!(!out.status.success());
     let error = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -130,12 +135,7 @@ fn root_without_user_refuses_unless_allowed() {
         config("user = \"no-such-user-here\"", "", ""),
     )
     .unwrap();
-    let out = Command::new(BIN)
-        .arg("serve")
-        .arg("--config")
-        .arg(dir.path().join("postie.toml"))
-        .output()
-        .unwrap();
+    let out = serve_and_wait(&dir.path().join("postie.toml"));
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("useradd"));
 }
