@@ -16,7 +16,6 @@ mod random;
 mod sasl;
 mod scheme;
 mod scram_keys;
-mod secret;
 mod userdb;
 
 pub use authenticator::{Authenticator, Verdict};
@@ -25,7 +24,6 @@ pub use passwd_file::PasswdFile;
 pub use password::{hash_password, PasswordHash, MAX_PASSWORD_LEN};
 pub use sasl::{Mechanism, SaslExchange, SaslStep};
 pub use scheme::Scheme;
-pub use secret::Secret;
 pub use userdb::{UserDb, UserRecord};
 
 /// Entry points for the fuzz targets (crate postie-fuzz): the parsers of outside bytes.

@@ -10,11 +10,10 @@
 //! fdatasync of their own (see [`State::record_confirmable_done`]), and no DELE is sent
 //! before its batch is flushed.
 
-use postie_proto::MsgNum;
-
 use crate::dest::{Destination, Staged};
 use crate::error::FetchError;
 use crate::state::{Done, State};
+use postie_types::MsgNum;
 
 /// Messages held before their batch is flushed: enough to spread the syncs thin, few
 /// enough that little is fetched again after a kill.

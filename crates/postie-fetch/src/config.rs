@@ -1,11 +1,11 @@
 //! The accounts file (`~/.config/postie/fetch.toml`): parsed strictly (unknown keys are
 //! refused by name), then validated into [`Account`]s that hold only consistent settings.
 
+use postie_types::UserName;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use postie_proto::UserName;
 use serde::Deserialize;
 
 use crate::credentials::CredentialSource;

@@ -1,9 +1,8 @@
 //! Where a password or OAuth token comes from: the configuration, a command (`pass show
 //! mail`, a token refresher) or an environment variable. Values live in [`Secret`]s.
 
+use postie_types::Secret;
 use std::process::{Command, Stdio};
-
-use postie_proto::Secret;
 
 use crate::error::FetchError;
 

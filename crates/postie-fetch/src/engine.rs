@@ -2,13 +2,14 @@
 //! batches, store, record, delete, QUIT. The order of the steps for each message is the
 //! state module's; this module decides what happens to which message.
 
+use postie_types::MsgNum;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use postie_proto::client::{ClientEvent, Greeting, ListEntry, Sent};
-use postie_proto::MsgNum;
+
 use sha2::{Digest, Sha256};
 
 use crate::batch::{self, Batch, Received};

@@ -6,7 +6,8 @@ use base64::Engine as _;
 use postie_proto::client::{
     AuthFailure, ClientEvent, Greeting, SaslClient, Sent, ServerCapabilities, Status,
 };
-use postie_proto::{Secret, UserName};
+use postie_types::{Secret, UserName};
+
 use rand::RngCore;
 
 use crate::config::AuthChoice;

@@ -2,7 +2,7 @@
 //! commands, multi-line bodies, STLS and every SASL mechanism.
 
 use postie_proto::client::{ClientEvent, ClientSession, SaslClient};
-use postie_proto::{MsgNum, Secret, UserName};
+use postie_types::{MsgNum, Secret, UserName};
 
 use crate::alphabet::expand;
 

@@ -3,8 +3,9 @@
 
 use postie_proto::{
     BodyEncoder, Capabilities, Command, Credentials, ErrorKind, Event, LineReader, MessageEntry,
-    MultilineDecoder, MultilineItem, ReadLine, ServerOptions, ServerSession, Uidl,
+    MultilineDecoder, MultilineItem, ReadLine, ServerOptions, ServerSession,
 };
+use postie_types::Uidl;
 
 use crate::alphabet::expand;
 

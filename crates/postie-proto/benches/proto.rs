@@ -4,8 +4,9 @@
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use postie_proto::{
     BodyEncoder, Capabilities, Command, Credentials, Event, LineReader, MessageEntry,
-    MultilineDecoder, ReadLine, ServerOptions, ServerSession, Uidl,
+    MultilineDecoder, ReadLine, ServerOptions, ServerSession,
 };
+use postie_types::Uidl;
 
 fn message(size: usize) -> Vec<u8> {
     let mut out = b"From: a@example.org\nSubject: bench\n\n".to_vec();

@@ -1,7 +1,7 @@
 //! POP3 commands as a server receives them (RFC 1939, 2449, 2595, 5034, 6856).
 
-use crate::secret::Secret;
-use crate::types::{parse_decimal, MsgNum, UserName, UserNameError};
+use postie_types::Secret;
+use postie_types::{parse_decimal, MsgNum, UserName, UserNameError};
 
 /// A syntactically valid command line.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,21 +12,17 @@ mod dotstuff;
 mod line;
 pub mod proxy;
 mod response;
-mod secret;
 mod server;
 pub mod smtp;
 mod tally;
-mod types;
 
 pub use capability::{Capabilities, Expire};
 pub use command::{Command, CommandError};
 pub use dotstuff::{BodyEncoder, MultilineDecoder, MultilineItem};
 pub use line::{LinePiece, LineReader, ReadLine};
 pub use response::{ErrorKind, RespCode};
-pub use secret::Secret;
 pub use server::{Credentials, Event, MessageEntry, ServerOptions, ServerSession};
 pub use tally::CommandTally;
-pub use types::{MsgNum, Uidl, UidlError, UserName, UserNameError};
 
 /// The longest command line a server accepts, CRLF included (RFC 2449 section 4).
 pub const MAX_COMMAND_LINE: usize = 255;

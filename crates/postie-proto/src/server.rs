@@ -10,10 +10,10 @@ use crate::capability::{CapaContext, Capabilities};
 use crate::command::{decode_base64, Command, CommandError};
 use crate::line::{LineReader, ReadLine};
 use crate::response::{write_err, write_error_kind, write_ok, ErrorKind, RespCode};
-use crate::secret::Secret;
 use crate::tally::CommandTally;
-use crate::types::{MsgNum, Uidl, UserName};
 use crate::{MAX_COMMAND_LINE, MAX_SASL_LINE};
+use postie_types::Secret;
+use postie_types::{MsgNum, Uidl, UserName};
 
 /// Settings fixed for one connection.
 #[derive(Debug, Clone)]

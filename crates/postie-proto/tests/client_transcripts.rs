@@ -4,7 +4,8 @@
 use postie_proto::client::{
     AuthFailure, ClientError, ClientEvent, ClientSession, SaslClient, SaslError, Sent,
 };
-use postie_proto::{MsgNum, Secret, UserName};
+use postie_types::{MsgNum, Secret, UserName};
+
 use proptest::prelude::*;
 
 fn msg(n: u32) -> MsgNum {

@@ -3,8 +3,9 @@
 
 use postie_proto::{
     BodyEncoder, Capabilities, Credentials, ErrorKind, Event, MessageEntry, ServerOptions,
-    ServerSession, Uidl,
+    ServerSession,
 };
+use postie_types::Uidl;
 use proptest::prelude::*;
 
 const TIMESTAMP: &str = "<1896.697170952@dbc.mtview.ca.us>";

@@ -1,6 +1,7 @@
 //! One client connection: pumps bytes between the socket and the sans-IO session, and runs
 //! the services it asks for on blocking threads.
 
+use postie_types::Uidl;
 use std::io::Read;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use postie_auth::{AuthError, Mechanism, SaslExchange, SaslStep, UserDb, Verdict};
 use postie_metrics::METRICS;
 use postie_proto::{
-    BodyEncoder, Credentials, ErrorKind, Event, MessageEntry, ServerOptions, ServerSession, Uidl,
+    BodyEncoder, Credentials, ErrorKind, Event, MessageEntry, ServerOptions, ServerSession,
 };
 use postie_store::{MailStore, Maildrop, StoreError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

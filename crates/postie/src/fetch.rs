@@ -1,6 +1,7 @@
 //! `postie fetch`: the accounts file or an ad-hoc URL to accounts, accounts to runs of the
 //! fetch engine, results to a summary and an exit status.
 
+use postie_types::{Secret, UserName};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -16,7 +17,6 @@ use postie_fetch::{
     daemon, Account, AuthChoice, ExitStatus, FetchConfig, FetchError, Oversize, PopUrl,
     ProgressMode, Retention, RunOptions,
 };
-use postie_proto::{Secret, UserName};
 
 pub const EXIT_CODES: &str = "Exit status (sysexits.h): 0 all fetched; 66 a state file is missing \
 (see --reset-state); 69 server unavailable (DNS, connection, TLS, certificate); 74 writing mail or \

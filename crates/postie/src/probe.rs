@@ -1,5 +1,6 @@
 //! `postie probe`: runs the connection test and prints its report, as text or JSON.
 
+use postie_types::Secret;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -10,7 +11,6 @@ use postie_fetch::credentials::CredentialSource;
 use postie_fetch::probe::{self, ProbeOptions};
 use postie_fetch::tls::{parse_fingerprint, Trust};
 use postie_fetch::{AuthChoice, PopUrl};
-use postie_proto::Secret;
 
 #[derive(Debug, Args)]
 #[command(

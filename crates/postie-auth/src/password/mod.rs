@@ -13,7 +13,8 @@ use subtle::ConstantTimeEq;
 
 use crate::random;
 use crate::scram_keys::{self, ScramKeys};
-use crate::{AuthError, Scheme, Secret};
+use crate::{AuthError, Scheme};
+use postie_types::Secret;
 
 /// Longer passwords are refused outright: SHA-crypt's cost grows with the square of the
 /// password length, so an unbounded one would let a client burn CPU at will.

@@ -5,10 +5,10 @@
 mod cert;
 mod report;
 
+use postie_types::UserName;
 use std::time::Duration;
 
 use postie_proto::client::{ClientEvent, ServerCapabilities};
-use postie_proto::UserName;
 
 pub use cert::CertReport;
 pub use report::Report;

@@ -1,6 +1,6 @@
 //! The lines of LIST and UIDL responses: `n size` and `n unique-id`.
 
-use crate::types::{parse_decimal, MsgNum, Uidl};
+use postie_types::{parse_decimal, MsgNum, Uidl};
 
 /// One line of a LIST response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

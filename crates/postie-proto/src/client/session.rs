@@ -20,9 +20,9 @@ use super::listing::{parse_list, parse_uidl, ListEntry, UidlEntry};
 use super::sasl::{SaslClient, SaslError};
 use super::status::{Greeting, Status};
 use crate::line::{LineReader, ReadLine};
-use crate::secret::Secret;
-use crate::types::{MsgNum, UserName};
 use crate::{MAX_COMMAND_LINE, MAX_SASL_LINE};
+use postie_types::Secret;
+use postie_types::{MsgNum, UserName};
 
 /// The longest status, listing or challenge line accepted from a server, line ending included.
 const MAX_RESPONSE_LINE: usize = MAX_SASL_LINE;

@@ -4,7 +4,7 @@
 mod oauth;
 mod scram;
 
-use crate::secret::Secret;
+use postie_types::Secret;
 pub use scram::MAX_SCRAM_ITERATIONS;
 
 /// Why a SASL exchange was given up on the client side.

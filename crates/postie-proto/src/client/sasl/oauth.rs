@@ -1,7 +1,7 @@
 //! XOAUTH2 and OAUTHBEARER (RFC 7628): a bearer token in one message. On failure the server
 //! sends its reason as a JSON challenge, which the client acknowledges before the `-ERR`.
 
-use crate::secret::Secret;
+use postie_types::Secret;
 
 #[derive(Debug)]
 pub(super) struct OAuthClient {

@@ -6,7 +6,7 @@ use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
 use super::SaslError;
-use crate::secret::Secret;
+use postie_types::Secret;
 
 /// A server asking for more iterations than this is refused: each costs the client an HMAC,
 /// and a hostile server could otherwise make it spin for minutes.

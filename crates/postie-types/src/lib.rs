@@ -1,7 +1,14 @@
-//! Validated values at the protocol's edges: once built, they need no re-checking.
+//! Validated values at postie's edges, shared by the protocol core, authentication and
+//! storage: once built, they need no re-checking.
+
+#![forbid(unsafe_code)]
+
+mod secret;
 
 use std::fmt;
 use std::num::NonZeroU32;
+
+pub use secret::Secret;
 
 /// A message number as a client names it: 1-based and non-zero. Whether it lies within the
 /// session's snapshot is checked against the snapshot.
@@ -41,7 +48,7 @@ impl fmt::Display for MsgNum {
 }
 
 /// Parses a non-negative decimal number of at most 19 digits.
-pub(crate) fn parse_decimal(text: &[u8]) -> Option<u64> {
+pub fn parse_decimal(text: &[u8]) -> Option<u64> {
     if text.is_empty() || text.len() > 19 || !text.iter().all(u8::is_ascii_digit) {
         return None;
     }
@@ -70,6 +77,13 @@ impl Uidl {
             return Err(UidlError::Character);
         }
         Ok(Uidl(text))
+    }
+
+    /// The UIDL of message `uid` in a maildrop of `uidvalidity`, in Dovecot's default
+    /// `pop3_uidl_format = %08Xu%08Xv` (lowercase, as Dovecot prints it), which every postie
+    /// store uses so that clients keep their UIDLs when mail moves between stores.
+    pub fn from_uid(uid: u32, uidvalidity: u32) -> Uidl {
+        Uidl(format!("{uid:08x}{uidvalidity:08x}"))
     }
 
     pub fn as_str(&self) -> &str {
@@ -153,6 +167,8 @@ mod tests {
         assert_eq!(Uidl::new("x".repeat(71)), Err(UidlError::Length(71)));
         assert_eq!(Uidl::new("a b"), Err(UidlError::Character));
         assert_eq!(Uidl::new("é"), Err(UidlError::Character));
+        assert_eq!(Uidl::from_uid(3, 0x6b08c998).as_str(), "000000036b08c998");
+        assert_eq!(Uidl::from_uid(u32::MAX, u32::MAX).as_str().len(), 16);
     }
 
     #[test]
