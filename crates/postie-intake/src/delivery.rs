@@ -1,18 +1,17 @@
-//! The delivery pipeline shared by the three doors: resolve the recipient, check the quota,
-//! put the trace headers on top of the spooled body and hand it to the store, whose delivery
-//! is durable (tmp/, fsync, rename into new/, fsync) before it returns. Every call blocks.
+//! The delivery pipeline shared by the three doors: resolve the recipient, find its quota,
+//! put each recipient's trace headers on top of the spooled body and hand them all to the
+//! store in one delivery, which is durable before it returns and checks the quotas itself.
 
-use std::io::Read;
+use std::sync::Arc;
 
 use postie_auth::{UserDb, UserRecord};
 use postie_metrics::METRICS;
 use postie_proto::smtp::DeliveryError;
-use postie_store::{MailStore, StoreError};
+use postie_store::{Delivery, MailStore, MessageSource, Quota, Recipient, StoreError};
 use tracing::{info, warn};
 
-use crate::quota::Quota;
+use crate::quota::quota_for_user;
 use crate::recipient::{login_name, Door};
-use crate::spool::Spooled;
 
 /// What the configuration says about local delivery.
 #[derive(Debug, Clone, Default)]
@@ -44,65 +43,112 @@ impl<S: MailStore, U: UserDb> Deliverer<S, U> {
 
     /// The local user an address delivers to. `declared_size` (MAIL's SIZE) lets a user who
     /// is over quota already be refused at RCPT, before the body is sent.
-    pub fn resolve(
-        &self,
+    pub async fn resolve(
+        self: &Arc<Self>,
         address: &[u8],
         door: Door,
         declared_size: Option<u64>,
     ) -> Result<String, DeliveryError> {
         let name = login_name(address, door, &self.policy.domains)?;
-        let record = self.lookup(&name)?;
+        let (record, quota) = self.lookup_blocking(name).await?;
         if let Some(size) = declared_size {
-            self.check_quota(&record, size)?;
+            if !quota.is_unlimited() {
+                let usage = self.store.usage(&record.name).await.map_err(|error| {
+                    warn!(user = %record.name, %error, "cannot measure the maildrop for its quota");
+                    store_failure(&error, &self.policy)
+                })?;
+                if quota.exceeded_by(usage, size) {
+                    info!(user = %record.name, size, used = usage.bytes, messages = usage.messages, "over quota");
+                    return Err(DeliveryError::OverQuota {
+                        temporary: self.policy.quota_tempfail,
+                    });
+                }
+            }
         }
         Ok(record.name)
     }
 
-    /// Delivers `headers` followed by the spooled body to `user`; logs one line and counts
-    /// one delivery, whatever the outcome.
-    pub fn deliver(&self, user: &str, headers: &[u8], body: &Spooled) -> Result<(), DeliveryError> {
-        let size = headers.len() as u64 + body.len();
-        let result = self.attempt(user, headers, body, size);
-        let outcome = match &result {
-            Ok(()) => "delivered",
-            Err(DeliveryError::UnknownUser) => "unknown_user",
-            Err(DeliveryError::OverQuota { .. }) => "over_quota",
-            Err(DeliveryError::Temporary) => "temporary_failure",
-            Err(_) => "permanent_failure",
-        };
-        METRICS.deliveries.inc([outcome]);
-        match &result {
-            Ok(()) => info!(%user, size, outcome, "delivery"),
-            Err(_) => warn!(%user, size, outcome, "delivery"),
+    /// Delivers `message` to each `(user, headers)`, the headers on top of that recipient's
+    /// copy; one result per recipient, each logged and counted.
+    pub async fn deliver(
+        self: &Arc<Self>,
+        message: Arc<dyn MessageSource>,
+        recipients: Vec<(String, Vec<u8>)>,
+    ) -> Vec<Result<(), DeliveryError>> {
+        let mut results: Vec<Option<Result<(), DeliveryError>>> = Vec::new();
+        let mut to_store = Vec::new();
+        for (user, headers) in recipients {
+            match self.lookup_blocking(user).await {
+                Ok((record, quota)) => {
+                    results.push(None);
+                    to_store.push(Recipient {
+                        user: record.name,
+                        headers,
+                        quota,
+                    });
+                }
+                Err(error) => results.push(Some(Err(error))),
+            }
         }
-        result
+        let sizes: Vec<u64> = to_store
+            .iter()
+            .map(|r| r.headers.len() as u64 + message.len())
+            .collect();
+        let users: Vec<String> = to_store.iter().map(|r| r.user.clone()).collect();
+        let stored = if to_store.is_empty() {
+            Vec::new()
+        } else {
+            self.store
+                .deliver(Delivery {
+                    message,
+                    recipients: to_store,
+                })
+                .await
+        };
+        let mut stored = stored.into_iter().zip(users.iter().zip(sizes));
+        results
+            .into_iter()
+            .map(|result| match result {
+                Some(refused) => refused,
+                None => {
+                    let (result, (user, size)) = stored
+                        .next()
+                        .expect("the store answers for every recipient");
+                    let result = result.map_err(|error| {
+                        warn!(%user, %error, "the store refused the delivery");
+                        store_failure(&error, &self.policy)
+                    });
+                    record(user, size, &result);
+                    result
+                }
+            })
+            .collect()
     }
 
-    fn attempt(
-        &self,
-        user: &str,
-        headers: &[u8],
-        body: &Spooled,
-        size: u64,
-    ) -> Result<(), DeliveryError> {
-        let record = self.lookup(user)?;
-        self.check_quota(&record, size)?;
-        let mut message = headers.chain(body.reader());
-        self.store
-            .deliver(&record.name, &mut message)
-            .map_err(|error| {
-                warn!(user = %record.name, %error, "the store refused the delivery");
-                store_failure(&error)
-            })
+    async fn lookup_blocking(
+        self: &Arc<Self>,
+        name: String,
+    ) -> Result<(UserRecord, Quota), DeliveryError> {
+        let this = Arc::clone(self);
+        tokio::task::spawn_blocking(move || this.lookup(&name))
+            .await
+            .unwrap_or(Err(DeliveryError::Temporary))
     }
 
     /// The user named exactly so, or else in lower case (mail addresses are written in any
-    /// case; login names are lower case nearly everywhere).
-    fn lookup(&self, name: &str) -> Result<UserRecord, DeliveryError> {
+    /// case; login names are lower case nearly everywhere), and that user's quota.
+    fn lookup(&self, name: &str) -> Result<(UserRecord, Quota), DeliveryError> {
         let lower = name.to_ascii_lowercase();
         for candidate in [name, &lower] {
             match self.users.lookup(candidate) {
-                Ok(Some(record)) => return Ok(record),
+                Ok(Some(record)) => {
+                    let quota =
+                        quota_for_user(self.policy.quota, &record.extra).map_err(|error| {
+                            warn!(user = %record.name, %error, "bad quota rule in the passwd-file");
+                            DeliveryError::Temporary
+                        })?;
+                    return Ok((record, quota));
+                }
                 Ok(None) => {}
                 Err(error) => {
                     warn!(user = candidate, %error, "user lookup failed");
@@ -112,35 +158,33 @@ impl<S: MailStore, U: UserDb> Deliverer<S, U> {
         }
         Err(DeliveryError::UnknownUser)
     }
+}
 
-    fn check_quota(&self, record: &UserRecord, size: u64) -> Result<(), DeliveryError> {
-        let quota = Quota::for_user(self.policy.quota, &record.extra).map_err(|error| {
-            warn!(user = %record.name, %error, "bad quota rule in the passwd-file");
-            DeliveryError::Temporary
-        })?;
-        if quota == Quota::default() {
-            return Ok(());
-        }
-        let usage = self.store.usage(&record.name).map_err(|error| {
-            warn!(user = %record.name, %error, "cannot measure the maildrop for its quota");
-            store_failure(&error)
-        })?;
-        if quota.exceeded_by(usage, size) {
-            info!(user = %record.name, size, used = usage.bytes, messages = usage.messages, "over quota");
-            return Err(DeliveryError::OverQuota {
-                temporary: self.policy.quota_tempfail,
-            });
-        }
-        Ok(())
+/// One log line and one count per recipient, whatever the outcome.
+fn record(user: &str, size: u64, result: &Result<(), DeliveryError>) {
+    let outcome = match result {
+        Ok(()) => "delivered",
+        Err(DeliveryError::UnknownUser) => "unknown_user",
+        Err(DeliveryError::OverQuota { .. }) => "over_quota",
+        Err(DeliveryError::Temporary) => "temporary_failure",
+        Err(_) => "permanent_failure",
+    };
+    METRICS.deliveries.inc([outcome]);
+    match result {
+        Ok(()) => info!(%user, size, outcome, "delivery"),
+        Err(_) => warn!(%user, size, outcome, "delivery"),
     }
 }
 
 /// The one mapping from storage failures to delivery answers: only what retrying cannot fix
-/// is permanent; anything else (I/O errors, a full disk, a lock) asks the sender to retry.
-fn store_failure(error: &StoreError) -> DeliveryError {
+/// is permanent; over quota is as the configuration says; anything else (I/O errors, a full
+/// disk, a lock) asks the sender to retry.
+fn store_failure(error: &StoreError, policy: &DeliveryPolicy) -> DeliveryError {
     match error {
         StoreError::Permanent(_) => DeliveryError::Permanent,
-        StoreError::OverQuota(_) => DeliveryError::OverQuota { temporary: true },
+        StoreError::OverQuota(_) => DeliveryError::OverQuota {
+            temporary: policy.quota_tempfail,
+        },
         StoreError::InUse | StoreError::Vanished(_) | StoreError::Temporary(_) => {
             DeliveryError::Temporary
         }

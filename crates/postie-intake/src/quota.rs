@@ -1,15 +1,8 @@
 //! Quotas: the server-wide default from `[mail]`, overridden per user by Dovecot's
-//! `userdb_quota_rule=*:storage=512M` extra field in the passwd-file.
+//! `userdb_quota_rule=*:storage=512M` extra field in the passwd-file. The store enforces
+//! them, inside the delivery.
 
-use postie_store::Usage;
-
-/// Limits for one user; 0 means no limit, as in Dovecot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Quota {
-    /// Octets of all messages as stored.
-    pub bytes: u64,
-    pub messages: u64,
-}
+use postie_store::Quota;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum QuotaRuleError {
@@ -19,46 +12,35 @@ pub enum QuotaRuleError {
     Size(String),
 }
 
-impl Quota {
-    /// The quota of a user whose passwd-file line has these extra fields. Dovecot's
-    /// `userdb_quota_rule` (and the bare `quota_rule`) for the mailbox `*` override the
-    /// defaults limit by limit; rules for other mailboxes (`Trash:…`) concern folders postie
-    /// does not deliver into, and are ignored.
-    pub fn for_user(defaults: Quota, extra: &[String]) -> Result<Quota, QuotaRuleError> {
-        let mut quota = defaults;
-        for field in extra {
-            let Some(rule) = field
-                .strip_prefix("userdb_quota_rule=")
-                .or_else(|| field.strip_prefix("quota_rule="))
-            else {
-                continue;
-            };
-            let (mailbox, limits) = rule
-                .split_once(':')
-                .ok_or_else(|| QuotaRuleError::Syntax(rule.to_owned()))?;
-            if mailbox != "*" {
-                continue;
-            }
-            for limit in limits.split(':') {
-                match limit.split_once('=') {
-                    Some(("storage" | "bytes", size)) => quota.bytes = parse_size(size)?,
-                    Some(("messages", count)) => quota.messages = parse_size(count)?,
-                    None if limit == "ignore" || limit == "noenforcing" => {
-                        return Ok(Quota::default())
-                    }
-                    _ => return Err(QuotaRuleError::Syntax(rule.to_owned())),
-                }
+/// The quota of a user whose passwd-file line has these extra fields. Dovecot's
+/// `userdb_quota_rule` (and the bare `quota_rule`) for the mailbox `*` override the defaults
+/// limit by limit; rules for other mailboxes (`Trash:…`) concern folders postie does not
+/// deliver into, and are ignored.
+pub fn quota_for_user(defaults: Quota, extra: &[String]) -> Result<Quota, QuotaRuleError> {
+    let mut quota = defaults;
+    for field in extra {
+        let Some(rule) = field
+            .strip_prefix("userdb_quota_rule=")
+            .or_else(|| field.strip_prefix("quota_rule="))
+        else {
+            continue;
+        };
+        let (mailbox, limits) = rule
+            .split_once(':')
+            .ok_or_else(|| QuotaRuleError::Syntax(rule.to_owned()))?;
+        if mailbox != "*" {
+            continue;
+        }
+        for limit in limits.split(':') {
+            match limit.split_once('=') {
+                Some(("storage" | "bytes", size)) => quota.bytes = parse_size(size)?,
+                Some(("messages", count)) => quota.messages = parse_size(count)?,
+                None if limit == "ignore" || limit == "noenforcing" => return Ok(Quota::default()),
+                _ => return Err(QuotaRuleError::Syntax(rule.to_owned())),
             }
         }
-        Ok(quota)
     }
-
-    /// Whether adding one message of `size` octets to `usage` goes over this quota.
-    pub fn exceeded_by(&self, usage: Usage, size: u64) -> bool {
-        let bytes = self.bytes > 0 && usage.bytes.saturating_add(size) > self.bytes;
-        let messages = self.messages > 0 && usage.messages.saturating_add(1) > self.messages;
-        bytes || messages
-    }
+    Ok(quota)
 }
 
 /// Dovecot's sizes: a number with an optional unit B, K, M, G or T (powers of 1024, any case,
@@ -115,16 +97,16 @@ mod tests {
             bytes: 1000,
             messages: 5,
         };
-        assert_eq!(Quota::for_user(defaults, &[]), Ok(defaults));
+        assert_eq!(quota_for_user(defaults, &[]), Ok(defaults));
         assert_eq!(
-            Quota::for_user(defaults, &extra(&["userdb_quota_rule=*:storage=512M"])),
+            quota_for_user(defaults, &extra(&["userdb_quota_rule=*:storage=512M"])),
             Ok(Quota {
                 bytes: 512 << 20,
                 messages: 5
             })
         );
         assert_eq!(
-            Quota::for_user(
+            quota_for_user(
                 defaults,
                 &extra(&["home=/x", "quota_rule=*:storage=0:messages=10"])
             ),
@@ -134,31 +116,18 @@ mod tests {
             })
         );
         assert_eq!(
-            Quota::for_user(defaults, &extra(&["userdb_quota_rule=Trash:storage=+10M"])),
+            quota_for_user(defaults, &extra(&["userdb_quota_rule=Trash:storage=+10M"])),
             Ok(defaults)
         );
-        assert!(Quota::for_user(defaults, &extra(&["userdb_quota_rule=*:storage=lots"])).is_err());
-        assert!(Quota::for_user(defaults, &extra(&["userdb_quota_rule=nonsense"])).is_err());
-    }
-
-    #[test]
-    fn limits() {
-        let quota = Quota {
-            bytes: 100,
-            messages: 2,
-        };
-        let usage = |bytes, messages| Usage { bytes, messages };
-        assert!(!quota.exceeded_by(usage(50, 0), 50));
-        assert!(quota.exceeded_by(usage(50, 0), 51));
-        assert!(quota.exceeded_by(usage(0, 2), 1));
-        assert!(!Quota::default().exceeded_by(usage(u64::MAX, u64::MAX), u64::MAX));
+        assert!(quota_for_user(defaults, &extra(&["userdb_quota_rule=*:storage=lots"])).is_err());
+        assert!(quota_for_user(defaults, &extra(&["userdb_quota_rule=nonsense"])).is_err());
     }
 
     proptest! {
         #[test]
         fn parsing_never_panics(text in "\\PC{0,20}") {
             let _ = parse_size(&text);
-            let _ = Quota::for_user(Quota::default(), &[format!("userdb_quota_rule={text}")]);
+            let _ = quota_for_user(Quota::default(), &[format!("userdb_quota_rule={text}")]);
         }
     }
 }

@@ -150,11 +150,11 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
             Role::Lmtp => Door::Lmtp,
             Role::Smtp => Door::Smtp,
         };
-        let deliverer = Arc::clone(&self.shared.deliverer);
-        let checked =
-            tokio::task::spawn_blocking(move || deliverer.resolve(&address, door, declared_size))
-                .await
-                .unwrap_or(Err(DeliveryError::Temporary));
+        let checked = self
+            .shared
+            .deliverer
+            .resolve(&address, door, declared_size)
+            .await;
         match checked {
             Ok(user) => self.core.recipient_accepted(user),
             Err(error) => self.core.recipient_rejected(error),
@@ -182,12 +182,7 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
             id: self.id.clone(),
             when: SystemTime::now(),
         };
-        let deliverer = Arc::clone(&self.shared.deliverer);
-        let results = tokio::task::spawn_blocking(move || {
-            deliver_all(&deliverer, &envelope, &received, &spooled)
-        })
-        .await
-        .unwrap_or_else(|_| vec![Err(DeliveryError::Temporary); count]);
+        let results = deliver_all(&self.shared.deliverer, &envelope, &received, spooled).await;
         self.delivered += results.iter().filter(|r| r.is_ok()).count() as u64;
         self.core.delivered(results);
     }
@@ -211,24 +206,26 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
 }
 
 /// Each recipient's copy: its own trace headers on top of the shared body.
-fn deliver_all<S: MailStore, U: UserDb>(
-    deliverer: &crate::Deliverer<S, U>,
+async fn deliver_all<S: MailStore, U: UserDb>(
+    deliverer: &Arc<crate::Deliverer<S, U>>,
     envelope: &Envelope,
     received: &Received,
-    spooled: &Spooled,
+    spooled: Spooled,
 ) -> Vec<Result<(), DeliveryError>> {
+    // A few kilobytes from the page cache: the spool was just written.
     let crlf = match spooled.head(8192) {
         Ok(head) => uses_crlf(&head),
         Err(_) => true,
     };
-    envelope
+    let recipients = envelope
         .recipients
         .iter()
         .map(|recipient| {
             let headers = trace_headers(&envelope.from, &recipient.address, Some(received), crlf);
-            deliverer.deliver(&recipient.user, &headers, spooled)
+            (recipient.user.clone(), headers)
         })
-        .collect()
+        .collect();
+    deliverer.deliver(Arc::new(spooled), recipients).await
 }
 
 /// The `with` of the Received header (RFC 3848; RFC 6531 for SMTPUTF8, whose names drop the E).

@@ -7,6 +7,7 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+use postie_store::MessageSource;
 use tokio::io::AsyncWriteExt;
 
 /// A spool being written by a session.
@@ -95,6 +96,16 @@ impl Spooled {
             spooled: self,
             at: 0,
         }
+    }
+}
+
+impl MessageSource for Spooled {
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn reader(&self) -> io::Result<Box<dyn Read + Send + '_>> {
+        Ok(Box::new(Spooled::reader(self)))
     }
 }
 

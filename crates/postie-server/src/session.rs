@@ -1,8 +1,7 @@
-//! One client connection: pumps bytes between the socket and the sans-IO session, and runs
-//! the services it asks for on blocking threads.
+//! One client connection: pumps bytes between the socket and the sans-IO session, and calls
+//! the services it asks for: password checks on blocking threads, the store through its
+//! async contract.
 
-use postie_types::Uidl;
-use std::io::Read;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -12,7 +11,8 @@ use postie_metrics::METRICS;
 use postie_proto::{
     BodyEncoder, Credentials, ErrorKind, Event, MessageEntry, ServerOptions, ServerSession,
 };
-use postie_store::{MailStore, Maildrop, StoreError};
+use postie_store::{MailStore, Maildrop, MessageBody, StoreError, Update};
+use postie_types::limits::MAX_SNAPSHOT_MESSAGES;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 use tracing::{info, warn};
@@ -55,9 +55,9 @@ struct Session<S: MailStore, U> {
     sasl: Option<SaslExchange>,
     /// The login mechanism being tried, for the login counter.
     mechanism: &'static str,
-    /// Messages retrieved whose Seen flag is still to be set. As Dovecot does, the flags are
-    /// set at QUIT with the deletions, in the same trip to the blocking pool (a trip per RETR
-    /// cost a tenth of RETR throughput); a session that ends without QUIT changes nothing.
+    /// Messages retrieved, to be marked seen at QUIT with the deletions, as Dovecot does (a
+    /// store trip per RETR cost a tenth of RETR throughput); a session that ends without
+    /// QUIT changes nothing.
     retrieved: Vec<usize>,
     stats: Stats,
 }
@@ -284,36 +284,22 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
                 return;
             }
         }
-        let store = Arc::clone(&self.shared.store);
         let exclusive = self.shared.config.lock_session;
-        let name = user.clone();
-        let opened = blocking(move || Ok(store.open(&name, exclusive))).await;
-        match opened {
-            Ok(Ok(maildrop)) => match snapshot_entries(maildrop.messages()) {
-                Ok(entries) => {
-                    METRICS.logins.inc(["ok", self.mechanism]);
-                    info!(peer = %self.peer, %user, messages = entries.len(), "logged in");
-                    self.core.login_accepted(entries);
-                    self.maildrop = Some(maildrop);
-                    self.user = Some(user);
-                }
-                Err(problem) => {
-                    METRICS.logins.inc(["maildrop_unavailable", self.mechanism]);
-                    warn!(%user, %problem, "maildrop holds an invalid UIDL");
-                    self.core.login_rejected(ErrorKind::Permanent);
-                }
-            },
-            Ok(Err(error)) => {
+        match self.shared.store.open(&user, exclusive).await {
+            Ok(maildrop) => {
+                let entries = snapshot_entries(maildrop.messages());
+                METRICS.logins.inc(["ok", self.mechanism]);
+                info!(peer = %self.peer, %user, messages = entries.len(), "logged in");
+                self.core.login_accepted(entries);
+                self.maildrop = Some(maildrop);
+                self.user = Some(user);
+            }
+            Err(error) => {
                 METRICS.logins.inc(["maildrop_unavailable", self.mechanism]);
                 if !matches!(error, StoreError::InUse) {
                     warn!(%user, %error, "cannot open maildrop");
                 }
                 self.core.login_rejected(store_error_kind(&error));
-            }
-            Err(error) => {
-                METRICS.logins.inc(["maildrop_unavailable", self.mechanism]);
-                warn!(%user, %error, "cannot open maildrop");
-                self.core.login_rejected(ErrorKind::Temporary);
             }
         }
     }
@@ -346,11 +332,7 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
             self.core.message_failed(ErrorKind::Temporary);
             return Ok(());
         };
-        // Opened inline, like the reads below: an open of a file whose directory was just
-        // listed costs microseconds, a blocking-pool trip two thread switches (15% of RETR
-        // throughput on 1 MiB messages).
-        let opened = maildrop.open_message(index);
-        let mut reader = match opened {
+        let mut reader = match maildrop.open_message(index).await {
             Ok(reader) => reader,
             Err(error) => {
                 warn!(user = self.user.as_deref().unwrap_or("-"), %error, "cannot read message");
@@ -363,10 +345,7 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
         let mut chunk = vec![0u8; READ_CHUNK];
         let mut sent = 0u64;
         loop {
-            // Read inline, not on the blocking pool: the store asked the kernel to read the
-            // whole message ahead when it opened it, so these reads are page-cache copies,
-            // cheaper than the two thread switches a blocking-pool hop costs per chunk.
-            let n = match read_chunk(&mut reader, &mut chunk) {
+            let n = match read_chunk(&mut reader, &mut chunk).await {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(error) => {
@@ -407,7 +386,6 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
             self.core.updated(Ok(()));
             return;
         };
-        let policy = self.shared.config.deleted;
         let count = deleted.len();
         let messages = maildrop.messages();
         let bytes = deleted
@@ -415,51 +393,23 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
             .filter_map(|&i| messages.get(i))
             .map(|m| m.size)
             .sum();
-        let retrieved = std::mem::take(&mut self.retrieved);
-        let user = self.user.clone();
-        let committed = blocking(move || {
-            let maildrop = mark_seen(maildrop, retrieved, &deleted, user.as_deref());
-            Ok(maildrop.commit(&deleted, policy))
-        })
-        .await;
-        match committed {
-            Ok(Ok(())) => {
+        let update = Update {
+            deleted,
+            retrieved: std::mem::take(&mut self.retrieved),
+            policy: self.shared.config.deleted,
+        };
+        match maildrop.quit(update).await {
+            Ok(()) => {
                 self.stats.deleted = count;
                 self.stats.deleted_bytes = bytes;
                 self.core.updated(Ok(()));
             }
-            Ok(Err(error)) => {
+            Err(error) => {
                 warn!(user = self.user.as_deref().unwrap_or("-"), %error, "deleting messages failed");
                 self.core.updated(Err(store_error_kind(&error)));
             }
-            Err(error) => {
-                warn!(user = self.user.as_deref().unwrap_or("-"), %error, "deleting messages failed");
-                self.core.updated(Err(ErrorKind::Temporary));
-            }
         }
     }
-}
-
-/// Sets the Seen flag of the `retrieved` messages that are not about to be `deleted`. A flag
-/// that cannot be set is logged, not fatal: the message itself is intact.
-fn mark_seen<D: Maildrop>(
-    mut maildrop: D,
-    mut retrieved: Vec<usize>,
-    deleted: &[usize],
-    user: Option<&str>,
-) -> D {
-    let deleted: std::collections::HashSet<usize> = deleted.iter().copied().collect();
-    retrieved.sort_unstable();
-    retrieved.dedup();
-    for index in retrieved {
-        if deleted.contains(&index) {
-            continue;
-        }
-        if let Err(error) = maildrop.mark_seen(index) {
-            warn!(user = user.unwrap_or("-"), %error, "cannot set the Seen flag");
-        }
-    }
-    maildrop
 }
 
 /// The one mapping from storage failures to wire answers.
@@ -473,13 +423,15 @@ fn store_error_kind(error: &StoreError) -> ErrorKind {
     }
 }
 
-fn snapshot_entries(messages: &[postie_store::MessageInfo]) -> Result<Vec<MessageEntry>, String> {
+/// The session's view of the snapshot: at most [`MAX_SNAPSHOT_MESSAGES`], the oldest; the
+/// rest wait for a session after the client has made room.
+fn snapshot_entries(messages: &[postie_store::MessageInfo]) -> Vec<MessageEntry> {
     messages
         .iter()
-        .map(|m| {
-            Uidl::new(m.uidl.clone())
-                .map(|uidl| MessageEntry { size: m.size, uidl })
-                .map_err(|e| e.to_string())
+        .take(MAX_SNAPSHOT_MESSAGES)
+        .map(|m| MessageEntry {
+            size: m.size,
+            uidl: m.uidl.clone(),
         })
         .collect()
 }
@@ -510,15 +462,13 @@ fn rand_u32() -> u32 {
     hasher.finish() as u32
 }
 
-/// Fills `chunk` as far as the reader allows, so small reads do not mean small writes.
-fn read_chunk(reader: &mut Box<dyn Read + Send>, chunk: &mut [u8]) -> std::io::Result<usize> {
+/// Fills `chunk` as far as the message allows, so small reads do not mean small writes.
+async fn read_chunk(body: &mut impl MessageBody, chunk: &mut [u8]) -> std::io::Result<usize> {
     let mut filled = 0;
     while filled < chunk.len() {
-        match reader.read(&mut chunk[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(error) => return Err(error),
+        match body.read(&mut chunk[filled..]).await? {
+            0 => break,
+            n => filled += n,
         }
     }
     Ok(filled)

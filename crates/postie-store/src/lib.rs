@@ -1,34 +1,62 @@
-//! Mail storage for postie.
+//! Mail storage for postie: the contract every store keeps, and two stores that keep it.
 //!
-//! The POP3 server sees a user's mail only through [`MailStore`] and [`Maildrop`]: it opens a
-//! maildrop at login (a snapshot of sizes and UIDLs, no bodies read), streams message contents
-//! on RETR/TOP, and at QUIT commits the deletions. Delivery (LMTP, SMTP, `postie deliver`, the
-//! demo's welcome messages) goes through [`MailStore::deliver`].
+//! The POP3 server sees a user's mail only through [`MailStore`] and [`Maildrop`]: at login
+//! it opens a maildrop, a snapshot of sizes and UIDLs taken without reading a body; on RETR
+//! and TOP it reads a message through a [`MessageBody`]; at QUIT it hands the session's
+//! [`Update`] (deletions, seen marks, delete policy) to the store in one call, which a
+//! database applies in one transaction. Delivery (LMTP, SMTP, `postie deliver`, the demo's
+//! welcome messages) goes through [`MailStore::deliver`], one call for every recipient of a
+//! message.
 //!
-//! Calls are blocking (file I/O); async callers run them on a blocking thread.
+//! # The contract is async, and says how a body is read
+//! Every call returns a future, so a store whose data lies across a network awaits it
+//! without holding a runtime thread. A store whose calls block on local files decides
+//! itself what it does inline and what it sends to the blocking pool: the Maildir store opens
+//! maildrops, delivers and applies QUIT on the blocking pool, and reads message files inline,
+//! because it asks the kernel to read a message ahead when it opens it, so each read is a
+//! page-cache copy cheaper than a thread switch (ARCHITECTURE.md has the figures).
 //!
-//! Two stores implement the traits: [`MaildirStore`], Maildirs that Dovecot, Courier and mutt
-//! share, with Dovecot's UIDLs; and [`MemoryStore`], for tests of the server. Sizes follow the
-//! one rule of [`crlf`].
+//! A body is read in pieces no larger than the caller's buffer; a store never holds more
+//! than a bounded amount of a message in memory for a reader (a few chunks, whatever the
+//! message's size). The contract suite ([`contract`], feature `contract-suite`) checks this
+//! with an allocation counter while 64 MiB are read.
+//!
+//! # Every store passes one suite
+//! A new store is this contract and `store_contract_tests!` (module `contract`): the suite that
+//! [`MemoryStore`] and [`MaildirStore`] pass, unchanged.
+//!
+//! Sizes follow the one rule of [`crlf`]. UIDLs are [`Uidl`]s, validated where the store
+//! makes them.
 
-use std::io::Read;
+use std::future::Future;
+use std::io::{self, Read};
+use std::sync::Arc;
 
+use postie_types::Uidl;
+
+#[cfg(feature = "contract-suite")]
+pub mod contract;
 pub mod crlf;
 mod maildir;
 mod memory;
 
-pub use maildir::{MaildirDrop, MaildirStore};
-pub use memory::{MemoryDrop, MemoryStore};
+pub use maildir::{MaildirBody, MaildirDrop, MaildirStore};
+pub use memory::{MemoryBody, MemoryDrop, MemoryStore};
 
-/// What a deleted message becomes at commit time.
+/// What happens to a message a POP3 client deleted, once its session ends with QUIT.
+///
+/// Every policy removes the message from POP3 for good: no later session lists it again. They
+/// differ in what the user's other mail clients (IMAP, webmail) still see.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DeletePolicy {
-    /// Remove the file.
+    /// The message is gone for every client, and its space is freed.
     #[default]
     Expunge,
-    /// Move it to the Maildir++ folder `.Trash`.
+    /// The message moves to the user's trash, where other clients can still read or
+    /// restore it; it no longer counts in the maildrop's [`Usage`].
     Trash,
-    /// Keep the file, never show it to POP3 again.
+    /// The message stays where it is for other clients, still counted in [`Usage`]; only
+    /// POP3 no longer shows it.
     Hide,
 }
 
@@ -37,8 +65,22 @@ pub enum DeletePolicy {
 pub struct MessageInfo {
     /// Size in octets of the message with CRLF line endings, before byte-stuffing.
     pub size: u64,
-    /// The persistent unique id: 1–70 octets in 0x21..=0x7E.
-    pub uidl: String,
+    /// The persistent unique id, never given to another message of this maildrop.
+    pub uidl: Uidl,
+    /// A POP3 client has downloaded the message in full (RETR) in an earlier session that
+    /// ended with QUIT; other mail clients show it as read.
+    pub seen: bool,
+}
+
+/// What a session did, applied when it ends with QUIT, all together: a store that can
+/// applies it atomically. A session that ends any other way applies nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Update {
+    /// Messages the client deleted (0-based positions in the snapshot).
+    pub deleted: Vec<usize>,
+    /// Messages the client downloaded in full; those not deleted become [`MessageInfo::seen`].
+    pub retrieved: Vec<usize>,
+    pub policy: DeletePolicy,
 }
 
 /// What a maildrop holds, for quota checks at delivery.
@@ -49,14 +91,88 @@ pub struct Usage {
     pub messages: u64,
 }
 
-/// Errors of the storage layer. The server maps `Temporary` to `[SYS/TEMP]`, `Permanent` to
-/// `[SYS/PERM]`, `InUse` to `[IN-USE]`.
+/// A user's limits; 0 means no limit, as in Dovecot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Quota {
+    /// Octets of all messages as stored.
+    pub bytes: u64,
+    pub messages: u64,
+}
+
+impl Quota {
+    /// Whether adding one message of `size` octets to `usage` goes over this quota.
+    pub fn exceeded_by(&self, usage: Usage, size: u64) -> bool {
+        let bytes = self.bytes > 0 && usage.bytes.saturating_add(size) > self.bytes;
+        let messages = self.messages > 0 && usage.messages.saturating_add(1) > self.messages;
+        bytes || messages
+    }
+
+    pub fn is_unlimited(&self) -> bool {
+        *self == Quota::default()
+    }
+}
+
+/// A message to deliver, readable from its start as often as a store needs (a store may read
+/// it once per recipient, or once for all). Raw bytes, LF or CRLF line endings.
+pub trait MessageSource: Send + Sync + 'static {
+    /// Octets of the message.
+    fn len(&self) -> u64;
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The message from its first byte; each reader keeps its own position. Blocking.
+    fn reader(&self) -> io::Result<Box<dyn Read + Send + '_>>;
+}
+
+impl MessageSource for Vec<u8> {
+    fn len(&self) -> u64 {
+        self.as_slice().len() as u64
+    }
+
+    fn reader(&self) -> io::Result<Box<dyn Read + Send + '_>> {
+        Ok(Box::new(self.as_slice()))
+    }
+}
+
+/// One recipient of a delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recipient {
+    /// The maildrop's owner.
+    pub user: String,
+    /// This recipient's own lines on top of the shared message (trace headers such as
+    /// `Return-Path`, `Delivered-To`, `Received`); may be empty.
+    pub headers: Vec<u8>,
+    /// Checked inside the delivery: over it, this recipient gets [`StoreError::OverQuota`].
+    pub quota: Quota,
+}
+
+/// A message and everyone it goes to.
+#[derive(Clone)]
+pub struct Delivery {
+    pub message: Arc<dyn MessageSource>,
+    pub recipients: Vec<Recipient>,
+}
+
+impl std::fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Delivery")
+            .field("message_len", &self.message.len())
+            .field("recipients", &self.recipients)
+            .finish()
+    }
+}
+
+/// Errors of the storage layer. The server maps `InUse` to `[IN-USE]`, `Permanent` to
+/// `[SYS/PERM]` and the rest to `[SYS/TEMP]`; delivery maps `OverQuota` to the quota reply
+/// and `Permanent` to a permanent failure, the rest to a temporary one.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("maildrop is in use by another session")]
     InUse,
     #[error("message {0} no longer exists in the maildrop")]
-    Vanished(String),
+    Vanished(usize),
     #[error("temporary storage failure: {0}")]
     Temporary(String),
     #[error("permanent storage failure: {0}")]
@@ -70,37 +186,59 @@ pub trait MailStore: Send + Sync + 'static {
     type Maildrop: Maildrop;
 
     /// Opens `user`'s maildrop for a POP3 session: a snapshot of the messages present now, in
-    /// delivery order. Reads no message bodies when sizes are recorded (file name or index).
-    /// With `exclusive`, a second open of the same maildrop fails with [`StoreError::InUse`]
-    /// while the first is alive. A maildrop that does not exist yet opens empty.
-    fn open(&self, user: &str, exclusive: bool) -> Result<Self::Maildrop, StoreError>;
+    /// delivery order, taken without reading message bodies. With `exclusive`, a second
+    /// exclusive open of the same maildrop fails with [`StoreError::InUse`] while the first
+    /// is alive (not yet ended with [`Maildrop::quit`] or dropped); delivery is never held
+    /// up by it. A maildrop that does not exist yet opens empty.
+    fn open(
+        &self,
+        user: &str,
+        exclusive: bool,
+    ) -> impl Future<Output = Result<Self::Maildrop, StoreError>> + Send;
 
-    /// Delivers one message (raw bytes, LF or CRLF line endings) to `user`'s maildrop,
-    /// durably: when this returns Ok, the message survives a crash. Creates the maildrop if needed.
-    fn deliver(&self, user: &str, message: &mut dyn Read) -> Result<(), StoreError>;
+    /// Delivers `delivery.message` to each recipient, its own headers on top: one result per
+    /// recipient, in order. Ok means durable: the copy survives a crash, and the next
+    /// snapshot of that maildrop lists it. A failed copy leaves nothing visible. Creates the
+    /// maildrop if needed.
+    fn deliver(
+        &self,
+        delivery: Delivery,
+    ) -> impl Future<Output = Vec<Result<(), StoreError>>> + Send;
 
-    /// What `user`'s maildrop holds now, every message counted (hidden ones too: they still
-    /// take space). Reads no bodies when sizes are recorded. A maildrop that does not exist
-    /// yet is empty.
-    fn usage(&self, user: &str) -> Result<Usage, StoreError>;
+    /// What `user`'s maildrop holds now, hidden messages included (they still take space),
+    /// without reading bodies. A maildrop that does not exist yet is empty.
+    fn usage(&self, user: &str) -> impl Future<Output = Result<Usage, StoreError>> + Send;
 }
 
 /// An open maildrop: a fixed snapshot for one session.
 pub trait Maildrop: Send + 'static {
-    /// The snapshot, in order; message number n is `messages()[n - 1]`.
+    type Body: MessageBody;
+
+    /// The snapshot, in order; message number n is `messages()[n - 1]`. Mail delivered
+    /// after the open is not in it.
     fn messages(&self) -> &[MessageInfo];
 
-    /// The raw content of message `index` (0-based), streamed; line endings as stored.
-    fn open_message(&mut self, index: usize) -> Result<Box<dyn Read + Send>, StoreError>;
+    /// The content of message `index` (0-based) as stored, line endings as delivered.
+    /// [`StoreError::Vanished`] when the message was removed since the snapshot (by another
+    /// session); [`StoreError::Permanent`] for an index outside the snapshot.
+    fn open_message(
+        &mut self,
+        index: usize,
+    ) -> impl Future<Output = Result<Self::Body, StoreError>> + Send;
 
-    /// Marks message `index` as seen (Maildir `S` flag); the server calls this at QUIT for the
-    /// messages the session retrieved.
-    fn mark_seen(&mut self, index: usize) -> Result<(), StoreError>;
+    /// Ends the session with QUIT: applies `update` durably and releases the maildrop.
+    /// Deletion is by unique id: a message changed meanwhile by another client is still
+    /// found, and one already gone is not an error. An index outside the snapshot is refused
+    /// before anything is changed.
+    fn quit(self, update: Update) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
 
-    /// Applies the session's deletions (0-based indices) durably, following `policy`, and
-    /// releases the maildrop. Deletion is by unique id: a message renamed meanwhile (flags
-    /// changed by another client) is still found. A message already gone is not an error.
-    fn commit(self, deleted: &[usize], policy: DeletePolicy) -> Result<(), StoreError>;
+/// A message being read, front to back.
+pub trait MessageBody: Send {
+    /// Reads the next bytes into `buf`, at most `buf.len()`; 0 at the end of the message.
+    /// An error mid-message means the rest cannot be had: the caller must not pretend the
+    /// message ended.
+    fn read(&mut self, buf: &mut [u8]) -> impl Future<Output = io::Result<usize>> + Send;
 }
 
 /// Entry points for the fuzz targets (crate postie-fuzz): the parsers of outside bytes.

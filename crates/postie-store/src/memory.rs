@@ -1,15 +1,21 @@
-//! An in-memory store with the semantics of the Maildir one, for testing the server: snapshots
-//! at open, exclusive sessions, uids never reused, the three delete policies.
+//! An in-memory store that keeps the whole contract, for testing the server and as the
+//! suite's reference: snapshots at open, exclusive sessions, uids never reused, the three
+//! delete policies, seen marks, quotas.
 //!
 //! UIDLs have the Maildir form, with a fixed uidvalidity of 1, so tests can predict them:
 //! the first message delivered to a user is `0000000100000001`.
 
 use std::collections::HashMap;
-use std::io::{Cursor, Read};
+use std::io::{self, Read};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use postie_types::Uidl;
+
 use crate::crlf::CrlfCounter;
-use crate::{DeletePolicy, MailStore, Maildrop, MessageInfo, StoreError, Usage};
+use crate::{
+    DeletePolicy, Delivery, MailStore, Maildrop, MessageBody, MessageInfo, Recipient, StoreError,
+    Update, Usage,
+};
 
 const UIDVALIDITY: u32 = 1;
 
@@ -23,7 +29,6 @@ pub struct MemoryStore {
 struct Mailbox {
     next_uid: u32,
     messages: Vec<Stored>,
-    trash: Vec<Stored>,
     in_use: bool,
 }
 
@@ -40,41 +45,10 @@ impl MemoryStore {
     pub fn new() -> Self {
         Self::default()
     }
-
-    /// UIDLs of `user`'s messages marked seen, in delivery order.
-    pub fn seen(&self, user: &str) -> Vec<String> {
-        self.uidls(user, |mailbox| &mailbox.messages, |m| m.seen)
-    }
-
-    /// UIDLs of `user`'s messages moved to the trash by [`DeletePolicy::Trash`].
-    pub fn trashed(&self, user: &str) -> Vec<String> {
-        self.uidls(user, |mailbox| &mailbox.trash, |_| true)
-    }
-
-    /// UIDLs of `user`'s messages hidden by [`DeletePolicy::Hide`], which still exist.
-    pub fn hidden(&self, user: &str) -> Vec<String> {
-        self.uidls(user, |mailbox| &mailbox.messages, |m| m.hidden)
-    }
-
-    fn uidls(
-        &self,
-        user: &str,
-        list: impl Fn(&Mailbox) -> &Vec<Stored>,
-        keep: impl Fn(&Stored) -> bool,
-    ) -> Vec<String> {
-        let users = lock(&self.users);
-        users.get(user).map_or_else(Vec::new, |mailbox| {
-            list(mailbox)
-                .iter()
-                .filter(|m| keep(m))
-                .map(|m| uidl(m.uid))
-                .collect()
-        })
-    }
 }
 
-fn uidl(uid: u32) -> String {
-    format!("{uid:08x}{UIDVALIDITY:08x}")
+fn uidl(uid: u32) -> Uidl {
+    Uidl::from_uid(uid, UIDVALIDITY)
 }
 
 /// The data stays consistent whatever panicked while holding the lock (no update spans two
@@ -85,10 +59,8 @@ fn lock(users: &Mutex<HashMap<String, Mailbox>>) -> MutexGuard<'_, HashMap<Strin
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-impl MailStore for MemoryStore {
-    type Maildrop = MemoryDrop;
-
-    fn open(&self, user: &str, exclusive: bool) -> Result<MemoryDrop, StoreError> {
+impl MemoryStore {
+    fn open_now(&self, user: &str, exclusive: bool) -> Result<MemoryDrop, StoreError> {
         let mut users = lock(&self.users);
         let mailbox = users.entry(user.to_owned()).or_default();
         if exclusive {
@@ -108,6 +80,7 @@ impl MailStore for MemoryStore {
             .map(|m| MessageInfo {
                 size: m.crlf_size,
                 uidl: uidl(m.uid),
+                seen: m.seen,
             })
             .collect();
         Ok(MemoryDrop {
@@ -119,15 +92,26 @@ impl MailStore for MemoryStore {
         })
     }
 
-    fn deliver(&self, user: &str, message: &mut dyn Read) -> Result<(), StoreError> {
-        let mut content = Vec::new();
-        message
-            .read_to_end(&mut content)
-            .map_err(|e| StoreError::Temporary(format!("reading the message: {e}")))?;
+    fn deliver_one(&self, recipient: &Recipient, body: &[u8]) -> Result<(), StoreError> {
+        let mut content = Vec::with_capacity(recipient.headers.len() + body.len());
+        content.extend_from_slice(&recipient.headers);
+        content.extend_from_slice(body);
         let mut counter = CrlfCounter::new();
         counter.update(&content);
         let mut users = lock(&self.users);
-        let mailbox = users.entry(user.to_owned()).or_default();
+        let mailbox = users.entry(recipient.user.clone()).or_default();
+        // Checked under the same lock as the append: racing deliveries cannot overshoot.
+        if recipient
+            .quota
+            .exceeded_by(mailbox.usage(), content.len() as u64)
+        {
+            return Err(StoreError::OverQuota(format!(
+                "{} holds {} octets in {} messages",
+                recipient.user,
+                mailbox.usage().bytes,
+                mailbox.usage().messages
+            )));
+        }
         let uid = mailbox.next_uid.max(1);
         mailbox.next_uid = uid
             .checked_add(1)
@@ -141,14 +125,43 @@ impl MailStore for MemoryStore {
         });
         Ok(())
     }
+}
 
-    fn usage(&self, user: &str) -> Result<Usage, StoreError> {
+impl Mailbox {
+    fn usage(&self) -> Usage {
+        Usage {
+            bytes: self.messages.iter().map(|m| m.content.len() as u64).sum(),
+            messages: self.messages.len() as u64,
+        }
+    }
+}
+
+impl MailStore for MemoryStore {
+    type Maildrop = MemoryDrop;
+
+    async fn open(&self, user: &str, exclusive: bool) -> Result<MemoryDrop, StoreError> {
+        self.open_now(user, exclusive)
+    }
+
+    async fn deliver(&self, delivery: Delivery) -> Vec<Result<(), StoreError>> {
+        let mut body = Vec::new();
+        let read = delivery
+            .message
+            .reader()
+            .and_then(|mut reader| reader.read_to_end(&mut body));
+        delivery
+            .recipients
+            .iter()
+            .map(|recipient| match &read {
+                Ok(_) => self.deliver_one(recipient, &body),
+                Err(e) => Err(StoreError::Temporary(format!("reading the message: {e}"))),
+            })
+            .collect()
+    }
+
+    async fn usage(&self, user: &str) -> Result<Usage, StoreError> {
         let users = lock(&self.users);
-        let messages = users.get(user).map_or(&[][..], |m| &m.messages[..]);
-        Ok(Usage {
-            bytes: messages.iter().map(|m| m.content.len() as u64).sum(),
-            messages: messages.len() as u64,
-        })
+        Ok(users.get(user).map(Mailbox::usage).unwrap_or_default())
     }
 }
 
@@ -182,54 +195,77 @@ impl MemoryDrop {
             .get_mut(&self.user)
             .and_then(|mailbox| mailbox.messages.iter_mut().find(|m| m.uid == uid))
             .map(f)
-            .ok_or_else(|| StoreError::Vanished((index + 1).to_string()))
+            .ok_or(StoreError::Vanished(index + 1))
     }
 }
 
-impl Maildrop for MemoryDrop {
-    fn messages(&self) -> &[MessageInfo] {
-        &self.messages
-    }
-
-    fn open_message(&mut self, index: usize) -> Result<Box<dyn Read + Send>, StoreError> {
-        let content = self.with_stored(index, |m| Arc::clone(&m.content))?;
-        Ok(Box::new(Cursor::new(content)))
-    }
-
-    fn mark_seen(&mut self, index: usize) -> Result<(), StoreError> {
-        self.with_stored(index, |m| m.seen = true)
-    }
-
-    fn commit(self, deleted: &[usize], policy: DeletePolicy) -> Result<(), StoreError> {
-        let uids = deleted
-            .iter()
-            .map(|&index| self.uid(index))
-            .collect::<Result<Vec<u32>, _>>()?;
+impl MemoryDrop {
+    fn apply(&self, update: &Update) -> Result<(), StoreError> {
+        let uids = |indices: &[usize]| {
+            indices
+                .iter()
+                .map(|&index| self.uid(index))
+                .collect::<Result<Vec<u32>, _>>()
+        };
+        let deleted = uids(&update.deleted)?;
+        let retrieved = uids(&update.retrieved)?;
         let mut users = lock(&self.users);
         let Some(mailbox) = users.get_mut(&self.user) else {
             return Ok(());
         };
-        match policy {
+        for m in mailbox.messages.iter_mut() {
+            if retrieved.contains(&m.uid) && !deleted.contains(&m.uid) {
+                m.seen = true;
+            }
+        }
+        match update.policy {
             DeletePolicy::Hide => {
                 for m in mailbox
                     .messages
                     .iter_mut()
-                    .filter(|m| uids.contains(&m.uid))
+                    .filter(|m| deleted.contains(&m.uid))
                 {
                     m.hidden = true;
                 }
             }
+            // No other client reads a memory store, so its trash need not be kept.
             DeletePolicy::Expunge | DeletePolicy::Trash => {
-                let (gone, kept) = std::mem::take(&mut mailbox.messages)
-                    .into_iter()
-                    .partition(|m| uids.contains(&m.uid));
-                mailbox.messages = kept;
-                if policy == DeletePolicy::Trash {
-                    mailbox.trash.extend(gone);
-                }
+                mailbox.messages.retain(|m| !deleted.contains(&m.uid));
             }
         }
         Ok(())
+    }
+}
+
+impl Maildrop for MemoryDrop {
+    type Body = MemoryBody;
+
+    fn messages(&self) -> &[MessageInfo] {
+        &self.messages
+    }
+
+    async fn open_message(&mut self, index: usize) -> Result<MemoryBody, StoreError> {
+        let content = self.with_stored(index, |m| Arc::clone(&m.content))?;
+        Ok(MemoryBody { content, at: 0 })
+    }
+
+    async fn quit(self, update: Update) -> Result<(), StoreError> {
+        self.apply(&update)
+    }
+}
+
+/// A message of a [`MemoryStore`] being read; shares the stored bytes, copies nothing.
+#[derive(Debug)]
+pub struct MemoryBody {
+    content: Arc<[u8]>,
+    at: usize,
+}
+
+impl MessageBody for MemoryBody {
+    async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = (&self.content[self.at..]).read(buf)?;
+        self.at += n;
+        Ok(n)
     }
 }
 

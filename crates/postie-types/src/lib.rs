@@ -3,6 +3,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod limits;
 mod secret;
 
 use std::fmt;

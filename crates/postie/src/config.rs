@@ -6,12 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use postie_intake::{parse_size, IntakeConfig, Listen, Quota};
+use postie_intake::{parse_size, IntakeConfig, Listen};
 use postie_proto::proxy::ProxyNetworks;
 use postie_proto::Expire;
 use postie_server::http::{MailSettings, UsernameForm};
 use postie_server::{Pop3Config, ReloadableCert};
 use postie_store::DeletePolicy;
+use postie_store::Quota;
 use serde::Deserialize;
 
 use crate::hostname::system_hostname;
@@ -123,6 +124,7 @@ impl Default for AuthSection {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 struct MailSection {
+    store: String,
     maildir: String,
     quota_bytes: Size,
     quota_messages: u64,
@@ -132,6 +134,7 @@ struct MailSection {
 impl Default for MailSection {
     fn default() -> Self {
         MailSection {
+            store: "maildir".into(),
             maildir: "/var/mail/{user}/Maildir".into(),
             quota_bytes: Size::Octets(0),
             quota_messages: 0,
@@ -250,9 +253,17 @@ pub struct Config {
     /// What autoconfig and Autodiscover answer; ports still 0 take the bound ones.
     pub autoconfig: MailSettings,
     pub passwd_file: PathBuf,
-    pub maildir_template: String,
+    /// Where mail is kept (`[mail] store`); opened by `crate::store` in the binary.
+    pub store: StoreConfig,
     /// LMTP and SMTP listeners, and the delivery policy `postie deliver` shares.
     pub intake: IntakeConfig,
+}
+
+/// The store `[mail] store` names, with its settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreConfig {
+    /// One Maildir per user, at `template` with `{user}` replaced.
+    Maildir { template: String },
 }
 
 impl Config {
@@ -391,6 +402,12 @@ impl Config {
             bail!("{file_name}: [pop3] listen and listen_tls are both empty: name at least one address");
         }
 
+        if file.mail.store != "maildir" {
+            bail!(
+                "{file_name}: [mail] store = {:?} is not a store postie has: use \"maildir\"",
+                file.mail.store
+            );
+        }
         let template = &file.mail.maildir;
         if !template.contains("{user}") {
             bail!("{file_name}: [mail] maildir = {template:?} lacks {{user}}: every user would share one maildrop");
@@ -433,7 +450,9 @@ impl Config {
             autoconfig,
             pop3,
             passwd_file: base.join(file.auth.passwd_file),
-            maildir_template,
+            store: StoreConfig::Maildir {
+                template: maildir_template,
+            },
             intake,
         })
     }
@@ -623,7 +642,12 @@ mod tests {
         );
         assert_eq!(config.pop3.idle_timeout, Duration::from_secs(600));
         assert_eq!(config.passwd_file, PathBuf::from("/etc/postie/users"));
-        assert_eq!(config.maildir_template, "/etc/postie/mail/{user}");
+        assert_eq!(
+            config.store,
+            StoreConfig::Maildir {
+                template: "/etc/postie/mail/{user}".into()
+            }
+        );
     }
 
     #[test]

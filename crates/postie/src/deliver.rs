@@ -4,11 +4,11 @@
 
 use std::io::{self, BufRead, BufReader, Read};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use postie_auth::PasswdFile;
 use postie_intake::{trace_headers, uses_crlf, Deliverer, Door, Spooled};
 use postie_proto::smtp::DeliveryError;
-use postie_store::MaildirStore;
 
 use crate::cli::DeliverArgs;
 use postie::config::Config;
@@ -52,10 +52,16 @@ fn deliver(args: &DeliverArgs) -> Result<(), Failure> {
             config.path.display()
         ))
     })?;
-    let store = MaildirStore::new(config.maildir_template.clone());
-    let deliverer = Deliverer::new(store, users, config.intake.policy.clone());
-    let user = deliverer
-        .resolve(args.user.as_bytes(), Door::Local, None)
+    let store = crate::store::open(&config.store);
+    let deliverer = Arc::new(Deliverer::new(store, users, config.intake.policy.clone()));
+    // One message, one thing at a time: a single-threaded runtime; its blocking pool takes
+    // the Maildir writes.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| temporary(format!("cannot start the runtime: {e}")))?;
+    let user = runtime
+        .block_on(deliverer.resolve(args.user.as_bytes(), Door::Local, None))
         .map_err(|e| failure(e, &args.user))?;
 
     let mut stdin = BufReader::new(io::stdin().lock());
@@ -75,9 +81,8 @@ fn deliver(args: &DeliverArgs) -> Result<(), Failure> {
         _ => Vec::new(),
     };
     let headers = trace_headers(&sender, args.user.as_bytes(), None, crlf);
-    deliverer
-        .deliver(&user, &headers, &body)
-        .map_err(|e| failure(e, &args.user))
+    let mut results = runtime.block_on(deliverer.deliver(Arc::new(body), vec![(user, headers)]));
+    results.remove(0).map_err(|e| failure(e, &args.user))
 }
 
 /// Reads the first line when it is an mbox envelope (`From sender date`), which Postfix and

@@ -5,8 +5,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use postie::config::StoreConfig;
 use postie_auth::{hash_password, passwd_file, Scheme};
-use postie_store::{MailStore, MaildirStore};
+use postie_store::{Delivery, MailStore, Quota, Recipient};
 
 const CONFIG: &str = r#"# postie demo configuration: made by `postie serve --demo`, reused on later runs.
 hostname = "localhost"
@@ -77,15 +78,27 @@ pub fn prepare(dir: &Path) -> Result<PathBuf> {
     }
     let maildir = dir.join("mail/demo/Maildir");
     if !maildir.exists() {
-        let store = MaildirStore::new(
-            dir.join("mail/{user}/Maildir")
+        let store = crate::store::open(&StoreConfig::Maildir {
+            template: dir
+                .join("mail/{user}/Maildir")
                 .to_string_lossy()
                 .into_owned(),
-        );
+        });
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .context("cannot start the runtime")?;
         for message in WELCOME {
-            store
-                .deliver("demo", &mut &message[..])
-                .context("cannot deliver the welcome messages")?;
+            let delivery = Delivery {
+                message: std::sync::Arc::new(message.to_vec()),
+                recipients: vec![Recipient {
+                    user: "demo".into(),
+                    headers: Vec::new(),
+                    quota: Quota::default(),
+                }],
+            };
+            for result in runtime.block_on(store.deliver(delivery)) {
+                result.context("cannot deliver the welcome messages")?;
+            }
         }
     }
     Ok(config)

@@ -12,6 +12,7 @@ mod privileges;
 mod probe;
 mod reload;
 mod serve;
+mod store;
 mod systemd;
 mod users;
 

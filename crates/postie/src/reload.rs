@@ -5,10 +5,10 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use postie::config::StoreConfig;
 use postie_auth::PasswdFile;
 use postie_metrics::METRICS;
 use postie_server::{Pop3Reloader, ReloadableCert};
-use postie_store::MaildirStore;
 use tracing::{info, warn};
 
 use postie::config::Config;
@@ -20,7 +20,7 @@ pub struct Reloader {
     pub config_path: PathBuf,
     pub cert: Option<Arc<ReloadableCert>>,
     pub users: Arc<PasswdFile>,
-    pub pop3: Pop3Reloader<MaildirStore, Arc<PasswdFile>>,
+    pub pop3: Pop3Reloader<crate::store::ConfiguredStore, Arc<PasswdFile>>,
     /// The settings read at start that only a restart changes.
     pub fixed: Fixed,
     /// The open-file limit `max_connections` is kept under.
@@ -31,7 +31,7 @@ pub struct Reloader {
 #[derive(Debug, PartialEq, Eq)]
 pub struct Fixed {
     passwd_file: PathBuf,
-    maildir: String,
+    store: StoreConfig,
     tls_files: Option<(PathBuf, PathBuf)>,
     http_listen: Vec<std::net::SocketAddr>,
     user: Option<String>,
@@ -41,7 +41,7 @@ impl Fixed {
     pub fn of(config: &Config) -> Self {
         Fixed {
             passwd_file: config.passwd_file.clone(),
-            maildir: config.maildir_template.clone(),
+            store: config.store.clone(),
             tls_files: config.tls_files.clone(),
             http_listen: config.http_listen.clone(),
             user: config.user.clone(),

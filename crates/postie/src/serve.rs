@@ -9,7 +9,6 @@ use postie_intake::{Inherited, IntakeServer, Listen};
 use postie_proto::smtp::Role;
 use postie_server::http::HttpServer;
 use postie_server::Pop3Server;
-use postie_store::MaildirStore;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 use tracing::{info, warn};
@@ -52,7 +51,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
     if privileges::is_root() && matches!(plan, Plan::Stay) && !args.demo {
         warn!("running as root (--allow-root)");
     }
-    let store = MaildirStore::new(config.maildir_template.clone());
+    let store = crate::store::open(&config.store);
     // LMTP and SMTP deliver into the store POP3 reads, for the same users.
     let intake = config
         .intake

@@ -9,15 +9,47 @@ use std::path::{Path, PathBuf};
 use super::durable::sync_dir;
 use super::error::{IoContext, MaildirError};
 use super::layout::{Layout, Sub};
+use super::lock;
 use super::name;
+use super::usage::usage;
 use crate::crlf::CrlfCounter;
+use crate::{MessageSource, Recipient};
 
 /// How many times a tmp/ name already taken is retried with a fresh one; names embed pid,
 /// microseconds and a counter, so a clash means another host shares the Maildir under our name.
 const NAME_ATTEMPTS: usize = 8;
 
-pub fn deliver(layout: &Layout, message: &mut dyn Read) -> Result<(), MaildirError> {
+/// Delivers `recipient`'s copy: its headers, then `message`. With a quota, the usage check
+/// and the publication happen under the maildrop's quota lock, so concurrent deliveries
+/// (from any process) cannot overshoot it; without one, delivery takes no lock.
+pub fn deliver(
+    layout: &Layout,
+    recipient: &Recipient,
+    message: &dyn MessageSource,
+) -> Result<(), MaildirError> {
     layout.ensure()?;
+    let _quota_lock = if recipient.quota.is_unlimited() {
+        None
+    } else {
+        let path = layout.quota_lock();
+        let held = lock::lock(&path).ctx("lock", &path)?;
+        let used = usage(layout)?;
+        let size = recipient.headers.len() as u64 + message.len();
+        if recipient.quota.exceeded_by(used, size) {
+            return Err(MaildirError::OverQuota {
+                user: recipient.user.clone(),
+                used_bytes: used.bytes,
+                used_messages: used.messages,
+            });
+        }
+        Some(held)
+    };
+    let mut content = message.reader().map_err(MaildirError::Source)?;
+    let mut copy = (&recipient.headers[..]).chain(&mut content);
+    deliver_bytes(layout, &mut copy)
+}
+
+fn deliver_bytes(layout: &Layout, message: &mut dyn Read) -> Result<(), MaildirError> {
     let (unique, tmp_path, file) = create_tmp(layout)?;
     let result = write_and_publish(layout, &unique, &tmp_path, file, message);
     if result.is_err() {

@@ -23,6 +23,12 @@ pub enum MaildirError {
     UidsExhausted(PathBuf),
     #[error("message number {0} is not in the snapshot")]
     NoSuchMessage(usize),
+    #[error("{user} is over quota: {used_bytes} octets in {used_messages} messages")]
+    OverQuota {
+        user: String,
+        used_bytes: u64,
+        used_messages: u64,
+    },
 }
 
 impl MaildirError {
@@ -39,6 +45,7 @@ impl From<MaildirError> for StoreError {
     fn from(err: MaildirError) -> Self {
         match err {
             MaildirError::InUse => StoreError::InUse,
+            MaildirError::OverQuota { .. } => StoreError::OverQuota(err.to_string()),
             MaildirError::Io { .. } | MaildirError::Source(_) => {
                 StoreError::Temporary(err.to_string())
             }

@@ -46,6 +46,12 @@ impl Layout {
         self.root.join("postie-uidlist.lock")
     }
 
+    /// Held by a delivery with a quota from its usage check to its rename into new/, so
+    /// that two deliveries cannot both take the last of the quota.
+    pub fn quota_lock(&self) -> PathBuf {
+        self.root.join("postie-quota.lock")
+    }
+
     pub fn session_lock(&self) -> PathBuf {
         self.root.join("postie-pop3.lock")
     }

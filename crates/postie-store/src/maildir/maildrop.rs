@@ -1,11 +1,13 @@
 //! An open Maildir: the snapshot of one POP3 session, and access to its messages by base name,
 //! whatever other clients rename meanwhile.
 
-use std::fs;
+use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::SystemTime;
+
+use postie_types::Uidl;
 
 use super::error::{IoContext, MaildirError};
 use super::layout::{Layout, Sub};
@@ -14,7 +16,7 @@ use super::name;
 use super::scan::{scan, Located};
 use super::snapshot_cache::{Shared, SnapshotCache, Stamp};
 use super::sync::sync;
-use crate::{DeletePolicy, Maildrop, MessageInfo, StoreError};
+use crate::{Maildrop, MessageBody, MessageInfo, StoreError, Update};
 
 /// A session's view of a Maildir; an exclusive one holds the session lock until it is
 /// committed or dropped.
@@ -61,7 +63,8 @@ impl MaildirDrop {
             .map(|entry| {
                 let info = MessageInfo {
                     size: entry.crlf_size,
-                    uidl: format!("{:08x}{:08x}", entry.uid, snapshot.uidvalidity),
+                    uidl: Uidl::from_uid(entry.uid, snapshot.uidvalidity),
+                    seen: name::flags(&entry.file.name).is_some_and(|f| f.contains(&b'S')),
                 };
                 (info, entry.file)
             })
@@ -104,7 +107,71 @@ impl MaildirDrop {
     }
 
     fn vanished(index: usize) -> StoreError {
-        StoreError::Vanished((index + 1).to_string())
+        StoreError::Vanished(index + 1)
+    }
+
+    /// Opens message `index`, finding it again if another client renamed it.
+    fn open_file(&mut self, index: usize) -> Result<File, StoreError> {
+        self.check(index)?;
+        let mut relocated = false;
+        loop {
+            match self.files[index].open(&self.layout) {
+                Ok(file) => {
+                    read_ahead(&file);
+                    return Ok(file);
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound && !relocated => {
+                    self.relocate()?;
+                    relocated = true;
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(Self::vanished(index)),
+                Err(e) => return Err(MaildirError::io("open", &self.path(index), e).into()),
+            }
+        }
+    }
+
+    /// Sets the Seen flag (`S`) of message `index`: a rename into cur/ with the flag.
+    fn mark_seen(&mut self, index: usize) -> Result<(), StoreError> {
+        self.check(index)?;
+        let mut relocated = false;
+        loop {
+            match self.try_mark_seen(index) {
+                Ok(()) => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::NotFound && !relocated => {
+                    self.relocate()?;
+                    relocated = true;
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(Self::vanished(index)),
+                Err(e) => return Err(MaildirError::io("rename", &self.path(index), e).into()),
+            }
+        }
+    }
+
+    /// QUIT, blocking: Seen flags first (a flag that cannot be set is logged, not fatal: the
+    /// message itself is intact), then the deletions.
+    fn apply(mut self, update: Update) -> Result<(), StoreError> {
+        if let Some(&bad) = update
+            .deleted
+            .iter()
+            .chain(&update.retrieved)
+            .find(|&&index| self.check(index).is_err())
+        {
+            return Err(MaildirError::NoSuchMessage(bad.saturating_add(1)).into());
+        }
+        let deleted: std::collections::HashSet<usize> = update.deleted.iter().copied().collect();
+        let mut retrieved = update.retrieved;
+        retrieved.sort_unstable();
+        retrieved.dedup();
+        for index in retrieved.into_iter().filter(|i| !deleted.contains(i)) {
+            if let Err(error) = self.mark_seen(index) {
+                tracing::warn!(maildir = %self.layout.root.display(), %error, "cannot set the Seen flag");
+            }
+        }
+        Ok(super::commit::commit(
+            &mut self,
+            &update.deleted,
+            update.policy,
+        )?)
     }
 
     fn try_mark_seen(&mut self, index: usize) -> io::Result<()> {
@@ -123,54 +190,50 @@ impl MaildirDrop {
 }
 
 impl Maildrop for MaildirDrop {
+    type Body = MaildirBody;
+
     fn messages(&self) -> &[MessageInfo] {
         &self.messages
     }
 
-    fn open_message(&mut self, index: usize) -> Result<Box<dyn Read + Send>, StoreError> {
-        self.check(index)?;
-        let mut relocated = false;
-        loop {
-            match self.files[index].open(&self.layout) {
-                Ok(file) => {
-                    read_ahead(&file);
-                    return Ok(Box::new(file));
-                }
-                Err(e) if e.kind() == io::ErrorKind::NotFound && !relocated => {
-                    self.relocate()?;
-                    relocated = true;
-                }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(Self::vanished(index)),
-                Err(e) => return Err(MaildirError::io("open", &self.path(index), e).into()),
-            }
-        }
+    /// Opened inline, not on the blocking pool: an open of a file whose directory was just
+    /// listed costs microseconds, a blocking-pool trip two thread switches (15% of RETR
+    /// throughput on 1 MiB messages).
+    async fn open_message(&mut self, index: usize) -> Result<MaildirBody, StoreError> {
+        Ok(MaildirBody {
+            file: self.open_file(index)?,
+        })
     }
 
-    fn mark_seen(&mut self, index: usize) -> Result<(), StoreError> {
-        self.check(index)?;
-        let mut relocated = false;
+    async fn quit(self, update: Update) -> Result<(), StoreError> {
+        tokio::task::spawn_blocking(move || self.apply(update))
+            .await
+            .unwrap_or_else(|e| Err(StoreError::Temporary(format!("applying QUIT: {e}"))))
+    }
+}
+
+/// A message file being read. Reads are done inline on the caller's thread: the file was
+/// read ahead into the page cache when it was opened, so each read is a memory copy.
+#[derive(Debug)]
+pub struct MaildirBody {
+    file: File,
+}
+
+impl MessageBody for MaildirBody {
+    async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
-            match self.try_mark_seen(index) {
-                Ok(()) => return Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::NotFound && !relocated => {
-                    self.relocate()?;
-                    relocated = true;
-                }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(Self::vanished(index)),
-                Err(e) => return Err(MaildirError::io("rename", &self.path(index), e).into()),
+            match self.file.read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                result => return result,
             }
         }
-    }
-
-    fn commit(mut self, deleted: &[usize], policy: DeletePolicy) -> Result<(), StoreError> {
-        Ok(super::commit::commit(&mut self, deleted, policy)?)
     }
 }
 
 /// A message is read once, front to back, right after it is opened: have the kernel start
 /// reading all of it now, so the reads that follow find it in the page cache. Only a hint;
 /// failure changes nothing.
-fn read_ahead(file: &std::fs::File) {
+fn read_ahead(file: &File) {
     use std::os::fd::AsRawFd;
     // SAFETY: the descriptor is valid for the life of `file`; fadvise does not touch memory.
     unsafe {

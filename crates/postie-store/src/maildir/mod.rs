@@ -7,8 +7,19 @@
 //! * `postie-uidlist.backup`: the same, written after it, to repair a damaged index;
 //! * `postie-uidlist.lock`: flock held while the index is read, brought up to date and saved;
 //! * `postie-pop3.lock`: flock held by an exclusive POP3 session for its whole length;
+//! * `postie-quota.lock`: flock held by a delivery with a quota while it checks and writes;
 //! * `dovecot-uidlist`: Dovecot's, only ever read, to carry its UIDLs over;
 //! * `.Trash/`: the Maildir++ folder of [`crate::DeletePolicy::Trash`].
+//!
+//! What the contract's words mean here:
+//!
+//! * [`crate::DeletePolicy::Expunge`]: the file is unlinked.
+//! * [`crate::DeletePolicy::Trash`]: the file moves, under the same name, into `cur/` of the
+//!   Maildir++ folder `.Trash`, which other Maildir readers show as the Trash folder.
+//! * [`crate::DeletePolicy::Hide`]: the file stays; its index record is marked hidden, and
+//!   sync never lists a hidden record again, whatever other clients rename.
+//! * [`crate::MessageInfo::seen`]: the Maildir `S` flag in the file name (`:2,S`), which
+//!   Dovecot, mutt and Courier show as read; QUIT sets it with a rename into `cur/`.
 //!
 //! A UIDL is Dovecot's default `pop3_uidl_format = %08Xu%08Xv`, the uid then the uidvalidity
 //! as 8 hex digits each. Dovecot's `%X` prints lowercase digits (Dovecot 2.3 answers UIDL with
@@ -30,14 +41,13 @@ mod state;
 mod sync;
 mod usage;
 
-use std::io::Read;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::{MailStore, StoreError, Usage};
+use crate::{Delivery, MailStore, StoreError, Usage};
 use error::MaildirError;
 use layout::Layout;
-pub use maildrop::MaildirDrop;
+pub use maildrop::{MaildirBody, MaildirDrop};
 use snapshot_cache::SnapshotCache;
 
 /// Maildirs found by a path template such as `/var/mail/{user}/Maildir`.
@@ -75,22 +85,49 @@ impl MaildirStore {
     }
 }
 
+/// Runs blocking Maildir work on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or_else(|e| Err(StoreError::Temporary(format!("maildir task failed: {e}"))))
+}
+
 impl MailStore for MaildirStore {
     type Maildrop = MaildirDrop;
 
-    fn open(&self, user: &str, exclusive: bool) -> Result<MaildirDrop, StoreError> {
-        Ok(MaildirDrop::open(
-            self.layout(user)?,
-            exclusive,
-            &self.snapshots,
-        )?)
+    async fn open(&self, user: &str, exclusive: bool) -> Result<MaildirDrop, StoreError> {
+        let layout = self.layout(user)?;
+        let snapshots = Arc::clone(&self.snapshots);
+        blocking(move || Ok(MaildirDrop::open(layout, exclusive, &snapshots)?)).await
     }
 
-    fn deliver(&self, user: &str, message: &mut dyn Read) -> Result<(), StoreError> {
-        Ok(deliver::deliver(&self.layout(user)?, message)?)
+    /// Each recipient's copy is written, synced and published on its own, in order.
+    async fn deliver(&self, delivery: Delivery) -> Vec<Result<(), StoreError>> {
+        let store = self.clone();
+        let count = delivery.recipients.len();
+        blocking(move || {
+            Ok(delivery
+                .recipients
+                .iter()
+                .map(|recipient| {
+                    let layout = store.layout(&recipient.user)?;
+                    Ok(deliver::deliver(&layout, recipient, &*delivery.message)?)
+                })
+                .collect())
+        })
+        .await
+        .unwrap_or_else(|error| {
+            let text = error.to_string();
+            (0..count)
+                .map(|_| Err(StoreError::Temporary(text.clone())))
+                .collect()
+        })
     }
 
-    fn usage(&self, user: &str) -> Result<Usage, StoreError> {
-        Ok(usage::usage(&self.layout(user)?)?)
+    async fn usage(&self, user: &str) -> Result<Usage, StoreError> {
+        let layout = self.layout(user)?;
+        blocking(move || Ok(usage::usage(&layout)?)).await
     }
 }

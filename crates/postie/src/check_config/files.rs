@@ -9,7 +9,7 @@ use postie_auth::PasswdFile;
 
 use super::report::Report;
 use crate::privileges::SystemUser;
-use postie::config::Config;
+use postie::config::{Config, StoreConfig};
 
 pub(super) fn check(config: &Config, user: Option<&SystemUser>, report: &mut Report) {
     if let (Some(user), Ok(meta)) = (user, std::fs::metadata(&config.path)) {
@@ -30,7 +30,9 @@ pub(super) fn check(config: &Config, user: Option<&SystemUser>, report: &mut Rep
         }
     }
     passwd_file(&config.passwd_file, user, report);
-    maildir(&config.maildir_template, user, report);
+    match &config.store {
+        StoreConfig::Maildir { template } => maildir(template, user, report),
+    }
 }
 
 fn passwd_file(path: &Path, user: Option<&SystemUser>, report: &mut Report) {
