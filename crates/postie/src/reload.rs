@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use postie_auth::PasswdFile;
 use postie_metrics::METRICS;
-use postie_server::{Pop3Reloader, ReloadableCert};
+use postie_net::ReloadableCert;
+use postie_server::Pop3Reloader;
 use postie_store::MaildirStore;
 use tracing::{info, warn};
 
