@@ -14,6 +14,7 @@ use crate::delivery::Deliverer;
 /// local MTA, which opens as many connections as its own concurrency limits say.
 pub(crate) const SMTP_MAX_PER_ADDRESS: usize = 50;
 
+/// What every session of the intake reads: its settings, the delivery pipeline, TLS.
 pub(crate) struct Shared<S, U> {
     pub(crate) config: IntakeConfig,
     pub(crate) deliverer: Arc<Deliverer<S, U>>,

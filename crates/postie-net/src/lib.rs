@@ -16,7 +16,7 @@ pub mod tls;
 mod write;
 
 pub use accept::{Door, Gate, Listener, Serving};
-pub use conn::{Conn, UpgradeError};
+pub use conn::{Conn, InProcess, UpgradeError};
 pub use limits::{ConnectionLimits, ConnectionSlot, Refusal};
 pub use tls::{read_certs, CertError, ReloadableCert};
 pub use write::{write_within, WriteFailed};
