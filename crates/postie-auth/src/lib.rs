@@ -7,6 +7,8 @@
 //!   (hashing, file I/O), so run them off the async threads.
 //! - [`SaslExchange`]: PLAIN, LOGIN and SCRAM-SHA-256 as sans-IO state machines.
 
+#![forbid(unsafe_code)]
+
 mod apop;
 mod authenticator;
 mod error;

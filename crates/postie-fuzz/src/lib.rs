@@ -2,6 +2,8 @@
 //! them from `fuzz/`; `tests/corpus.rs` replays every checked-in corpus file through them, so
 //! CI exercises every target on every change. A target panics only on a real defect.
 
+#![forbid(unsafe_code)]
+
 mod alphabet;
 mod client;
 mod pop3;

@@ -6,14 +6,16 @@
 //!   recipient to user, quota, trace headers, and the store's durable delivery.
 //! - [`Spooled`]: a message body in an unlinked temporary file, read once per recipient.
 
+#![forbid(unsafe_code)]
+
 mod config;
 mod delivery;
 mod error;
 mod listener;
-mod per_address;
 mod quota;
 mod recipient;
 mod session;
+mod shared;
 mod spool;
 mod trace;
 

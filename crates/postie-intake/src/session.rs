@@ -7,15 +7,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use postie_auth::UserDb;
+use postie_net::Conn;
 use postie_proto::smtp::{DeliveryError, Envelope, Event, Role, SmtpOptions, SmtpSession};
-use postie_server::conn::Conn;
 use postie_store::MailStore;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::listener::Shared;
 use crate::recipient::Door;
+use crate::shared::Shared;
 use crate::spool::{Spool, Spooled};
 use crate::trace::{trace_headers, uses_crlf, Received};
 
@@ -252,7 +252,7 @@ fn session_id() -> String {
 }
 
 async fn flush(conn: &mut Conn, output: &mut Vec<u8>, limit: Duration) -> Result<(), Disconnected> {
-    postie_server::write::write_within(conn, output, limit)
+    postie_net::write_within(conn, output, limit)
         .await
         .map_err(|_| Disconnected)
 }

@@ -7,6 +7,8 @@
 //! format is fifty lines. Label values being `'static` bounds the number of series by
 //! construction: no client input can create one.
 
+#![forbid(unsafe_code)]
+
 mod family;
 mod guard;
 mod histogram;

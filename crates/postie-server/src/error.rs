@@ -1,5 +1,4 @@
 use std::net::SocketAddr;
-use std::path::PathBuf;
 
 /// Errors that stop the server from starting.
 #[derive(Debug, thiserror::Error)]
@@ -9,15 +8,6 @@ pub enum ServerError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("cannot read {path}: {source}")]
-    ReadFile {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{path}: {problem}")]
-    BadPem { path: PathBuf, problem: String },
-    #[error("the TLS certificate and key do not fit together: {0}")]
-    Tls(#[from] rustls::Error),
     #[error("implicit-TLS listeners are configured but no [tls] certificate and key are set")]
     TlsMissing,
 }

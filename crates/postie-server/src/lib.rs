@@ -1,21 +1,20 @@
-//! The tokio shells around postie's sans-IO POP3 core: listeners, TLS, timeouts and limits.
+//! The tokio shell around postie's sans-IO POP3 core: listeners, timeouts and login policy
+//! (the socket plumbing it shares with mail intake is postie-net's).
 //!
 //! A shell only moves bytes between a socket and a [`postie_proto::ServerSession`], runs the
 //! services the session asks for (authentication, the mail store) off the async threads, and
 //! enforces time and resource limits. All protocol decisions live in the core.
 
+#![forbid(unsafe_code)]
+
 mod config;
-pub mod conn;
 mod error;
 pub mod http;
-mod limits;
 mod listener;
-pub mod proxy;
+mod login_policy;
 mod session;
-mod tls;
-pub mod write;
+mod shared;
 
 pub use config::Pop3Config;
 pub use error::ServerError;
 pub use listener::{Pop3Reloader, Pop3Server, RunningServer};
-pub use tls::{read_certs, ReloadableCert};

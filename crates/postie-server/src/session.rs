@@ -17,8 +17,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::conn::Conn;
-use crate::listener::Shared;
+use postie_net::Conn;
+
+use crate::shared::Shared;
 
 /// Output is written once this much is buffered while a message streams.
 ///
@@ -476,7 +477,7 @@ async fn read_chunk(body: &mut impl MessageBody, chunk: &mut [u8]) -> std::io::R
 
 async fn flush(conn: &mut Conn, output: &mut Vec<u8>, limit: Duration) -> Result<(), Disconnected> {
     let len = output.len();
-    crate::write::write_within(conn, output, limit)
+    postie_net::write_within(conn, output, limit)
         .await
         .map_err(|_| Disconnected)?;
     METRICS.bytes_sent.add(len as u64);

@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use postie_intake::{parse_size, IntakeConfig, Listen};
+use postie_net::ReloadableCert;
 use postie_proto::proxy::ProxyNetworks;
 use postie_proto::Expire;
 use postie_server::http::{MailSettings, UsernameForm};
-use postie_server::{Pop3Config, ReloadableCert};
+use postie_server::Pop3Config;
 use postie_store::DeletePolicy;
 use postie_store::Quota;
 use serde::Deserialize;

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use postie::config::StoreConfig;
 use postie_auth::PasswdFile;
 use postie_metrics::METRICS;
-use postie_server::{Pop3Reloader, ReloadableCert};
+use postie_net::ReloadableCert;
+use postie_server::Pop3Reloader;
 use tracing::{info, warn};
 
 use postie::config::Config;

@@ -19,11 +19,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use postie_metrics::OpenConnection;
+use postie_net::{Conn, ConnectionLimits, Door, Gate, Listener, Refusal, Serving};
+use postie_proto::proxy::ProxyNetworks;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore};
-use tracing::{debug, warn};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 pub use settings::{MailSettings, UsernameForm};
 
@@ -76,65 +76,61 @@ impl HttpServer {
 
     /// Serves until `shutdown` completes; requests in flight are cut off with the process.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) {
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-        for listener in self.listeners {
-            tokio::spawn(accept_loop(
-                listener,
-                self.mail.clone(),
-                Arc::clone(&permits),
-                stop_rx.clone(),
-            ));
-        }
-        shutdown.await;
-        let _ = stop_tx.send(true);
-    }
-}
-
-async fn accept_loop(
-    listener: TcpListener,
-    mail: Option<Arc<MailSettings>>,
-    permits: Arc<Semaphore>,
-    mut stop: watch::Receiver<bool>,
-) {
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            _ = stop.changed() => return,
-        };
-        let (stream, peer) = match accepted {
-            Ok(pair) => pair,
-            Err(error) => {
-                warn!(%error, "HTTP accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
-            debug!(%peer, "HTTP connection dropped: too many open");
-            continue;
-        };
-        let mail = mail.clone();
-        tokio::spawn(async move {
-            handle(stream, mail.as_deref()).await;
-            drop(permit);
+        let door = Arc::new(HttpDoor {
+            mail: self.mail,
+            limits: ConnectionLimits::new(MAX_CONNECTIONS, MAX_CONNECTIONS),
+            proxy_from: ProxyNetworks::default(),
         });
+        let listeners = self.listeners.into_iter();
+        let serving = Serving::start(listeners.map(|l| (Listener::Tcp(l), Arc::clone(&door))));
+        shutdown.await;
+        serving.stop_accepting();
     }
 }
 
-async fn handle(mut stream: TcpStream, mail: Option<&MailSettings>) {
-    let _open = OpenConnection::new("http");
-    let (response, head_only) =
-        match tokio::time::timeout(REQUEST_TIMEOUT, read_request(&mut stream)).await {
-            Ok(Ok((head, body))) => (routes::respond(mail, &head, &body), head.method == "HEAD"),
-            Ok(Err(Refused(status))) => (Response::error(status), false),
-            Err(_) => (Response::error(408), false),
-        };
-    let _ = stream.write_all(&response.to_bytes(head_only)).await;
-    let _ = stream.shutdown().await;
+/// The HTTP listeners behind the accept loop: no PROXY headers, and connections beyond the
+/// cap are closed at once without an answer.
+struct HttpDoor {
+    mail: Option<Arc<MailSettings>>,
+    limits: Arc<ConnectionLimits>,
+    /// None: the reverse proxy in front speaks HTTP and says who the client is its own way.
+    proxy_from: ProxyNetworks,
 }
 
-async fn read_request(stream: &mut TcpStream) -> Result<(request::Head, Vec<u8>), Refused> {
+impl Door for HttpDoor {
+    type Settings = ();
+
+    fn settings(&self) -> Self::Settings {}
+
+    fn gate(&self, (): &()) -> Gate<'_> {
+        Gate {
+            name: "http",
+            proxy_from: &self.proxy_from,
+            limits: &self.limits,
+            per_address: false,
+        }
+    }
+
+    fn refusal(&self, _: Refusal) -> Option<&'static [u8]> {
+        None
+    }
+
+    async fn serve(&self, (): (), mut conn: Conn, _: Option<SocketAddr>, _: watch::Receiver<bool>) {
+        let mail = self.mail.as_deref();
+        let (response, head_only) =
+            match tokio::time::timeout(REQUEST_TIMEOUT, read_request(&mut conn)).await {
+                Ok(Ok((head, body))) => {
+                    (routes::respond(mail, &head, &body), head.method == "HEAD")
+                }
+                Ok(Err(Refused(status))) => (Response::error(status), false),
+                Err(_) => (Response::error(408), false),
+            };
+        let _ = conn.write_all(&response.to_bytes(head_only)).await;
+        let _ = conn.shutdown().await;
+    }
+}
+
+async fn read_request(stream: &mut Conn) -> Result<(request::Head, Vec<u8>), Refused> {
     let mut buffer = Vec::with_capacity(1024);
     let mut chunk = [0u8; 4096];
     let (head, head_length) = loop {

@@ -5,7 +5,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use postie_server::{read_certs, ReloadableCert};
+use postie_net::{read_certs, ReloadableCert};
 use x509_parser::extensions::GeneralName;
 
 use super::files::can_read;

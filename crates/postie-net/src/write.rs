@@ -1,5 +1,4 @@
-//! Writing buffered replies under a deadline; the LMTP and SMTP shells of postie-intake use it
-//! too.
+//! Writing buffered replies under a deadline.
 
 use std::time::Duration;
 

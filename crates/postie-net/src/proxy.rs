@@ -1,11 +1,9 @@
-//! Reading a PROXY protocol header off a new connection from a trusted load balancer; the
-//! LMTP and SMTP shells of postie-intake use it too.
+//! Reading a PROXY protocol header off a new connection from a trusted load balancer.
 
 use std::time::Duration;
 
 use postie_proto::proxy::{self, Parsed, ProxyError, ProxyHeader};
-use tokio::io::AsyncReadExt;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// The longest a load balancer may take to send its header; it sends it with the connection.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -22,7 +20,9 @@ pub enum ProxyFailure {
 
 /// Reads exactly the header, as the parser asks, so the bytes after it (a TLS ClientHello,
 /// pipelined commands) stay in the socket for the session.
-pub async fn read_header(stream: &mut TcpStream) -> Result<ProxyHeader, ProxyFailure> {
+pub async fn read_header<R: AsyncRead + Unpin>(
+    stream: &mut R,
+) -> Result<ProxyHeader, ProxyFailure> {
     let read = async {
         let mut buffer = Vec::with_capacity(proxy::MIN_HEADER);
         loop {

@@ -1,79 +1,10 @@
-//! Connection limits and the brute-force brake, shared by all sessions of a server.
+//! Login policy, shared by all sessions of a server: the brute-force brake and LOGIN-DELAY.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
-
-/// Counts open connections in total and per client address. The maxima change on reload.
-#[derive(Debug)]
-pub(crate) struct ConnectionLimits {
-    max_total: AtomicUsize,
-    max_per_ip: AtomicUsize,
-    open: Mutex<(usize, HashMap<IpAddr, usize>)>,
-}
-
-/// A slot held for the life of one connection.
-pub(crate) struct ConnectionSlot {
-    limits: Arc<ConnectionLimits>,
-    ip: IpAddr,
-}
-
-/// Why a connection was turned away.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Refusal {
-    ServerFull,
-    AddressFull,
-}
-
-impl ConnectionLimits {
-    pub(crate) fn new(max_total: usize, max_per_ip: usize) -> Arc<Self> {
-        Arc::new(ConnectionLimits {
-            max_total: AtomicUsize::new(max_total),
-            max_per_ip: AtomicUsize::new(max_per_ip),
-            open: Mutex::new((0, HashMap::new())),
-        })
-    }
-
-    /// New maxima; connections open beyond them stay open.
-    pub(crate) fn set_maxima(&self, max_total: usize, max_per_ip: usize) {
-        self.max_total.store(max_total, Ordering::Relaxed);
-        self.max_per_ip.store(max_per_ip, Ordering::Relaxed);
-    }
-
-    pub(crate) fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<ConnectionSlot, Refusal> {
-        let mut guard = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        let (total, per_ip) = &mut *guard;
-        if *total >= self.max_total.load(Ordering::Relaxed) {
-            return Err(Refusal::ServerFull);
-        }
-        let count = per_ip.entry(ip).or_insert(0);
-        if *count >= self.max_per_ip.load(Ordering::Relaxed) {
-            return Err(Refusal::AddressFull);
-        }
-        *count += 1;
-        *total += 1;
-        Ok(ConnectionSlot {
-            limits: Arc::clone(self),
-            ip,
-        })
-    }
-}
-
-impl Drop for ConnectionSlot {
-    fn drop(&mut self) {
-        let mut guard = self.limits.open.lock().unwrap_or_else(|e| e.into_inner());
-        let (total, per_ip) = &mut *guard;
-        *total -= 1;
-        if let Some(count) = per_ip.get_mut(&self.ip) {
-            *count -= 1;
-            if *count == 0 {
-                per_ip.remove(&self.ip);
-            }
-        }
-    }
-}
 
 /// Remembers failed logins per client address and per user name, and says how long to hold
 /// the answer to the next login attempt: doubling from the base delay with each recent failure
@@ -201,20 +132,6 @@ impl LoginTimes {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn per_address_and_total_limits() {
-        let limits = ConnectionLimits::new(3, 2);
-        let a: IpAddr = "10.0.0.1".parse().unwrap();
-        let b: IpAddr = "10.0.0.2".parse().unwrap();
-        let first = limits.admit(a).unwrap();
-        let _second = limits.admit(a).unwrap();
-        assert_eq!(limits.admit(a).err(), Some(Refusal::AddressFull));
-        let _third = limits.admit(b).unwrap();
-        assert_eq!(limits.admit(b).err(), Some(Refusal::ServerFull));
-        drop(first);
-        assert!(limits.admit(a).is_ok());
-    }
 
     #[test]
     fn delays_grow_and_are_forgotten() {

@@ -10,7 +10,19 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
-use crate::error::ServerError;
+/// Why a certificate and key could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum CertError {
+    #[error("cannot read {path}: {source}")]
+    ReadFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {problem}")]
+    BadPem { path: PathBuf, problem: String },
+    #[error("the TLS certificate and key do not fit together: {0}")]
+    Tls(#[from] rustls::Error),
+}
 
 /// Hands every TLS handshake the certificate loaded last. Sessions already encrypted keep
 /// the keys they agreed on; only new handshakes see a reload.
@@ -24,7 +36,7 @@ pub struct ReloadableCert {
 
 impl ReloadableCert {
     /// Loads the chain and key, checking that they belong together.
-    pub fn load(cert_path: &Path, key_path: &Path) -> Result<Arc<Self>, ServerError> {
+    pub fn load(cert_path: &Path, key_path: &Path) -> Result<Arc<Self>, CertError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let key = certified_key(cert_path, key_path, &provider)?;
         Ok(Arc::new(ReloadableCert {
@@ -36,7 +48,7 @@ impl ReloadableCert {
     }
 
     /// Reads the files again. On any error the certificate in use stays in use.
-    pub fn reload(&self) -> Result<(), ServerError> {
+    pub fn reload(&self) -> Result<(), CertError> {
         let key = certified_key(&self.cert_path, &self.key_path, &self.provider)?;
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(key);
         Ok(())
@@ -47,7 +59,7 @@ impl ReloadableCert {
     }
 
     /// A TLS 1.2/1.3 server configuration that asks this for its certificate.
-    pub fn server_config(self: &Arc<Self>) -> Result<Arc<rustls::ServerConfig>, ServerError> {
+    pub fn server_config(self: &Arc<Self>) -> Result<Arc<rustls::ServerConfig>, CertError> {
         let config = rustls::ServerConfig::builder_with_provider(Arc::clone(&self.provider))
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
             .with_no_client_auth()
@@ -68,30 +80,30 @@ fn certified_key(
     cert_path: &Path,
     key_path: &Path,
     provider: &CryptoProvider,
-) -> Result<CertifiedKey, ServerError> {
+) -> Result<CertifiedKey, CertError> {
     let certs = read_certs(cert_path)?;
     let key = read_key(key_path)?;
     Ok(CertifiedKey::from_der(certs, key, provider)?)
 }
 
-fn read_pem(path: &Path) -> Result<Vec<u8>, ServerError> {
-    std::fs::read(path).map_err(|source| ServerError::ReadFile {
+fn read_pem(path: &Path) -> Result<Vec<u8>, CertError> {
+    std::fs::read(path).map_err(|source| CertError::ReadFile {
         path: path.to_owned(),
         source,
     })
 }
 
 /// The certificate chain of a PEM file (also for `postie check-config`).
-pub fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, ServerError> {
+pub fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, CertError> {
     let pem = read_pem(path)?;
     let certs: Vec<_> = rustls_pemfile::certs(&mut pem.as_slice())
         .collect::<Result<_, _>>()
-        .map_err(|e| ServerError::BadPem {
+        .map_err(|e| CertError::BadPem {
             path: path.to_owned(),
             problem: e.to_string(),
         })?;
     if certs.is_empty() {
-        return Err(ServerError::BadPem {
+        return Err(CertError::BadPem {
             path: path.to_owned(),
             problem: "no CERTIFICATE block found: expected a PEM certificate chain".into(),
         });
@@ -99,14 +111,14 @@ pub fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, ServerErr
     Ok(certs)
 }
 
-fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, ServerError> {
+fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, CertError> {
     let pem = read_pem(path)?;
     rustls_pemfile::private_key(&mut pem.as_slice())
-        .map_err(|e| ServerError::BadPem {
+        .map_err(|e| CertError::BadPem {
             path: path.to_owned(),
             problem: e.to_string(),
         })?
-        .ok_or_else(|| ServerError::BadPem {
+        .ok_or_else(|| CertError::BadPem {
             path: path.to_owned(),
             problem:
                 "no PRIVATE KEY block found: expected a PEM private key (PKCS#8, PKCS#1 or SEC1)"
@@ -146,13 +158,13 @@ mod tests {
         assert_ne!(first, second);
 
         std::fs::write(&key, "not a key").unwrap();
-        assert!(matches!(loaded.reload(), Err(ServerError::BadPem { .. })));
+        assert!(matches!(loaded.reload(), Err(CertError::BadPem { .. })));
         assert_eq!(current_der(&loaded), second);
 
         // A key from another pair does not fit the certificate.
         let (_, other_key) = write_pair(dir.path(), "three");
         std::fs::copy(&other_key, &key).unwrap();
-        assert!(matches!(loaded.reload(), Err(ServerError::Tls(_))));
+        assert!(matches!(loaded.reload(), Err(CertError::Tls(_))));
         assert_eq!(current_der(&loaded), second);
     }
 }

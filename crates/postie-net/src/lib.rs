@@ -1,0 +1,22 @@
+//! The socket plumbing both of postie's doors stand on, the POP3 server (postie-server) and
+//! mail intake (postie-intake): the connection type and its upgrade to TLS, the one accept
+//! loop with its PROXY headers and connection limits, writes under a deadline, and the
+//! server certificate.
+//!
+//! Nothing here knows a protocol: what a door says to a client it turns away, and everything
+//! after a connection is let in, is the door's.
+
+#![forbid(unsafe_code)]
+
+pub mod accept;
+mod conn;
+mod limits;
+pub mod proxy;
+pub mod tls;
+mod write;
+
+pub use accept::{Door, Gate, Listener, Serving};
+pub use conn::{Conn, InProcess, UpgradeError};
+pub use limits::{ConnectionLimits, ConnectionSlot, Refusal};
+pub use tls::{read_certs, CertError, ReloadableCert};
+pub use write::{write_within, WriteFailed};

@@ -1,0 +1,81 @@
+//! What every session of one server shares, and the cell that holds the current settings.
+
+use std::sync::{Arc, RwLock};
+
+use postie_auth::{Authenticator, Mechanism};
+use postie_net::ConnectionLimits;
+use postie_proto::Capabilities;
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::Pop3Config;
+use crate::login_policy::{FailureTracker, LoginTimes};
+
+/// What every session of one server shares. Rebuilt on reload; the limits, the failure and
+/// login records, the store and the users carry over.
+pub(crate) struct Shared<S, U> {
+    pub(crate) config: Pop3Config,
+    pub(crate) store: Arc<S>,
+    pub(crate) auth: Arc<Authenticator<U>>,
+    pub(crate) acceptor: Option<TlsAcceptor>,
+    pub(crate) limits: Arc<ConnectionLimits>,
+    pub(crate) failures: Arc<FailureTracker>,
+    pub(crate) login_times: Arc<LoginTimes>,
+    pub(crate) capabilities: Capabilities,
+}
+
+impl<S, U> Shared<S, U> {
+    pub(crate) fn new(config: Pop3Config, store: S, auth: Authenticator<U>) -> Self {
+        Shared {
+            acceptor: config.tls.clone().map(TlsAcceptor::from),
+            limits: ConnectionLimits::new(config.max_connections, config.max_connections_per_ip),
+            failures: Arc::new(FailureTracker::new(config.failure_delay)),
+            login_times: Arc::new(LoginTimes::default()),
+            capabilities: capabilities(&config),
+            store: Arc::new(store),
+            auth: Arc::new(auth),
+            config,
+        }
+    }
+
+    /// The same server with new settings.
+    pub(crate) fn with_config(&self, config: Pop3Config) -> Self {
+        self.limits
+            .set_maxima(config.max_connections, config.max_connections_per_ip);
+        self.failures.set_base(config.failure_delay);
+        Shared {
+            acceptor: config.tls.clone().map(TlsAcceptor::from),
+            capabilities: capabilities(&config),
+            store: Arc::clone(&self.store),
+            auth: Arc::clone(&self.auth),
+            limits: Arc::clone(&self.limits),
+            failures: Arc::clone(&self.failures),
+            login_times: Arc::clone(&self.login_times),
+            config,
+        }
+    }
+}
+
+/// The settings new connections get; replaced whole on reload.
+pub(crate) type Current<S, U> = Arc<RwLock<Arc<Shared<S, U>>>>;
+
+pub(crate) fn latest<S, U>(cell: &Current<S, U>) -> Arc<Shared<S, U>> {
+    Arc::clone(&cell.read().unwrap_or_else(|e| e.into_inner()))
+}
+
+fn capabilities(config: &Pop3Config) -> Capabilities {
+    Capabilities {
+        sasl: Mechanism::ALL
+            .iter()
+            .map(|m| m.as_str().to_owned())
+            .collect(),
+        plaintext_sasl: [Mechanism::Plain, Mechanism::Login]
+            .iter()
+            .map(|m| m.as_str().to_owned())
+            .collect(),
+        implementation: format!("postie-{}", env!("CARGO_PKG_VERSION")),
+        login_delay_secs: config
+            .login_delay
+            .map(|d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX)),
+        expire: config.expire,
+    }
+}
