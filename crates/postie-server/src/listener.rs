@@ -38,6 +38,23 @@ impl<S: MailStore, U: UserDb> Pop3Server<S, U> {
         })
     }
 
+    /// Serves one session over an already open stream, as if accepted from `peer`, until it
+    /// ends; `stop` turning true ends it as a shutdown does. No listener, no limits, no PROXY
+    /// header: for driving the shell in process (an in-memory `tokio::io::duplex`, in tests).
+    pub fn serve_stream(
+        &self,
+        stream: impl postie_net::InProcess + 'static,
+        peer: SocketAddr,
+        stop: watch::Receiver<bool>,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        session::run(
+            Conn::in_process(stream),
+            peer,
+            Arc::clone(&self.shared),
+            stop,
+        )
+    }
+
     /// Binds every configured listener.
     pub async fn bind(self) -> Result<RunningServer<S, U>, ServerError> {
         self.bind_with(|_, _| None).await

@@ -126,7 +126,8 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
         stop: &mut watch::Receiver<bool>,
     ) -> Result<(), Disconnected> {
         let mut buffer = vec![0u8; 4096];
-        let login_deadline = Instant::now() + self.shared.config.login_timeout;
+        // tokio's clock, which tests can pause, rather than std's.
+        let login_deadline = tokio::time::Instant::now() + self.shared.config.login_timeout;
         loop {
             match self.core.next() {
                 Event::NeedInput => {
@@ -142,7 +143,7 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
                     let timeout = if self.core.is_authenticated() {
                         self.shared.config.idle_timeout
                     } else {
-                        login_deadline.saturating_duration_since(Instant::now())
+                        login_deadline.saturating_duration_since(tokio::time::Instant::now())
                     };
                     tokio::select! {
                         read = tokio::time::timeout(timeout, conn.read(&mut buffer)) => match read {
