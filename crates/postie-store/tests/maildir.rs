@@ -1,14 +1,29 @@
 //! The Maildir store seen from outside: what the server and other Maildir readers observe.
+//! What every store must do is the contract suite's (tests/maildir_contract.rs); these are the
+//! Maildir's own: names, flags, folders, the index and Dovecot's.
 
 use std::ffi::OsStr;
 use std::fs;
+use std::future::Future;
 use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use postie_store::{DeletePolicy, MailStore, MaildirStore, Maildrop, StoreError};
+use postie_store::{
+    DeletePolicy, Delivery, MailStore, MaildirDrop, MaildirStore, Maildrop, MessageBody,
+    MessageSource, Quota, Recipient, StoreError, Update,
+};
 use tempfile::TempDir;
+
+/// Runs one store call to its end; the Maildir store sends its file work to the blocking pool.
+fn block_on<F: Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a tokio runtime")
+        .block_on(future)
+}
 
 struct Fixture {
     _dir: TempDir,
@@ -30,16 +45,15 @@ fn fixture() -> Fixture {
 
 impl Fixture {
     fn deliver(&self, message: &[u8]) {
-        self.store.deliver("alice", &mut &message[..]).unwrap();
+        deliver(&self.store, "alice", Arc::new(message.to_vec())).unwrap();
     }
 
-    fn open(&self) -> postie_store::MaildirDrop {
-        self.store.open("alice", true).unwrap()
+    fn open(&self) -> MaildirDrop {
+        block_on(self.store.open("alice", true)).unwrap()
     }
 
     fn uidls(&self) -> Vec<String> {
-        let drop = self.store.open("alice", false).unwrap();
-        drop.messages().iter().map(|m| m.uidl.clone()).collect()
+        uidls(&block_on(self.store.open("alice", false)).unwrap())
     }
 
     fn names(&self, sub: &str) -> Vec<String> {
@@ -58,13 +72,69 @@ fn names(dir: &Path) -> Vec<String> {
     names
 }
 
-fn read_all(drop: &mut impl Maildrop, index: usize) -> Vec<u8> {
-    let mut content = Vec::new();
-    drop.open_message(index)
-        .unwrap()
-        .read_to_end(&mut content)
-        .unwrap();
-    content
+fn deliver(
+    store: &MaildirStore,
+    user: &str,
+    message: Arc<dyn MessageSource>,
+) -> Result<(), StoreError> {
+    let delivery = Delivery {
+        message,
+        recipients: vec![Recipient {
+            user: user.to_owned(),
+            headers: Vec::new(),
+            quota: Quota::default(),
+        }],
+    };
+    let mut results = block_on(store.deliver(delivery));
+    assert_eq!(results.len(), 1);
+    results.remove(0)
+}
+
+fn uidls(drop: &MaildirDrop) -> Vec<String> {
+    drop.messages()
+        .iter()
+        .map(|m| m.uidl.as_str().to_owned())
+        .collect()
+}
+
+fn read_all(drop: &mut MaildirDrop, index: usize) -> Vec<u8> {
+    block_on(async {
+        let mut body = drop.open_message(index).await.unwrap();
+        let mut content = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match body.read(&mut buf).await.unwrap() {
+                0 => return content,
+                n => content.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+}
+
+fn open_message(drop: &mut MaildirDrop, index: usize) -> Result<(), StoreError> {
+    block_on(drop.open_message(index)).map(|_| ())
+}
+
+/// Ends `drop`'s session with QUIT.
+fn quit(drop: MaildirDrop, update: Update) {
+    block_on(drop.quit(update)).unwrap();
+}
+
+fn delete(drop: MaildirDrop, deleted: &[usize], policy: DeletePolicy) {
+    let update = Update {
+        deleted: deleted.to_vec(),
+        retrieved: Vec::new(),
+        policy,
+    };
+    quit(drop, update);
+}
+
+fn retrieve(drop: MaildirDrop, retrieved: &[usize]) {
+    let update = Update {
+        retrieved: retrieved.to_vec(),
+        ..Update::default()
+    };
+    quit(drop, update);
 }
 
 /// The size rule of `postie_store::crlf`, written out on a whole message.
@@ -135,24 +205,23 @@ fn maildir_is_created_private() {
 }
 
 #[test]
-fn missing_maildrop_opens_empty() {
-    let f = fixture();
-    let drop = f.store.open("alice", false).unwrap();
-    assert!(drop.messages().is_empty());
-    drop.commit(&[], DeletePolicy::Expunge).unwrap();
-}
-
-#[test]
 fn unsafe_user_names_are_refused() {
     let f = fixture();
     for user in ["", ".", "..", "../bob", "a/b", "a\0b", "x/../../etc"] {
         assert!(
-            matches!(f.store.open(user, false), Err(StoreError::Permanent(_))),
+            matches!(
+                block_on(f.store.open(user, false)),
+                Err(StoreError::Permanent(_))
+            ),
             "{user:?}"
         );
-        let delivered = f.store.deliver(user, &mut &b"x"[..]);
+        let delivered = deliver(&f.store, user, Arc::new(b"x".to_vec()));
         assert!(
             matches!(delivered, Err(StoreError::Permanent(_))),
+            "{user:?}"
+        );
+        assert!(
+            matches!(block_on(f.store.usage(user)), Err(StoreError::Permanent(_))),
             "{user:?}"
         );
     }
@@ -176,10 +245,7 @@ fn uidls_are_stable_across_opens_and_flag_changes() {
         assert_eq!(&uidl[8..], uidvalidity);
     }
 
-    let mut drop = f.open();
-    drop.mark_seen(1).unwrap();
-    drop.mark_seen(1).unwrap();
-    drop.commit(&[], DeletePolicy::Expunge).unwrap();
+    retrieve(f.open(), &[1, 1]);
     let seen: Vec<String> = f
         .names("cur")
         .into_iter()
@@ -197,29 +263,30 @@ fn uidls_are_stable_across_opens_and_flag_changes() {
     fs::rename(cur.join(&other), cur.join(format!("{other}FT"))).unwrap();
 
     assert_eq!(f.uidls(), first);
-    let mut drop = f.open();
-    for index in 0..3 {
-        drop.mark_seen(index).unwrap();
-    }
+    let drop = f.open();
+    let seen: Vec<bool> = drop.messages().iter().map(|m| m.seen).collect();
+    assert_eq!(seen, [false, true, false]);
+    retrieve(drop, &[0, 1, 2]);
     assert!(f.names("cur").iter().any(|n| n.ends_with(":2,FST")));
     assert_eq!(f.uidls(), first);
+    assert!(f.open().messages().iter().all(|m| m.seen));
 }
 
+/// The contract checks that a UIDL is never given twice; here, that uids go on from the highest
+/// ever given, as Dovecot's do, even when that message was deleted.
 #[test]
 fn uids_are_never_reused() {
     let f = fixture();
     for i in 0..3 {
         f.deliver(format!("{i}\n").as_bytes());
     }
-    let drop = f.open();
-    drop.commit(&[2], DeletePolicy::Expunge).unwrap();
+    delete(f.open(), &[2], DeletePolicy::Expunge);
     f.deliver(b"3\n");
     let uids: Vec<u32> = f.uidls().iter().map(|u| uid_of(u)).collect();
     assert_eq!(uids, [1, 2, 4]);
 
     // Even when the newest message went before any session listed the next one.
-    let drop = f.open();
-    drop.commit(&[2], DeletePolicy::Expunge).unwrap();
+    delete(f.open(), &[2], DeletePolicy::Expunge);
     f.deliver(b"4\n");
     let uids: Vec<u32> = f.uidls().iter().map(|u| uid_of(u)).collect();
     assert_eq!(uids, [1, 2, 5]);
@@ -237,7 +304,7 @@ fn new_messages_are_numbered_in_arrival_order() {
     let mut drop = f.open();
     let contents: Vec<Vec<u8>> = (0..4).map(|i| read_all(&mut drop, i)).collect();
     assert_eq!(contents, [&b"older\n"[..], b"old\n", b"first\n", b"odd\n"]);
-    let uids: Vec<u32> = drop.messages().iter().map(|m| uid_of(&m.uidl)).collect();
+    let uids: Vec<u32> = uidls(&drop).iter().map(|u| uid_of(u)).collect();
     assert_eq!(uids, [1, 2, 3, 4]);
 }
 
@@ -288,10 +355,10 @@ fn a_maildir_dovecot_served_keeps_dovecot_uidls() {
         (21, "000000056b08c998"),
         (21, "000000066b08c998"),
     ];
-    let listed = |drop: &postie_store::MaildirDrop| -> Vec<(u64, String)> {
+    let listed = |drop: &MaildirDrop| -> Vec<(u64, String)> {
         drop.messages()
             .iter()
-            .map(|m| (m.size, m.uidl.clone()))
+            .map(|m| (m.size, m.uidl.as_str().to_owned()))
             .collect()
     };
     let expected: Vec<(u64, String)> = dovecot_said
@@ -300,7 +367,10 @@ fn a_maildir_dovecot_served_keeps_dovecot_uidls() {
         .collect();
     let drop = f.open();
     assert_eq!(listed(&drop), expected);
-    drop.commit(&[], DeletePolicy::Expunge).unwrap();
+    // The message of uid 4 was retrieved under Dovecot: its name has the Seen flag.
+    let seen: Vec<bool> = drop.messages().iter().map(|m| m.seen).collect();
+    assert_eq!(seen, [false, true, false, false]);
+    quit(drop, Update::default());
     assert!(f.maildir.join("postie-uidlist").exists());
     assert_eq!(listed(&f.open()), expected);
 
@@ -314,7 +384,7 @@ fn a_maildir_dovecot_served_keeps_dovecot_uidls() {
 fn messages_dovecot_numbered_after_the_switch_keep_dovecot_uids() {
     let f = fixture();
     dovecot_maildir(&f);
-    f.open().commit(&[], DeletePolicy::Expunge).unwrap();
+    quit(f.open(), Update::default());
     // Dovecot, still serving IMAP, numbers a message before any POP3 session sees it.
     fs::write(f.maildir.join("new/1795739000.M1P9.vm,S=2,W=3"), b"x\n").unwrap();
     let mut uidlist = DOVECOT_UIDLIST.to_owned();
@@ -326,47 +396,26 @@ fn messages_dovecot_numbered_after_the_switch_keep_dovecot_uids() {
 }
 
 #[test]
-fn exclusive_sessions_exclude_each_other_but_not_delivery() {
-    let f = fixture();
-    f.deliver(b"one\n");
-    let first = f.open();
-    assert!(matches!(
-        f.store.open("alice", true),
-        Err(StoreError::InUse)
-    ));
-    // A non-exclusive reader and a delivery go ahead.
-    assert_eq!(f.store.open("alice", false).unwrap().messages().len(), 1);
-    f.deliver(b"two\n");
-    assert_eq!(first.messages().len(), 1);
-    first.commit(&[], DeletePolicy::Expunge).unwrap();
-
-    let second = f.open();
-    assert_eq!(second.messages().len(), 2);
-    drop(second);
-    f.open().commit(&[], DeletePolicy::Expunge).unwrap();
-}
-
-#[test]
-fn commit_expunge_unlinks() {
+fn expunge_unlinks() {
     let f = fixture();
     for i in 0..3 {
         f.deliver(format!("{i}\n").as_bytes());
     }
     let before = f.uidls();
-    f.open().commit(&[0, 2, 0], DeletePolicy::Expunge).unwrap();
+    delete(f.open(), &[0, 2, 0], DeletePolicy::Expunge);
     assert_eq!(f.names("cur").len(), 1);
     assert_eq!(f.uidls(), [before[1].clone()]);
     assert!(!f.maildir.join(".Trash").exists());
 }
 
 #[test]
-fn commit_trash_moves_to_the_trash_folder() {
+fn trash_moves_to_the_trash_folder() {
     let f = fixture();
     f.deliver(b"keep\n");
     f.deliver(b"trash me\n");
     let drop = f.open();
     let trashed = f.names("cur")[1].clone();
-    drop.commit(&[1], DeletePolicy::Trash).unwrap();
+    delete(drop, &[1], DeletePolicy::Trash);
     let trash = f.maildir.join(".Trash");
     assert!(trash.join("maildirfolder").is_file());
     assert!(trash.join("tmp").is_dir() && trash.join("new").is_dir());
@@ -378,19 +427,19 @@ fn commit_trash_moves_to_the_trash_folder() {
     assert_eq!(f.uidls().len(), 1);
 
     // Once the folder exists, trashing again works the same.
-    f.open().commit(&[0], DeletePolicy::Trash).unwrap();
+    delete(f.open(), &[0], DeletePolicy::Trash);
     assert_eq!(names(&trash.join("cur")).len(), 2);
     assert!(f.uidls().is_empty());
 }
 
 #[test]
-fn commit_hide_keeps_the_file_but_never_lists_it_again() {
+fn hide_keeps_the_file_but_never_lists_it_again() {
     let f = fixture();
     for i in 0..3 {
         f.deliver(format!("{i}\n").as_bytes());
     }
     let before = f.uidls();
-    f.open().commit(&[1], DeletePolicy::Hide).unwrap();
+    delete(f.open(), &[1], DeletePolicy::Hide);
     assert_eq!(f.names("cur").len(), 3);
     assert_eq!(f.uidls(), [before[0].clone(), before[2].clone()]);
     // The hidden file's flags change; it stays hidden.
@@ -414,55 +463,80 @@ fn renamed_messages_are_still_found() {
         fs::rename(cur.join(&name), cur.join(format!("{name}F"))).unwrap();
     }
     assert_eq!(read_all(&mut drop, 1), b"two\n");
-    drop.mark_seen(0).unwrap();
-    assert!(f.names("cur").iter().any(|n| n.ends_with(":2,FS")));
     for name in f.names("cur") {
         fs::rename(cur.join(&name), cur.join(format!("{name}T"))).unwrap();
     }
-    drop.commit(&[0, 1], DeletePolicy::Expunge).unwrap();
+    let update = Update {
+        deleted: vec![1],
+        retrieved: vec![0],
+        policy: DeletePolicy::Expunge,
+    };
+    quit(drop, update);
+    let kept = f.names("cur");
+    assert_eq!(kept.len(), 1);
+    assert!(kept[0].ends_with(":2,FST"), "{kept:?}");
+    assert_eq!(fs::read(cur.join(&kept[0])).unwrap(), b"one\n");
+
+    let drop = f.open();
+    fs::rename(
+        cur.join(&kept[0]),
+        cur.join(kept[0].replace(":2,FST", ":2,")),
+    )
+    .unwrap();
+    delete(drop, &[0], DeletePolicy::Expunge);
     assert!(f.names("cur").is_empty());
 }
 
 #[test]
-fn messages_gone_meanwhile() {
+fn messages_removed_by_another_client_meanwhile() {
     let f = fixture();
-    f.deliver(b"one\n");
-    f.deliver(b"two\n");
+    for i in 0..3 {
+        f.deliver(format!("{i}\n").as_bytes());
+    }
     let mut drop = f.open();
-    // Another client expunges message 1.
-    let victim = f.names("cur")[0].clone();
-    fs::remove_file(f.maildir.join("cur").join(&victim)).unwrap();
-    assert!(matches!(drop.open_message(0), Err(StoreError::Vanished(_))));
-    assert!(matches!(drop.mark_seen(0), Err(StoreError::Vanished(_))));
+    // Another client expunges messages 1 and 2, straight from the Maildir.
+    let cur = f.maildir.join("cur");
+    for victim in &f.names("cur")[..2] {
+        fs::remove_file(cur.join(victim)).unwrap();
+    }
     assert!(matches!(
-        drop.open_message(5),
-        Err(StoreError::Permanent(_))
+        open_message(&mut drop, 0),
+        Err(StoreError::Vanished(1))
     ));
-    // Deleting it is no error.
-    drop.commit(&[0], DeletePolicy::Expunge).unwrap();
-    assert_eq!(f.uidls().len(), 1);
+    // Deleting one is no error, and a Seen flag that cannot be set does not keep the others'.
+    let update = Update {
+        deleted: vec![0],
+        retrieved: vec![1, 2],
+        policy: DeletePolicy::Expunge,
+    };
+    quit(drop, update);
+    let left = f.names("cur");
+    assert_eq!(left.len(), 1);
+    assert!(left[0].ends_with(":2,S"), "{left:?}");
 }
 
-#[test]
-fn commit_refuses_unknown_message_numbers() {
-    let f = fixture();
-    f.deliver(b"one\n");
-    let drop = f.open();
-    assert!(matches!(
-        drop.commit(&[0, 1], DeletePolicy::Expunge),
-        Err(StoreError::Permanent(_))
-    ));
-    assert_eq!(f.uidls().len(), 1);
+/// A message that cannot be read past half its length, like one from a dropped SMTP connection.
+struct Failing;
+
+const FAILING_LEN: usize = 200_000;
+
+impl MessageSource for Failing {
+    fn len(&self) -> u64 {
+        FAILING_LEN as u64
+    }
+
+    fn reader(&self) -> io::Result<Box<dyn Read + Send + '_>> {
+        Ok(Box::new(FailingReader { sent: 0 }))
+    }
 }
 
-/// A message source that fails half-way, like a dropped SMTP connection.
-struct Failing {
+struct FailingReader {
     sent: usize,
 }
 
-impl Read for Failing {
+impl Read for FailingReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.sent > 100_000 {
+        if self.sent >= FAILING_LEN / 2 {
             return Err(io::Error::new(
                 io::ErrorKind::ConnectionReset,
                 "peer went away",
@@ -479,7 +553,7 @@ impl Read for Failing {
 fn failed_delivery_leaves_nothing_behind() {
     let f = fixture();
     f.deliver(b"before\n");
-    let result = f.store.deliver("alice", &mut Failing { sent: 0 });
+    let result = deliver(&f.store, "alice", Arc::new(Failing));
     assert!(
         matches!(result, Err(StoreError::Temporary(_))),
         "{result:?}"
@@ -582,8 +656,7 @@ fn sizes_come_from_names_and_index_without_reading_bodies() {
     // No size in the name: read once, then cached.
     fs::write(cur.join("1700000001.M1P1.h:2,"), b"body\n").unwrap();
     let sizes = |f: &Fixture| -> Vec<u64> {
-        f.store
-            .open("alice", false)
+        block_on(f.store.open("alice", false))
             .unwrap()
             .messages()
             .iter()
@@ -606,10 +679,7 @@ fn concurrent_sessions_agree_on_uids() {
         let handles: Vec<_> = (0..4)
             .map(|_| {
                 let store = store.clone();
-                scope.spawn(move || {
-                    let drop = store.open("alice", false).unwrap();
-                    drop.messages().iter().map(|m| m.uidl.clone()).collect()
-                })
+                scope.spawn(move || uidls(&block_on(store.open("alice", false)).unwrap()))
             })
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
@@ -644,9 +714,11 @@ fn odd_file_names_do_no_harm() {
     assert_eq!(sizes, [6, 3, 3]);
     for i in 0..3 {
         read_all(&mut drop, i);
-        drop.mark_seen(i).unwrap();
     }
-    drop.commit(&[0, 1, 2], DeletePolicy::Trash).unwrap();
+    retrieve(drop, &[0, 1, 2]);
+    let drop = f.open();
+    assert!(drop.messages().iter().all(|m| m.seen));
+    delete(drop, &[0, 1, 2], DeletePolicy::Trash);
     assert_eq!(names(&f.maildir.join(".Trash/cur")).len(), 3);
     assert!(f.uidls().is_empty());
 }
@@ -662,7 +734,7 @@ fn a_message_swapped_for_a_symlink_is_not_served() {
     fs::remove_file(&message).unwrap();
     std::os::unix::fs::symlink(&secret, &message).unwrap();
     assert!(matches!(
-        drop.open_message(0),
+        open_message(&mut drop, 0),
         Err(StoreError::Temporary(_))
     ));
 }
@@ -690,13 +762,13 @@ fn large_maildir_opens_from_names_and_index() {
     let inode = |path: &Path| std::os::unix::fs::MetadataExt::ino(&fs::metadata(path).unwrap());
     let written = inode(&index);
     let started = std::time::Instant::now();
-    let drop = f.store.open("alice", false).unwrap();
+    let drop = block_on(f.store.open("alice", false)).unwrap();
     let second_open = started.elapsed();
     // Nothing new: the index is not even rewritten.
     assert_eq!(inode(&index), written);
     assert_eq!(drop.messages().len(), COUNT);
     assert!(drop.messages().iter().all(|m| m.size == 7));
-    let second: Vec<String> = drop.messages().iter().map(|m| m.uidl.clone()).collect();
+    let second = uidls(&drop);
     assert_eq!(first, second);
     assert_eq!(uid_of(&second[COUNT - 1]), COUNT as u32);
     eprintln!("first open {first_open:?}, second open {second_open:?}");
@@ -705,19 +777,14 @@ fn large_maildir_opens_from_names_and_index() {
 #[test]
 fn usage_counts_messages_from_their_names() {
     let f = fixture();
-    assert_eq!(
-        f.store.usage("alice").unwrap(),
-        postie_store::Usage::default(),
-        "a maildrop not created yet is empty"
-    );
     f.deliver(b"hello\n");
     f.deliver(b"0123456789");
     // A message from another MDA, without ,S= in its name, is measured by stat.
     fs::write(f.maildir.join("cur/1.M1P1.other:2,S"), b"abc").unwrap();
-    let usage = f.store.usage("alice").unwrap();
+    let usage = block_on(f.store.usage("alice")).unwrap();
     assert_eq!(usage.messages, 3);
     assert_eq!(usage.bytes, 6 + 10 + 3);
     // Opening (new/ to cur/) changes nothing.
     drop(f.open());
-    assert_eq!(f.store.usage("alice").unwrap(), usage);
+    assert_eq!(block_on(f.store.usage("alice")).unwrap(), usage);
 }

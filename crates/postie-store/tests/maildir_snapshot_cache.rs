@@ -1,25 +1,73 @@
 //! Large maildrops reuse the previous login's snapshot while nothing changed; every change
 //! (delivery, flag rename, deletion, another client's rename) is seen by the next login.
 
-use std::io::Read;
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
-use postie_store::{DeletePolicy, MailStore, MaildirStore, Maildrop};
+use postie_store::{
+    DeletePolicy, Delivery, MailStore, MaildirDrop, MaildirStore, Maildrop, MessageBody, Quota,
+    Recipient, Update,
+};
+
+/// Runs one store call to its end; the Maildir store sends its file work to the blocking pool.
+fn block_on<F: Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a tokio runtime")
+        .block_on(future)
+}
+
+fn deliver(store: &MaildirStore, message: &[u8]) {
+    let delivery = Delivery {
+        message: Arc::new(message.to_vec()),
+        recipients: vec![Recipient {
+            user: "u".to_owned(),
+            headers: Vec::new(),
+            quota: Quota::default(),
+        }],
+    };
+    let results = block_on(store.deliver(delivery));
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+}
 
 fn store_with(count: usize) -> (tempfile::TempDir, MaildirStore) {
     let dir = tempfile::tempdir().unwrap();
     let store = MaildirStore::new(dir.path().join("{user}").to_string_lossy().into_owned());
     for i in 0..count {
-        store
-            .deliver("u", &mut format!("Subject: {i}\n\nbody {i}\n").as_bytes())
-            .unwrap();
+        deliver(&store, format!("Subject: {i}\n\nbody {i}\n").as_bytes());
     }
     (dir, store)
 }
 
+fn open(store: &MaildirStore) -> MaildirDrop {
+    block_on(store.open("u", false)).unwrap()
+}
+
 fn uidls(store: &MaildirStore) -> Vec<String> {
-    let drop = store.open("u", false).unwrap();
-    drop.messages().iter().map(|m| m.uidl.clone()).collect()
+    open(store)
+        .messages()
+        .iter()
+        .map(|m| m.uidl.as_str().to_owned())
+        .collect()
+}
+
+fn read_all(drop: &mut MaildirDrop, index: usize) -> Vec<u8> {
+    block_on(async {
+        let mut body = drop.open_message(index).await.unwrap();
+        let mut content = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match body.read(&mut buf).await.unwrap() {
+                0 => return content,
+                n => content.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+}
+
+fn quit(drop: MaildirDrop, update: Update) {
+    block_on(drop.quit(update)).unwrap();
 }
 
 fn settle() {
@@ -36,9 +84,7 @@ fn unchanged_logins_agree_and_every_change_is_seen() {
     assert_eq!(first, second);
     assert_eq!(second, third);
 
-    store
-        .deliver("u", &mut &b"Subject: late\n\nlate\n"[..])
-        .unwrap();
+    deliver(&store, b"Subject: late\n\nlate\n");
     let after_delivery = uidls(&store);
     assert_eq!(
         after_delivery.len(),
@@ -49,18 +95,18 @@ fn unchanged_logins_agree_and_every_change_is_seen() {
     settle();
     uidls(&store);
 
-    let mut drop = store.open("u", false).unwrap();
-    drop.mark_seen(0).unwrap();
-    let mut body = Vec::new();
-    drop.open_message(0)
-        .unwrap()
-        .read_to_end(&mut body)
-        .unwrap();
-    assert_eq!(body, b"Subject: 0\n\nbody 0\n");
-    drop.commit(&[1], DeletePolicy::Expunge).unwrap();
+    let mut drop = open(&store);
+    assert_eq!(read_all(&mut drop, 0), b"Subject: 0\n\nbody 0\n");
+    let update = Update {
+        deleted: vec![1],
+        retrieved: vec![0],
+        policy: DeletePolicy::Expunge,
+    };
+    quit(drop, update);
     let after_delete = uidls(&store);
     assert_eq!(after_delete.len(), 600);
     assert!(!after_delete.contains(&first[1]));
+    assert!(open(&store).messages()[0].seen, "the Seen flag is seen");
 
     settle();
     uidls(&store);
@@ -72,15 +118,8 @@ fn unchanged_logins_agree_and_every_change_is_seen() {
         .find(|p| p.to_string_lossy().ends_with(":2,"))
         .unwrap();
     std::fs::rename(&victim, format!("{}F", victim.display())).unwrap();
-    let mut drop = store.open("u", false).unwrap();
-    let renamed = (0..drop.messages().len()).find(|&i| {
-        let mut text = Vec::new();
-        drop.open_message(i)
-            .unwrap()
-            .read_to_end(&mut text)
-            .unwrap();
-        text.is_empty()
-    });
+    let mut drop = open(&store);
+    let renamed = (0..drop.messages().len()).find(|&i| read_all(&mut drop, i).is_empty());
     assert_eq!(renamed, None, "every message still opens after the rename");
     assert_eq!(uidls(&store), after_delete);
 }
@@ -90,8 +129,12 @@ fn hidden_messages_stay_hidden_for_cached_logins() {
     let (_dir, store) = store_with(520);
     settle();
     uidls(&store);
-    let drop = store.open("u", false).unwrap();
-    drop.commit(&[0, 5], DeletePolicy::Hide).unwrap();
+    let update = Update {
+        deleted: vec![0, 5],
+        retrieved: Vec::new(),
+        policy: DeletePolicy::Hide,
+    };
+    quit(open(&store), update);
     assert_eq!(uidls(&store).len(), 518);
     settle();
     assert_eq!(uidls(&store).len(), 518);
