@@ -28,3 +28,19 @@ pub struct UserRecord {
     /// Dovecot's extra fields, split at whitespace, e.g. `userdb_quota_rule=*:storage=1G`.
     pub extra: Vec<String>,
 }
+
+impl UserRecord {
+    /// A user with a name and a password and nothing else.
+    pub fn new(name: impl Into<String>, password: PasswordHash) -> Self {
+        UserRecord {
+            name: name.into(),
+            password,
+            uid: None,
+            gid: None,
+            gecos: None,
+            home: None,
+            shell: None,
+            extra: Vec::new(),
+        }
+    }
+}

@@ -27,16 +27,7 @@ impl UserDb for EveryoneExists {
             Some(hash) => hash.clone(),
             None => PasswordHash::parse("{PLAIN}pencil")?,
         };
-        Ok(Some(UserRecord {
-            name: user.to_string(),
-            password,
-            uid: None,
-            gid: None,
-            gecos: None,
-            home: None,
-            shell: None,
-            extra: Vec::new(),
-        }))
+        Ok(Some(UserRecord::new(user.to_string(), password)))
     }
 }
 

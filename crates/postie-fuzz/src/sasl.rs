@@ -24,16 +24,7 @@ fn authenticator() -> &'static Authenticator<Users> {
             // Password "secret", made by `postie pw hash -s SCRAM-SHA-256`.
             ("bob", "{SCRAM-SHA-256}4096,TUHs+ir4S4OQ/5Pq7gSBKw==,g9BTb1Q2vFvLs3wdw/4qXtpwtvjLYAj3EJDfWZ4Kzjk=,K0/p+RVAJY4bwFO0NKKqLcLClnN3Iq7tV92K7X3Khkk="),
         ] {
-            let record = UserRecord {
-                name: name.into(),
-                password: PasswordHash::parse(hash).expect("valid hash"),
-                uid: None,
-                gid: None,
-                gecos: None,
-                home: None,
-                shell: None,
-                extra: Vec::new(),
-            };
+            let record = UserRecord::new(name, PasswordHash::parse(hash).expect("valid hash"));
             users.insert(name.to_owned(), record);
         }
         Authenticator::new(Users(users))

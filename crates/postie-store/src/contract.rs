@@ -104,7 +104,8 @@ async fn uidls<S: MailStore>(store: &S, user: &str) -> Vec<Uidl> {
     drop.messages().iter().map(|m| m.uidl.clone()).collect()
 }
 
-async fn read_all<D: Maildrop>(drop: &mut D, index: usize) -> Vec<u8> {
+/// Message `index` of `drop`, read whole through its [`MessageBody`].
+pub async fn read_all<D: Maildrop>(drop: &mut D, index: usize) -> Vec<u8> {
     let mut body = drop
         .open_message(index)
         .await

@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use postie_store::{
-    DeletePolicy, Delivery, MailStore, MaildirDrop, MaildirStore, Maildrop, MessageBody,
-    MessageSource, Quota, Recipient, StoreError, Update,
+    DeletePolicy, Delivery, MailStore, MaildirDrop, MaildirStore, Maildrop, MessageSource, Quota,
+    Recipient, StoreError, Update,
 };
 use tempfile::TempDir;
 
@@ -98,17 +98,7 @@ fn uidls(drop: &MaildirDrop) -> Vec<String> {
 }
 
 fn read_all(drop: &mut MaildirDrop, index: usize) -> Vec<u8> {
-    block_on(async {
-        let mut body = drop.open_message(index).await.unwrap();
-        let mut content = Vec::new();
-        let mut buf = [0u8; 4096];
-        loop {
-            match body.read(&mut buf).await.unwrap() {
-                0 => return content,
-                n => content.extend_from_slice(&buf[..n]),
-            }
-        }
-    })
+    block_on(postie_store::contract::read_all(drop, index))
 }
 
 fn open_message(drop: &mut MaildirDrop, index: usize) -> Result<(), StoreError> {

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use postie_store::{
-    DeletePolicy, Delivery, MailStore, MaildirDrop, MaildirStore, Maildrop, MessageBody, Quota,
-    Recipient, Update,
+    DeletePolicy, Delivery, MailStore, MaildirDrop, MaildirStore, Maildrop, Quota, Recipient,
+    Update,
 };
 
 /// Runs one store call to its end; the Maildir store sends its file work to the blocking pool.
@@ -53,17 +53,7 @@ fn uidls(store: &MaildirStore) -> Vec<String> {
 }
 
 fn read_all(drop: &mut MaildirDrop, index: usize) -> Vec<u8> {
-    block_on(async {
-        let mut body = drop.open_message(index).await.unwrap();
-        let mut content = Vec::new();
-        let mut buf = [0u8; 4096];
-        loop {
-            match body.read(&mut buf).await.unwrap() {
-                0 => return content,
-                n => content.extend_from_slice(&buf[..n]),
-            }
-        }
-    })
+    block_on(postie_store::contract::read_all(drop, index))
 }
 
 fn quit(drop: MaildirDrop, update: Update) {

@@ -21,15 +21,11 @@ struct Users;
 
 impl UserDb for Users {
     fn lookup(&self, user: &str) -> Result<Option<UserRecord>, AuthError> {
-        Ok((user == USER).then(|| UserRecord {
-            name: USER.to_owned(),
-            password: PasswordHash::parse(&format!("{{PLAIN}}{PASSWORD}")).expect("a hash"),
-            uid: None,
-            gid: None,
-            gecos: None,
-            home: None,
-            shell: None,
-            extra: Vec::new(),
+        Ok((user == USER).then(|| {
+            UserRecord::new(
+                USER.to_owned(),
+                PasswordHash::parse(&format!("{{PLAIN}}{PASSWORD}")).expect("a hash"),
+            )
         }))
     }
 }
