@@ -2,7 +2,6 @@
 //! completions and the manual page.
 
 mod common;
-mod ops_support;
 
 use std::process::{Command, Output};
 

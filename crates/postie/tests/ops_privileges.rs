@@ -2,7 +2,6 @@
 //! thread runs as that user, still serving; started as root without it, it refuses.
 
 mod common;
-mod ops_support;
 
 use std::process::Command;
 

@@ -3,7 +3,6 @@
 //! any other address is refused too, and its claimed address is never believed.
 
 mod common;
-mod ops_support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -3,7 +3,6 @@
 //! new sessions, with the connection maximum kept under the open-file limit.
 
 mod common;
-mod ops_support;
 
 use std::io::Read;
 use std::net::TcpStream;

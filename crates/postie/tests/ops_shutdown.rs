@@ -2,7 +2,6 @@
 //! it applies its deletions); sessions still open after it end without deleting anything.
 
 mod common;
-mod ops_support;
 
 use std::net::TcpStream;
 use std::time::{Duration, Instant};

@@ -2,7 +2,6 @@
 //! and readiness, reloading and stopping are reported over $NOTIFY_SOCKET.
 
 mod common;
-mod ops_support;
 
 use std::net::TcpListener;
 use std::os::fd::AsRawFd;
