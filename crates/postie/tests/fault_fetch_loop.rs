@@ -13,9 +13,9 @@ use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::TestServer;
+use common::{Random, TestServer};
 use fetch_support::{maildir_contents, sample_messages, Cut, CutProxy, FetchEnv};
-use harden_support::{rounds, Random};
+use harden_support::rounds;
 
 fn account(port: u16) -> String {
     format!(

@@ -8,13 +8,13 @@ mod common;
 mod harden_support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use harden_support::{rounds, Random, Sections, Server};
+use common::{Random, Reply, ServerBuilder, SmtpClient, TestServer};
+use harden_support::rounds;
 
 /// A message that names itself: its marker appears once, its body is long enough that a torn
 /// write would show.
@@ -45,77 +45,42 @@ fn marker_of(content: &[u8]) -> String {
     marker
 }
 
-/// Delivers messages over LMTP one after another until told to stop; returns the markers the
-/// server acknowledged with 250 and the one in flight when the connection died, if any.
+/// Delivers messages over LMTP one after another until told to stop, pushing the marker of
+/// each one the server acknowledged with 250. Ends when told to stop or when the connection
+/// dies (the kill); a refusal is an error, since nothing here should be refused.
 fn deliver_until_stopped(
     lmtp: SocketAddr,
     prefix: String,
     stop: Arc<AtomicBool>,
     acknowledged: Arc<Mutex<Vec<String>>>,
-) {
-    let Ok(stream) = TcpStream::connect(lmtp) else {
-        return;
+) -> Result<(), Reply> {
+    let Some(mut client) = TcpStream::connect(lmtp)
+        .ok()
+        .and_then(SmtpClient::try_over_tcp)
+    else {
+        return Ok(());
     };
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut writer = stream;
-    let reply = |reader: &mut BufReader<TcpStream>| -> Option<String> {
-        loop {
-            let mut line = String::new();
-            if reader.read_line(&mut line).ok()? == 0 {
-                return None;
-            }
-            if line.as_bytes().get(3) != Some(&b'-') {
-                return Some(line);
-            }
-        }
-    };
-    if reply(&mut reader).is_none()
-        || writer.write_all(b"LHLO test\r\n").is_err()
-        || reply(&mut reader).is_none()
-    {
-        return;
+    client.send(b"LHLO test\r\n");
+    match client.try_reply() {
+        Some(reply) if reply.code != 250 => return Err(reply),
+        Some(_) => {}
+        None => return Ok(()),
     }
     let mut n = 0;
     while !stop.load(Ordering::SeqCst) {
         let marker = format!("{prefix}-{n}");
         n += 1;
-        let mut data =
-            b"MAIL FROM:<s@example.org>\r\nRCPT TO:<alice@example.org>\r\nDATA\r\n".to_vec();
-        data.extend_from_slice(&postie_proto_dot_stuff(&message(&marker)));
-        if writer.write_all(&data).is_err() {
-            return;
-        }
-        for _ in 0..3 {
-            match reply(&mut reader) {
-                Some(line) if line.starts_with('2') || line.starts_with('3') => {}
-                _ => return,
-            }
-        }
-        match reply(&mut reader) {
-            Some(line) if line.starts_with("250") => acknowledged.lock().unwrap().push(marker),
-            _ => return,
+        match client.try_deliver("alice@example.org", &message(&marker)) {
+            Some(reply) if reply.code == 250 => acknowledged.lock().unwrap().push(marker),
+            Some(refusal) => return Err(refusal),
+            None => return Ok(()),
         }
     }
-}
-
-/// The wire form of a message for DATA (lines starting with "." doubled, then the end).
-fn postie_proto_dot_stuff(message: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for line in message.split_inclusive(|&b| b == b'\n') {
-        if line.starts_with(b".") {
-            out.push(b'.');
-        }
-        out.extend_from_slice(line);
-    }
-    out.extend_from_slice(b".\r\n");
-    out
+    Ok(())
 }
 
 /// UIDL to marker, every message checked whole and listed once.
-fn view(server: &Server) -> BTreeMap<String, String> {
+fn view(server: &TestServer) -> BTreeMap<String, String> {
     let mut markers = BTreeSet::new();
     harden_support::pop3_view(server.plain, "alice", "wonderland")
         .into_iter()
@@ -133,12 +98,9 @@ fn view(server: &Server) -> BTreeMap<String, String> {
 #[test]
 fn kill_9_during_quit_and_deliveries_loses_and_duplicates_nothing() {
     let rounds = rounds("POSTIE_KILL_ROUNDS", 25);
-    let mut server = Server::start(Sections {
-        lmtp: Some(String::new()),
-        ..Sections::default()
-    });
+    let mut server = ServerBuilder::new().lmtp("").start();
     for i in 0..150 {
-        server.add_message(
+        server.add_message_named(
             "alice",
             &format!("1700000000.M{i}P1.host"),
             &message(&format!("seed-{i}")),
@@ -146,13 +108,13 @@ fn kill_9_during_quit_and_deliveries_loses_and_duplicates_nothing() {
     }
     let mut random = Random::new();
     let mut known = view(&server);
-    let (mut killed_in_quit, mut killed_in_delivery) = (0, 0);
+    let (mut killed_in_quit, mut killed_in_delivery, mut total_acknowledged) = (0, 0, 0);
     for round in 0..rounds {
         // A session marks some messages deleted and sends QUIT, deliveries run meanwhile,
         // and the server dies at a random moment.
         let stop = Arc::new(AtomicBool::new(false));
         let acknowledged = Arc::new(Mutex::new(Vec::new()));
-        let mut client = server.client();
+        let mut client = server.plain_client();
         client.login("alice", "wonderland");
         // After the login, so that what it delivers is not in the session's snapshot.
         let delivery = {
@@ -177,6 +139,16 @@ fn kill_9_during_quit_and_deliveries_loses_and_duplicates_nothing() {
                 deleting.insert(uidl.to_owned());
             }
         }
+        // The kill must land among working deliveries, not before the first one.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while acknowledged.lock().unwrap().is_empty() && !delivery.is_finished() {
+            assert!(
+                Instant::now() < deadline,
+                "round {round}: no LMTP delivery was acknowledged within 30 s:\n{}",
+                server.log()
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
         std::thread::sleep(Duration::from_micros(random.below(20_000)));
         client.send_raw(b"QUIT\r\n");
         std::thread::sleep(Duration::from_micros(random.below(4_000)));
@@ -185,8 +157,15 @@ fn kill_9_during_quit_and_deliveries_loses_and_duplicates_nothing() {
             killed_in_quit += 1;
         }
         stop.store(true, Ordering::SeqCst);
-        delivery.join().unwrap();
+        if let Err(refusal) = delivery.join().unwrap() {
+            panic!("round {round}: the server refused a delivery before the kill: {refusal:?}");
+        }
         let acknowledged = acknowledged.lock().unwrap().clone();
+        assert!(
+            !acknowledged.is_empty(),
+            "round {round}: the LMTP session ended before any delivery was acknowledged"
+        );
+        total_acknowledged += acknowledged.len();
         // Mail the server acknowledged is on disk whether or not the kill came next; an
         // unacknowledged delivery may or may not be there, but never in part.
         server.kill_and_restart();
@@ -201,6 +180,7 @@ fn kill_9_during_quit_and_deliveries_loses_and_duplicates_nothing() {
                 ),
             }
         }
+        // `view` has checked that no marker is there twice.
         for marker in &acknowledged {
             assert!(
                 present.contains(marker),
@@ -217,7 +197,7 @@ fn kill_9_during_quit_and_deliveries_loses_and_duplicates_nothing() {
         if known.len() < 40 {
             for i in 0..60 {
                 let marker = format!("refill-{round}-{i}");
-                server.add_message(
+                server.add_message_named(
                     "alice",
                     &format!("1800000000.M{round}x{i}P1.host"),
                     &message(&marker),
@@ -228,7 +208,7 @@ fn kill_9_during_quit_and_deliveries_loses_and_duplicates_nothing() {
     }
     eprintln!(
         "{rounds} kills: {killed_in_quit} before QUIT's answer, {killed_in_delivery} with a delivery \
-         unacknowledged but kept; {} messages at the end",
+         unacknowledged but kept; {total_acknowledged} deliveries acknowledged; {} messages at the end",
         known.len()
     );
     assert!(
@@ -236,7 +216,7 @@ fn kill_9_during_quit_and_deliveries_loses_and_duplicates_nothing() {
         "no kill landed during QUIT: the test proved nothing"
     );
     // The server still serves normally.
-    let mut client = server.client();
+    let mut client = server.plain_client();
     client.login("alice", "wonderland");
     assert!(client.command("QUIT").starts_with("+OK"));
 }

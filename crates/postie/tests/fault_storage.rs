@@ -9,13 +9,11 @@ mod harden_support;
 
 use std::io::Write;
 
-use harden_support::{pop3_view, Mount, Sections, Server, Smtp};
+use common::{lmtp_deliver, Reply, ServerBuilder, TestServer};
+use harden_support::{pop3_view, Mount};
 
-fn server() -> Server {
-    Server::start(Sections {
-        lmtp: Some(String::new()),
-        ..Sections::default()
-    })
+fn server() -> TestServer {
+    ServerBuilder::new().lmtp("").start()
 }
 
 fn message(n: usize) -> Vec<u8> {
@@ -26,19 +24,12 @@ fn message(n: usize) -> Vec<u8> {
 }
 
 /// Delivers one message over LMTP and returns the final reply.
-fn deliver(server: &Server, user: &str, content: &[u8]) -> String {
-    let mut lmtp = Smtp::connect(server.lmtp.unwrap());
-    lmtp.send(b"LHLO test\r\n");
-    lmtp.reply();
-    lmtp.send(
-        format!("MAIL FROM:<s@example.org>\r\nRCPT TO:<{user}@example.org>\r\nDATA\r\n").as_bytes(),
-    );
-    for _ in 0..3 {
-        lmtp.reply();
-    }
-    lmtp.send(content);
-    lmtp.send(b".\r\n");
-    lmtp.reply()
+fn deliver(server: &TestServer, user: &str, content: &[u8]) -> Reply {
+    lmtp_deliver(
+        server.lmtp.unwrap(),
+        &format!("{user}@example.org"),
+        content,
+    )
 }
 
 /// Fills the filesystem holding `dir` up to the last byte.
@@ -54,18 +45,18 @@ fn a_full_disk_defers_mail_loses_nothing_and_others_are_served() {
     let server = server();
     let _mount = Mount::tmpfs(&server.mail_root().join("alice"), "1M");
     for n in 0..3 {
-        assert!(deliver(&server, "alice", &message(n)).starts_with("250"));
+        assert_eq!(deliver(&server, "alice", &message(n)).code, 250);
     }
     let before = pop3_view(server.plain, "alice", "wonderland");
     fill(&server.mail_root().join("alice"));
 
     let refused = deliver(&server, "alice", &message(9));
     assert!(
-        refused.starts_with("45"),
-        "a full disk must defer, not bounce: {refused}"
+        (450..460).contains(&refused.code),
+        "a full disk must defer, not bounce: {refused:?}"
     );
     assert!(
-        deliver(&server, "bob", &message(10)).starts_with("250"),
+        deliver(&server, "bob", &message(10)).code == 250,
         "others still get mail"
     );
     assert!(
@@ -79,7 +70,7 @@ fn a_full_disk_defers_mail_loses_nothing_and_others_are_served() {
     assert_eq!(tmp, 0, "a failed delivery left its tmp file");
 
     // Deleting on a full disk: the files can go, the index may not be writable.
-    let mut client = server.client();
+    let mut client = server.plain_client();
     client.login("alice", "wonderland");
     assert!(client.command("DELE 1").starts_with("+OK"));
     let quit = client.command("QUIT");
@@ -87,7 +78,7 @@ fn a_full_disk_defers_mail_loses_nothing_and_others_are_served() {
         quit.starts_with("+OK") || quit.starts_with("-ERR [SYS/TEMP]"),
         "{quit}"
     );
-    let mut bob = server.client();
+    let mut bob = server.plain_client();
     bob.login("bob", "pass word with spaces");
     // Delivered mail starts with trace headers, then the message as sent.
     assert!(bob.retr(1).ends_with(&message(10)), "bob's mail whole");
@@ -107,7 +98,7 @@ fn a_full_disk_defers_mail_loses_nothing_and_others_are_served() {
         "nothing added"
     );
     assert!(
-        deliver(&server, "alice", &message(11)).starts_with("250"),
+        deliver(&server, "alice", &message(11)).code == 250,
         "space back, mail back"
     );
 }
@@ -116,7 +107,7 @@ fn a_full_disk_defers_mail_loses_nothing_and_others_are_served() {
 fn a_damaged_or_missing_index_is_repaired_without_changing_uidls() {
     let server = server();
     for n in 0..6 {
-        server.add_message("alice", &format!("1700000000.M{n}P1.host"), &message(n));
+        server.add_message_named("alice", &format!("1700000000.M{n}P1.host"), &message(n));
     }
     let before = pop3_view(server.plain, "alice", "wonderland");
     let index = server.maildir("alice").join("postie-uidlist");
@@ -156,14 +147,14 @@ fn a_damaged_or_missing_index_is_repaired_without_changing_uidls() {
 fn an_index_that_cannot_be_read_fails_that_user_only_and_comes_back_unchanged() {
     let server = server();
     for n in 0..3 {
-        server.add_message("alice", &format!("1700000000.M{n}P1.host"), &message(n));
+        server.add_message_named("alice", &format!("1700000000.M{n}P1.host"), &message(n));
     }
     let before = pop3_view(server.plain, "alice", "wonderland");
     // A directory where the index should be: every read of it is an I/O error (EISDIR).
     let index = server.maildir("alice").join("postie-uidlist");
     std::fs::remove_file(&index).unwrap();
     std::fs::create_dir(&index).unwrap();
-    let mut client = server.client();
+    let mut client = server.plain_client();
     client.command("USER alice");
     let answer = client.command("PASS wonderland");
     assert!(answer.starts_with("-ERR [SYS/TEMP]"), "{answer}");
@@ -171,7 +162,7 @@ fn an_index_that_cannot_be_read_fails_that_user_only_and_comes_back_unchanged() 
         server.log().contains("postie-uidlist"),
         "the failure is logged with its file"
     );
-    let mut bob = server.client();
+    let mut bob = server.plain_client();
     bob.login("bob", "pass word with spaces");
     assert!(
         bob.command("QUIT").starts_with("+OK"),
@@ -189,10 +180,10 @@ fn an_index_that_cannot_be_read_fails_that_user_only_and_comes_back_unchanged() 
 fn an_unreadable_or_vanished_message_gets_a_clear_answer_and_the_rest_is_served() {
     let server = server();
     for n in 0..3 {
-        server.add_message("alice", &format!("1700000000.M{n}P1.host"), &message(n));
+        server.add_message_named("alice", &format!("1700000000.M{n}P1.host"), &message(n));
     }
     let cur = server.maildir("alice").join("cur");
-    let mut client = server.client();
+    let mut client = server.plain_client();
     client.login("alice", "wonderland");
     assert_eq!(
         client.command("STAT"),
@@ -225,7 +216,7 @@ fn an_unreadable_or_vanished_message_gets_a_clear_answer_and_the_rest_is_served(
     assert!(client.command("QUIT").starts_with("+OK"));
     let log = server.log();
     assert!(log.contains("cannot read message"), "{log}");
-    let mut bob = server.client();
+    let mut bob = server.plain_client();
     bob.login("bob", "pass word with spaces");
     assert!(bob.command("QUIT").starts_with("+OK"));
     let after = pop3_view(server.plain, "alice", "wonderland");
@@ -242,12 +233,12 @@ fn a_read_only_maildir_is_served_changes_nothing_and_defers_mail() {
     let server = server();
     let mount = Mount::tmpfs(&server.mail_root().join("alice"), "4M");
     for n in 0..3 {
-        assert!(deliver(&server, "alice", &message(n)).starts_with("250"));
+        assert_eq!(deliver(&server, "alice", &message(n)).code, 250);
     }
     let before = pop3_view(server.plain, "alice", "wonderland");
     mount.remount_read_only();
 
-    let mut client = server.client();
+    let mut client = server.plain_client();
     client.login("alice", "wonderland");
     let first = client.retr(1);
     assert_eq!(&first, before.values().next().unwrap());
@@ -259,11 +250,11 @@ fn a_read_only_maildir_is_served_changes_nothing_and_defers_mail() {
     );
     let refused = deliver(&server, "alice", &message(7));
     assert!(
-        refused.starts_with("4"),
-        "delivery to a read-only filesystem must defer: {refused}"
+        refused.code / 100 == 4,
+        "delivery to a read-only filesystem must defer: {refused:?}"
     );
     assert!(
-        deliver(&server, "bob", &message(8)).starts_with("250"),
+        deliver(&server, "bob", &message(8)).code == 250,
         "others still get mail"
     );
     assert!(

@@ -7,7 +7,7 @@ mod fetch_support;
 
 use std::time::Duration;
 
-use common::TestServer;
+use common::{Random, TestServer};
 use fetch_support::*;
 
 fn plain_account(port: u16) -> String {

@@ -6,7 +6,7 @@
 mod common;
 mod fetch_support;
 
-use common::{crlf_form, TestServer};
+use common::{crlf_form, TestServer, BIN};
 use fetch_support::*;
 
 const DAY: u64 = 86_400;

@@ -9,15 +9,15 @@ mod harden_support;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use harden_support::{client_from, connect_from, pop3_view, read_for, Sections, Server};
+use common::{ServerBuilder, TestServer};
+use harden_support::{client_from, connect_from, pop3_view, read_for};
 
-fn server(pop3: &str) -> Server {
-    let server = Server::start(Sections {
-        pop3: format!("max_connections_per_ip = 200\n{pop3}"),
-        auth: "failure_delay_secs = 1".into(),
-        ..Sections::default()
-    });
-    server.add_message("alice", "1.M1P1.host", b"Subject: keep\n\nprecious\n");
+fn server(pop3: &str) -> TestServer {
+    let server = ServerBuilder::new()
+        .pop3(&format!("max_connections_per_ip = 200\n{pop3}"))
+        .failure_delay_secs(1)
+        .start();
+    server.add_message_named("alice", "1.M1P1.host", b"Subject: keep\n\nprecious\n");
     server
 }
 
@@ -155,7 +155,7 @@ fn login_delay_is_enforced_and_only_real_logins_count() {
     let mut attacker = client_from(Ipv4Addr::new(127, 0, 3, 1), server.plain);
     attacker.command("USER alice");
     assert!(attacker.command("PASS guess").starts_with("-ERR [AUTH]"));
-    let mut owner = server.client();
+    let mut owner = server.plain_client();
     let capa = owner.command("CAPA");
     assert!(capa.starts_with("+OK"), "{capa}");
     assert!(String::from_utf8(owner.body())
@@ -164,7 +164,7 @@ fn login_delay_is_enforced_and_only_real_logins_count() {
     owner.login("alice", "wonderland");
     assert!(owner.command("QUIT").starts_with("+OK"));
     // The second real login within the delay is refused with the code that says why.
-    let mut again = server.client();
+    let mut again = server.plain_client();
     again.command("USER alice");
     let answer = again.command("PASS wonderland");
     assert!(answer.starts_with("-ERR [LOGIN-DELAY]"), "{answer}");

@@ -11,17 +11,13 @@ use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpStream};
 use std::time::{Duration, Instant};
 
-use harden_support::{
-    connect_from, pop3_view, raise_open_files, read_for, rss_kib, Sections, Server,
-};
+use common::{ServerBuilder, TestServer};
+use harden_support::{connect_from, pop3_view, raise_open_files, read_for, rss_kib};
 
-fn server(pop3: &str) -> Server {
-    let server = Server::start(Sections {
-        pop3: pop3.into(),
-        ..Sections::default()
-    });
+fn server(pop3: &str) -> TestServer {
+    let server = TestServer::start_with(pop3);
     for n in 0..5 {
-        server.add_message(
+        server.add_message_named(
             "alice",
             &format!("1700000000.M{n}P1.host"),
             format!("Subject: {n}\r\n\r\nbody {n}\r\n").as_bytes(),
@@ -31,11 +27,11 @@ fn server(pop3: &str) -> Server {
 }
 
 /// The median time of a few normal sessions (login, STAT, RETR, QUIT) from 127.0.0.1.
-fn session_latency(server: &Server) -> Duration {
+fn session_latency(server: &TestServer) -> Duration {
     let mut times: Vec<Duration> = (0..7)
         .map(|_| {
             let started = Instant::now();
-            let mut client = server.client();
+            let mut client = server.plain_client();
             client.login("alice", "wonderland");
             assert!(client.command("STAT").starts_with("+OK 5 "));
             client.retr(1);
@@ -206,17 +202,14 @@ fn slowloris_clients_are_cut_at_the_login_deadline_and_others_are_served() {
 
 #[test]
 fn clients_that_never_read_a_100_mb_retr_cost_no_memory_and_are_dropped() {
-    let server = Server::start(Sections {
-        pop3: "max_connections_per_ip = 2\nidle_timeout_secs = 3".into(),
-        ..Sections::default()
-    });
+    let server = TestServer::start_with("max_connections_per_ip = 2\nidle_timeout_secs = 3");
     let mut message = b"Subject: big\r\n\r\n".to_vec();
     let line = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.,;:!?-_+=()[]{}<>/|@#$%^&*~\r\n";
     while message.len() < 100 * 1024 * 1024 {
         message.extend_from_slice(line);
     }
-    server.add_message("alice", "1700000000.M1P1.host", &message);
-    server.add_message(
+    server.add_message_named("alice", "1700000000.M1P1.host", &message);
+    server.add_message_named(
         "bob",
         "1700000000.M2P1.host",
         b"Subject: small\r\n\r\nhi\r\n",
@@ -248,7 +241,7 @@ fn clients_that_never_read_a_100_mb_retr_cost_no_memory_and_are_dropped() {
         greeting(&mut third).starts_with("-ERR [SYS/TEMP]"),
         "the per-address limit holds"
     );
-    let mut bob = server.client();
+    let mut bob = server.plain_client();
     bob.login("bob", "pass word with spaces");
     assert_eq!(bob.retr(1), b"Subject: small\r\n\r\nhi\r\n");
     assert!(bob.command("QUIT").starts_with("+OK"));
@@ -276,7 +269,7 @@ fn clients_that_never_read_a_100_mb_retr_cost_no_memory_and_are_dropped() {
         // What is left is at most what the socket buffers held; the connection is closed.
         read_for(reader, Duration::from_secs(2));
     }
-    let mut client = server.client();
+    let mut client = server.plain_client();
     client.login("alice", "wonderland");
     assert_eq!(client.command("STAT"), format!("+OK 1 {}", message.len()));
     assert!(client.command("QUIT").starts_with("+OK"));
@@ -301,10 +294,7 @@ fn clients_that_never_read_a_100_mb_retr_cost_no_memory_and_are_dropped() {
 
 #[test]
 fn an_smtp_flood_from_one_address_is_held_to_its_limit() {
-    let server = Server::start(Sections {
-        smtp: Some(String::new()),
-        ..Sections::default()
-    });
+    let server = ServerBuilder::new().smtp("").start();
     let smtp = server.smtp.unwrap();
     let flooder = Ipv4Addr::new(127, 0, 60, 1);
     let mut held = Vec::new();

@@ -12,15 +12,12 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use harden_support::{pop3_view, read_for, Sections, Server, Smtp};
+use common::{ServerBuilder, SmtpClient, TestServer};
+use harden_support::{pop3_view, read_for};
 
-fn server() -> Server {
-    let server = Server::start(Sections {
-        lmtp: Some(String::new()),
-        smtp: Some(String::new()),
-        ..Sections::default()
-    });
-    server.add_message("alice", "1.M1P1.host", b"Subject: keep\r\n\r\nprecious\r\n");
+fn server() -> TestServer {
+    let server = ServerBuilder::new().lmtp("").smtp("").start();
+    server.add_message_named("alice", "1.M1P1.host", b"Subject: keep\r\n\r\nprecious\r\n");
     server
 }
 
@@ -118,14 +115,14 @@ fn smtp_commands_split_from_starttls_or_sent_before_the_handshake_never_run() {
 
     // STARTTLS and the injected transaction in separate segments: dropped with the buffer,
     // or read as TLS and failing the handshake.
-    let mut client = Smtp::connect(smtp);
+    let mut client = SmtpClient::tcp(smtp);
     client.send(b"EHLO attacker\r\n");
-    assert!(client.reply().contains("STARTTLS"));
+    assert!(client.reply().text().contains("STARTTLS"));
     client.send(b"STARTTLS\r\n");
     client.send(b"MAIL FROM:<evil@example.net>\r\n");
     client.send(b"RCPT TO:<alice@example.org>\r\nDATA\r\nSubject: injected\r\n\r\nx\r\n.\r\n");
-    assert!(client.reply().starts_with("220"));
-    let mut tls = BufReader::new(common::tls_stream(client.into_stream(), &server.cert_pem));
+    assert_eq!(client.reply().code, 220);
+    let mut tls = BufReader::new(common::tls_stream(client.into_tcp(), &server.cert_pem));
     if tls
         .get_mut()
         .write_all(b"RCPT TO:<alice@example.org>\r\n")
@@ -140,12 +137,12 @@ fn smtp_commands_split_from_starttls_or_sent_before_the_handshake_never_run() {
 
     // An honest STARTTLS: the session starts over, and STARTTLS is neither offered again
     // nor accepted.
-    let mut client = Smtp::connect(smtp);
+    let mut client = SmtpClient::tcp(smtp);
     client.send(b"EHLO client\r\n");
     client.reply();
     client.send(b"STARTTLS\r\n");
-    assert!(client.reply().starts_with("220"));
-    let mut tls = BufReader::new(common::tls_stream(client.into_stream(), &server.cert_pem));
+    assert_eq!(client.reply().code, 220);
+    let mut tls = BufReader::new(common::tls_stream(client.into_tcp(), &server.cert_pem));
     tls.get_mut().write_all(b"EHLO client\r\n").unwrap();
     let mut ehlo = Vec::new();
     loop {
@@ -164,14 +161,14 @@ fn smtp_commands_split_from_starttls_or_sent_before_the_handshake_never_run() {
     assert!(tls_line(&mut tls).starts_with("503"), "a second STARTTLS");
 
     // Plaintext after the 220 and before the ClientHello: never answered.
-    let mut client = Smtp::connect(smtp);
+    let mut client = SmtpClient::tcp(smtp);
     client.send(b"EHLO attacker\r\n");
     client.reply();
     client.send(b"STARTTLS\r\n");
-    assert!(client.reply().starts_with("220"));
+    assert_eq!(client.reply().code, 220);
     client
         .send(b"MAIL FROM:<evil@example.net>\r\nRCPT TO:<alice@example.org>\r\nDATA\r\nx\r\n.\r\n");
-    let mut tcp = client.into_stream();
+    let mut tcp = client.into_tcp();
     let mut rest = Vec::new();
     let _ = tcp.read_to_end(&mut rest);
     assert!(
@@ -187,17 +184,17 @@ fn smtp_commands_split_from_starttls_or_sent_before_the_handshake_never_run() {
 #[test]
 fn lmtp_refuses_starttls_and_stays_one_plaintext_session() {
     let server = server();
-    let mut client = Smtp::connect(server.lmtp.unwrap());
+    let mut client = SmtpClient::tcp(server.lmtp.unwrap());
     client.send(b"LHLO mta\r\n");
     assert!(
-        !client.reply().contains("STARTTLS"),
+        !client.reply().text().contains("STARTTLS"),
         "LMTP offers no STARTTLS"
     );
     // A STARTTLS with commands behind it: refused, so nothing switches and the pipelined
     // commands are just the next plaintext commands of the same session.
     client.send(b"STARTTLS\r\nNOOP\r\n");
-    assert!(client.reply().starts_with("502"));
-    assert!(client.reply().starts_with("250"));
+    assert_eq!(client.reply().code, 502);
+    assert_eq!(client.reply().code, 250);
     client.send(b"QUIT\r\n");
-    assert!(client.reply().starts_with("221"));
+    assert_eq!(client.reply().code, 221);
 }

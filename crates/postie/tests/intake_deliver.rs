@@ -7,10 +7,10 @@ mod intake_support;
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use common::{crlf_form, TestServer, BIN};
-use intake_support::{fetch_all, split_trace, SmtpClient};
+use common::{crlf_form, lmtp_deliver, Random, SmtpClient, BIN};
+use intake_support::{fetch_all, intake_server, split_trace};
 use postie_proto::smtp::dot_stuff;
 
 fn deliver(config: &Path, user: &str, sender: Option<&str>, message: &[u8]) -> (i32, String) {
@@ -42,7 +42,7 @@ const SMALL_BOB: &str = "alice:{PLAIN}wonderland\nbob:{PLAIN}pass word with spac
 
 #[test]
 fn deliver_exit_codes_follow_sysexits() {
-    let server = TestServer::start_intake("", "", "");
+    let server = intake_server("");
     std::fs::write(server.dir.path().join("users"), SMALL_BOB).unwrap();
     let config = server.config_path();
 
@@ -118,7 +118,7 @@ fn deliver_exit_codes_follow_sysexits() {
 
 #[test]
 fn io_errors_are_temporary_and_leave_nothing() {
-    let server = TestServer::start_intake("", "", "");
+    let server = intake_server("");
     // bob's tmp/ is a plain file: every write into it fails, as on a broken or full disk.
     let maildir = server.maildir("bob");
     std::fs::create_dir_all(maildir.join("new")).unwrap();
@@ -128,7 +128,7 @@ fn io_errors_are_temporary_and_leave_nothing() {
     let (code, stderr) = deliver(&server.config_path(), "bob", None, b"Subject: x\n\nbody\n");
     assert_eq!(code, 75, "{stderr}");
 
-    let mut client = SmtpClient::tcp(server.intake_addr("lmtp"));
+    let mut client = SmtpClient::tcp(server.lmtp.unwrap());
     client.command("LHLO x");
     client.command("MAIL FROM:<a@example.net>");
     assert_eq!(client.command("RCPT TO:<bob@example.org>").code, 250);
@@ -146,19 +146,6 @@ fn io_errors_are_temporary_and_leave_nothing() {
     std::fs::remove_file(maildir.join("tmp")).unwrap();
     let (code, stderr) = deliver(&server.config_path(), "bob", None, b"Subject: x\n\nbody\n");
     assert_eq!(code, 0, "{stderr}");
-}
-
-/// A tiny deterministic generator, so a failure can be replayed from the seed it prints.
-struct Lcg(u64);
-
-impl Lcg {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 33) % n.max(1)
-    }
 }
 
 /// Every message file visible in new/ or cur/ must be whole: its size as named, and content
@@ -192,13 +179,8 @@ fn assert_no_partial_message(maildir: &Path, marker: &[u8]) -> usize {
 
 #[test]
 fn killed_deliveries_never_leave_a_partial_message() {
-    let server = TestServer::start_intake("", "", "");
-    let seed = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
-    println!("seed {seed}");
-    let mut random = Lcg(seed);
+    let server = intake_server("");
+    let mut random = Random::new();
     let mut message = b"Subject: crash test\n\n".to_vec();
     while message.len() < 2_000_000 {
         message.extend_from_slice(b"0123456789 the quick brown fox jumps over the lazy dog\n");
@@ -240,15 +222,14 @@ fn killed_deliveries_never_leave_a_partial_message() {
 
     // The server itself killed in the middle of an LMTP DATA: nothing shows.
     let mut server = server;
-    let mut client = SmtpClient::tcp(server.intake_addr("lmtp"));
+    let mut client = SmtpClient::tcp(server.lmtp.unwrap());
     client.command("LHLO x");
     client.command("MAIL FROM:<a@example.net>");
     client.command("RCPT TO:<bob@example.org>");
     assert_eq!(client.command("DATA").code, 354);
     client.send(&message[..message.len() / 2]);
     std::thread::sleep(Duration::from_millis(100));
-    server.child.kill().unwrap();
-    server.child.wait().unwrap();
+    server.kill();
     assert_eq!(
         assert_no_partial_message(&server.maildir("bob"), b"END OF MESSAGE\n"),
         0
@@ -257,8 +238,8 @@ fn killed_deliveries_never_leave_a_partial_message() {
 
 #[test]
 fn deliveries_race_pop3_sessions_without_loss() {
-    let server = TestServer::start_intake("", "", "");
-    let lmtp = server.intake_addr("lmtp");
+    let server = intake_server("");
+    let lmtp = server.lmtp.unwrap();
 
     // An open session keeps its snapshot; delivery does not wait for it.
     let mut session = server.plain_client();
@@ -294,17 +275,11 @@ fn deliveries_race_pop3_sessions_without_loss() {
         .map(|thread| {
             std::thread::spawn(move || {
                 for n in 0..10 {
-                    let mut client = SmtpClient::tcp(lmtp);
-                    client.command("LHLO x");
-                    client.command("MAIL FROM:<a@example.net>");
-                    assert_eq!(client.command("RCPT TO:<alice@example.org>").code, 250);
-                    assert_eq!(client.command("DATA").code, 354);
                     let body = format!(
                         "Subject: t{thread}-{n}\r\n\r\n{}END\r\n",
                         "line\r\n".repeat(500)
                     );
-                    client.send(&dot_stuff(body.as_bytes()));
-                    let reply = client.reply();
+                    let reply = lmtp_deliver(lmtp, "alice@example.org", body.as_bytes());
                     assert_eq!(reply.code, 250, "{reply:?}");
                 }
             })

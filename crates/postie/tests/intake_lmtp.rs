@@ -7,8 +7,8 @@ mod intake_support;
 
 use std::process::Command;
 
-use common::{crlf_form, TestServer};
-use intake_support::{fetch_all, require, split_trace, tricky_message, SmtpClient};
+use common::{crlf_form, SmtpClient};
+use intake_support::{fetch_all, intake_server, require, split_trace, tricky_message};
 use postie_proto::smtp::dot_stuff;
 
 /// bob may hold 1 KiB: passwd-file quota rule, Dovecot style.
@@ -16,9 +16,9 @@ const BOB_SMALL_QUOTA: &str = "alice:{PLAIN}wonderland\nbob:{PLAIN}pass word wit
 
 #[test]
 fn pipelined_recipients_get_one_reply_each() {
-    let server = TestServer::start_intake("", "", "");
+    let server = intake_server("");
     std::fs::write(server.dir.path().join("users"), BOB_SMALL_QUOTA).unwrap();
-    let mut client = SmtpClient::tcp(server.intake_addr("lmtp"));
+    let mut client = SmtpClient::tcp(server.lmtp.unwrap());
     assert!(
         client.greeting.text().contains("LMTP"),
         "{:?}",
@@ -95,7 +95,7 @@ fn pipelined_recipients_get_one_reply_each() {
     assert!(server.message_files("bob").is_empty());
 
     // A small message still fits bob's quota, and SIZE lets an over-quota one be refused early.
-    let mut client = SmtpClient::tcp(server.intake_addr("lmtp"));
+    let mut client = SmtpClient::tcp(server.lmtp.unwrap());
     client.command("LHLO x");
     client.command("MAIL FROM:<a@example.net> SIZE=5000");
     let early = client.command("RCPT TO:<bob@example.org>");
@@ -113,7 +113,7 @@ fn pipelined_recipients_get_one_reply_each() {
 
 #[test]
 fn bdat_over_the_unix_socket_is_byte_exact() {
-    let server = TestServer::start_intake("", "", "");
+    let server = intake_server("");
     let message = tricky_message();
     let mut client = SmtpClient::unix(&server.lmtp_socket());
     assert_eq!(client.command("LHLO local").code, 250);
@@ -151,8 +151,8 @@ fn bdat_over_the_unix_socket_is_byte_exact() {
 
 #[test]
 fn too_big_messages_are_refused_whole() {
-    let server = TestServer::start_intake("", "max_message_size = 1000", "");
-    let mut client = SmtpClient::tcp(server.intake_addr("lmtp"));
+    let server = intake_server("max_message_size = 1000");
+    let mut client = SmtpClient::tcp(server.lmtp.unwrap());
     client.command("LHLO x");
     assert_eq!(
         client.command("MAIL FROM:<a@b.example> SIZE=1001").code,
@@ -171,14 +171,14 @@ fn too_big_messages_are_refused_whole() {
 
 #[test]
 fn fifty_megabytes_arrive_whole() {
-    let server = TestServer::start_intake("", "", "");
+    let server = intake_server("");
     let mut message = b"Subject: big\r\n\r\n".to_vec();
     let line: Vec<u8> = (0..998u32).map(|i| b'!' + (i % 90) as u8).collect();
     while message.len() < 50_000_000 {
         message.extend_from_slice(&line);
         message.extend_from_slice(b"\r\n");
     }
-    let mut client = SmtpClient::tcp(server.intake_addr("lmtp"));
+    let mut client = SmtpClient::tcp(server.lmtp.unwrap());
     client.command("LHLO x");
     client.command("MAIL FROM:<a@b.example>");
     client.command("RCPT TO:<bob@example.org>");
@@ -193,7 +193,7 @@ fn fifty_megabytes_arrive_whole() {
 #[test]
 fn python_smtplib_lmtp() {
     let python = require("python3");
-    let server = TestServer::start_intake("", "", "");
+    let server = intake_server("");
     let script = r#"
 import smtplib, sys
 host, port, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
@@ -206,7 +206,7 @@ with smtplib.LMTP(path) as lmtp:
     lmtp.sendmail("py@example.net", ["bob@example.org"], msg)
 print("ok")
 "#;
-    let addr = server.intake_addr("lmtp");
+    let addr = server.lmtp.unwrap();
     let output = Command::new(python)
         .arg("-c")
         .arg(script)
@@ -232,13 +232,13 @@ print("ok")
 #[test]
 fn swaks_lmtp_over_tcp_and_socket() {
     let swaks = require("swaks");
-    let server = TestServer::start_intake("", "", "");
+    let server = intake_server("");
     let message = b"From: swaks@example.net\r\nSubject: swaks lmtp\r\n\r\n.starts with a dot\r\n\xe9t\xe9 8-bit\r\nlast\r\n";
     let data = server.dir.path().join("message.eml");
     // swaks ends the data with CRLF "." CRLF whatever the file's end, so the file leaves out the
     // message's final CRLF.
     std::fs::write(&data, &message[..message.len() - 2]).unwrap();
-    let addr = server.intake_addr("lmtp");
+    let addr = server.lmtp.unwrap();
     let socket = server.lmtp_socket();
     let runs: [Vec<String>; 2] = [
         vec![

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::TestServer;
-use intake_support::{fetch_all, require, split_trace, SmtpClient};
+use common::SmtpClient;
+use intake_support::{fetch_all, intake_server, require, split_trace};
 use postie_proto::smtp::dot_stuff;
 
 /// Postfix's master runs as root and drops to the `postfix` user; without root the test
@@ -160,8 +160,8 @@ impl Drop for Postfix {
 
 #[test]
 fn postfix_relays_to_postie_over_lmtp() {
-    let server = TestServer::start_intake("", "", "");
-    let postfix = Postfix::start(server.intake_addr("lmtp"));
+    let server = intake_server("");
+    let postfix = Postfix::start(server.lmtp.unwrap());
     let message = "From: sender@example.net\r\nTo: alice@example.org\r\nSubject: through Postfix\r\nMessage-ID: <postfix-test@example.net>\r\n\r\n.leading dot\r\nGrüße, 8-bit\r\nlast line\r\n".as_bytes();
 
     let mut client = SmtpClient::tcp(postfix.smtp);

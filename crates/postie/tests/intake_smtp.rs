@@ -6,18 +6,18 @@ mod intake_support;
 
 use std::process::Command;
 
-use common::{crlf_form, TestServer};
-use intake_support::{fetch_all, require, split_trace, tricky_message, SmtpClient};
+use common::{crlf_form, SmtpClient};
+use intake_support::{fetch_all, intake_server, require, split_trace, tricky_message};
 use postie_proto::smtp::dot_stuff;
 
 #[test]
 fn swaks_smtp_with_starttls_is_byte_exact() {
     let swaks = require("swaks");
-    let server = TestServer::start_intake("", "", "");
+    let server = intake_server("");
     let message = b"From: swaks@example.net\r\nTo: alice@example.org\r\nSubject: swaks smtp\r\n\r\n.dot line\r\n\xc3\xa4\xc3\xb6 UTF-8\r\nend";
     let data = server.dir.path().join("message.eml");
     std::fs::write(&data, message).unwrap();
-    let addr = server.intake_addr("smtp");
+    let addr = server.smtp.unwrap();
     let output = Command::new(&swaks)
         .args([
             "--server",
@@ -61,7 +61,7 @@ fn swaks_smtp_with_starttls_is_byte_exact() {
 #[test]
 fn python_smtplib_starttls_8bit_and_utf8() {
     let python = require("python3");
-    let server = TestServer::start_intake("", "", "");
+    let server = intake_server("");
     let cert = server.dir.path().join("cert.pem");
     let script = r#"
 import smtplib, ssl, sys
@@ -85,7 +85,7 @@ with smtplib.SMTP(host, port) as smtp:
         assert code == 554 and text.startswith(b"5.7.1"), (code, text)
 print("ok")
 "#;
-    let addr = server.intake_addr("smtp");
+    let addr = server.smtp.unwrap();
     let output = Command::new(python)
         .arg("-c")
         .arg(script)
@@ -113,8 +113,8 @@ print("ok")
 
 #[test]
 fn relay_is_refused_and_unknown_users_too() {
-    let server = TestServer::start_intake("", "", "");
-    let mut client = SmtpClient::tcp(server.intake_addr("smtp"));
+    let server = intake_server("");
+    let mut client = SmtpClient::tcp(server.smtp.unwrap());
     assert!(
         client.greeting.text().contains("ESMTP"),
         "{:?}",
@@ -141,8 +141,8 @@ fn relay_is_refused_and_unknown_users_too() {
 
 #[test]
 fn commands_pipelined_before_the_tls_handshake_are_not_run() {
-    let server = TestServer::start_intake("", "", "");
-    let mut client = SmtpClient::tcp(server.intake_addr("smtp"));
+    let server = intake_server("");
+    let mut client = SmtpClient::tcp(server.smtp.unwrap());
     client.command("EHLO attacker");
     // A man in the middle appends commands after STARTTLS, in the clear.
     client.send(

@@ -5,7 +5,8 @@
 mod common;
 mod ops_support;
 
-use ops_support::{http, python, OpsServer};
+use common::ServerBuilder;
+use ops_support::{http, python};
 
 /// What Thunderbird's readFromXML takes from each POP3 incomingServer, as JSON lines.
 const THUNDERBIRD: &str = r#"
@@ -58,7 +59,7 @@ const SECTIONS: &str = "[http]\nlisten = [\"127.0.0.1:0\"]\n\
 
 #[test]
 fn thunderbird_reads_pop3s_first_then_stls_on_the_real_ports() {
-    let server = OpsServer::start("", "", SECTIONS);
+    let server = ServerBuilder::new().sections(SECTIONS).start();
     let addr = server.listener("http");
     for path in [
         "/mail/config-v1.1.xml",
@@ -119,7 +120,7 @@ fn autodiscover_request(address: &str) -> String {
 
 #[test]
 fn outlook_reads_pop3_protocols_with_the_login_name() {
-    let server = OpsServer::start("", "", SECTIONS);
+    let server = ServerBuilder::new().sections(SECTIONS).start();
     let addr = server.listener("http");
     let (status, body) = http(addr, &autodiscover_request("alice@example.org"));
     assert_eq!(status, 200, "{body}");
@@ -163,7 +164,7 @@ fn address_logins_and_fixed_ports() {
     let sections = "[http]\nlisten = [\"127.0.0.1:0\"]\n\
         [autoconfig]\nhost = \"mail.example.org\"\nusername = \"address\"\npop3s_port = 995\npop3_port = 110\n\
         smtp = \"smtp.example.org:587\"\n";
-    let server = OpsServer::start("", "", sections);
+    let server = ServerBuilder::new().sections(sections).start();
     let addr = server.listener("http");
     let (_, body) = http(addr, &autodiscover_request("carol@any.example"));
     let protocols = lines(&python(OUTLOOK, &body));

@@ -2,12 +2,10 @@
 //! completions and the manual page.
 
 mod common;
-mod ops_support;
 
 use std::process::{Command, Output};
 
-use common::{BIN, USERS};
-use ops_support::{config, write_cert};
+use common::{write_certificate, ServerBuilder, BIN};
 
 fn run(args: &[&str]) -> Output {
     Command::new(BIN).args(args).output().unwrap()
@@ -17,18 +15,21 @@ fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// A test server's folder with `config_text` as its configuration.
 fn prepared(config_text: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    write_cert(dir.path());
-    std::fs::write(dir.path().join("users"), USERS).unwrap();
-    std::fs::create_dir(dir.path().join("mail")).unwrap();
+    ServerBuilder::new().write(dir.path());
     std::fs::write(dir.path().join("postie.toml"), config_text).unwrap();
     dir
 }
 
 #[test]
 fn check_config_passes_a_sound_configuration() {
-    let dir = prepared(&config("", "", "[http]\nlisten = [\"127.0.0.1:0\"]\n"));
+    let dir = prepared(
+        &ServerBuilder::new()
+            .sections("[http]\nlisten = [\"127.0.0.1:0\"]\n")
+            .config(),
+    );
     let path = dir.path().join("postie.toml");
     let out = run(&["check-config", "--config", path.to_str().unwrap()]);
     let text = stdout(&out);
@@ -48,16 +49,15 @@ fn check_config_passes_a_sound_configuration() {
 fn check_config_names_each_problem_with_its_fix() {
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let busy_addr = busy.local_addr().unwrap();
-    let text = config("", "proxy_from = [\"0.0.0.0/0\"]", "")
-        .replace(
-            "listen = [\"127.0.0.1:0\"]",
-            &format!("listen = [\"{busy_addr}\"]"),
-        )
+    let text = ServerBuilder::new()
+        .pop3("proxy_from = [\"0.0.0.0/0\"]")
+        .pop3_listen(busy_addr, "127.0.0.1:0".parse().unwrap())
+        .config()
         .replace("mail/{user}/Maildir", "/nonexistent-postie/{user}/Maildir");
     let dir = prepared(&text);
     // A key from another certificate.
     let other = tempfile::tempdir().unwrap();
-    write_cert(other.path());
+    write_certificate(other.path());
     std::fs::copy(other.path().join("key.pem"), dir.path().join("key.pem")).unwrap();
     std::fs::write(dir.path().join("users"), "alice:{PLAIN}x\nbroken line\n").unwrap();
     let path = dir.path().join("postie.toml");
@@ -91,7 +91,7 @@ fn check_config_names_each_problem_with_its_fix() {
 
 #[test]
 fn check_config_finds_an_expired_certificate() {
-    let dir = prepared(&config("", "", ""));
+    let dir = prepared(&ServerBuilder::new().config());
     let mut params = rcgen::CertificateParams::new(vec!["test.example".to_owned()]).unwrap();
     params.not_before = rcgen::date_time_ymd(2001, 1, 1);
     params.not_after = rcgen::date_time_ymd(2002, 1, 1);

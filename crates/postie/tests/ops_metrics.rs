@@ -6,16 +6,17 @@
 mod common;
 mod ops_support;
 
-use ops_support::{http, lmtp_deliver, OpsServer};
+use common::{lmtp_deliver, ServerBuilder};
+use ops_support::{http, metric};
 
 const HTTP_AND_LMTP: &str =
     "[http]\nlisten = [\"127.0.0.1:0\"]\n[lmtp]\nlisten = [\"127.0.0.1:0\"]\n";
 
 #[test]
 fn counters_move_with_sessions_and_deliveries() {
-    let server = OpsServer::start("", "", HTTP_AND_LMTP);
+    let server = ServerBuilder::new().sections(HTTP_AND_LMTP).start();
     let lmtp = server.listener("lmtp");
-    let before = |series: &str| server.metric(series);
+    let before = |series: &str| metric(&server, series);
     let series = [
         "postie_connections_total{listener=\"pop3s\"}",
         "postie_connections_total{listener=\"lmtp\"}",
@@ -37,8 +38,8 @@ fn counters_move_with_sessions_and_deliveries() {
         "a fresh server counts nothing: {start:?}"
     );
 
-    let reply = lmtp_deliver(lmtp, "alice@test.example", "Subject: metrics\r\n\r\nhello");
-    assert!(reply.starts_with("250"), "{reply}");
+    let reply = lmtp_deliver(lmtp, "alice@test.example", b"Subject: metrics\r\n\r\nhello");
+    assert_eq!(reply.code, 250, "{reply:?}");
     let mut client = server.tls_client();
     client.login("alice", "wonderland");
     let body = client.retr(1);
@@ -61,7 +62,7 @@ fn counters_move_with_sessions_and_deliveries() {
     // failure_delay_secs = 0: no delay applied.
     assert_eq!(after[12], 0.0);
     assert_eq!(
-        server.metric("postie_connections_open{listener=\"pop3s\"}"),
+        metric(&server, "postie_connections_open{listener=\"pop3s\"}"),
         0.0
     );
 
@@ -78,7 +79,7 @@ fn counters_move_with_sessions_and_deliveries() {
 
 #[test]
 fn healthz_and_refusals() {
-    let server = OpsServer::start("", "", HTTP_AND_LMTP);
+    let server = ServerBuilder::new().sections(HTTP_AND_LMTP).start();
     let addr = server.listener("http");
     assert_eq!(
         http(addr, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"),
@@ -118,22 +119,20 @@ fn healthz_and_refusals() {
 
 #[test]
 fn one_log_line_per_session_and_per_delivery_in_json_without_secrets() {
-    let mut server = OpsServer::start_with_args(
-        "",
-        "",
-        HTTP_AND_LMTP,
-        &["--allow-root", "--log-format", "json"],
-    );
+    let mut server = ServerBuilder::new()
+        .sections(HTTP_AND_LMTP)
+        .serve_args(&["--allow-root", "--log-format", "json"])
+        .start();
     let reply = lmtp_deliver(
         server.listener("lmtp"),
         "bob@test.example",
-        "Subject: one\r\n\r\nfirst",
+        b"Subject: one\r\n\r\nfirst",
     );
-    assert!(reply.starts_with("250"));
+    assert_eq!(reply.code, 250);
     lmtp_deliver(
         server.listener("lmtp"),
         "bob@test.example",
-        "Subject: two\r\n\r\nsecond",
+        b"Subject: two\r\n\r\nsecond",
     );
     let mut client = server.plain_client().stls(&server.cert_pem);
     client.login("bob", "pass word with spaces");
@@ -143,7 +142,7 @@ fn one_log_line_per_session_and_per_delivery_in_json_without_secrets() {
     assert!(client.command("DELE 2").starts_with("+OK"));
     assert!(client.command("QUIT").starts_with("+OK"));
     let log = server.wait_for_log("\"session ended\"", 1);
-    server.signal(libc::SIGTERM);
+    server.stop();
     assert!(server.wait_exit(std::time::Duration::from_secs(30)));
 
     let lines: Vec<serde_json::Value> = log

@@ -3,13 +3,12 @@
 //! any other address is refused too, and its claimed address is never believed.
 
 mod common;
-mod ops_support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use ops_support::{lmtp_over, OpsServer};
+use common::{ServerBuilder, SmtpClient};
 use postie_proto::proxy::ProxyHeader;
 
 fn proxied(source: &str, destination: SocketAddr) -> ProxyHeader {
@@ -35,11 +34,10 @@ fn line(reader: &mut impl BufRead) -> String {
 
 #[test]
 fn trusted_proxies_name_the_client() {
-    let server = OpsServer::start(
-        "",
-        "proxy_from = [\"127.0.0.0/8\"]",
-        "[lmtp]\nlisten = [\"127.0.0.1:0\"]\nproxy_from = [\"127.0.0.1\"]\n",
-    );
+    let server = ServerBuilder::new()
+        .pop3("proxy_from = [\"127.0.0.0/8\"]")
+        .lmtp("proxy_from = [\"127.0.0.1\"]")
+        .start();
     // v1 on the plain port, with a pipelined command right behind the header.
     let mut stream = connect(server.plain);
     let header = proxied("203.0.113.7:40000", server.plain).to_v1();
@@ -75,12 +73,15 @@ fn trusted_proxies_name_the_client() {
     let _ = tls.read_to_end(&mut rest);
 
     // LMTP behind the proxy: the trace header names the real client.
-    let mut stream = connect(server.listener("lmtp"));
+    let mut stream = connect(server.lmtp.unwrap());
     stream
         .write_all(&proxied("198.51.100.4:2525", server.plain).to_v2())
         .unwrap();
-    let reply = lmtp_over(stream, "bob@test.example", "Subject: via proxy\r\n\r\nbody");
-    assert!(reply.starts_with("250"), "{reply}");
+    let mut lmtp = SmtpClient::over_tcp(stream);
+    assert_eq!(lmtp.command("LHLO test").code, 250);
+    let reply = lmtp.deliver("bob@test.example", b"Subject: via proxy\r\n\r\nbody");
+    assert_eq!(reply.code, 250, "{reply:?}");
+    lmtp.quit();
 
     let log = server.wait_for_log("session ended", 3);
     assert!(
@@ -108,11 +109,10 @@ fn trusted_proxies_name_the_client() {
 
 #[test]
 fn headers_from_other_addresses_are_refused() {
-    let server = OpsServer::start(
-        "",
-        "proxy_from = [\"10.0.0.0/8\"]",
-        "[lmtp]\nlisten = [\"127.0.0.1:0\"]\nproxy_from = [\"10.0.0.0/8\"]\n",
-    );
+    let server = ServerBuilder::new()
+        .pop3("proxy_from = [\"10.0.0.0/8\"]")
+        .lmtp("proxy_from = [\"10.0.0.0/8\"]")
+        .start();
     let mut stream = connect(server.plain);
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     assert!(line(&mut reader).starts_with("+OK"));
@@ -130,7 +130,7 @@ fn headers_from_other_addresses_are_refused() {
     let mut tls = common::tls_stream(stream, &server.cert_pem);
     assert!(tls.read(&mut [0u8; 16]).is_err());
 
-    let mut stream = connect(server.listener("lmtp"));
+    let mut stream = connect(server.lmtp.unwrap());
     stream
         .write_all(&proxied("203.0.113.9:4002", server.plain).to_v1())
         .unwrap();

@@ -3,30 +3,26 @@
 //! new sessions, with the connection maximum kept under the open-file limit.
 
 mod common;
-mod ops_support;
 
 use std::io::Read;
 use std::net::TcpStream;
-use std::os::unix::process::CommandExt;
-use std::process::Command;
 
-use common::{Client, BIN, USERS};
-use ops_support::{config, write_cert, OpsServer};
+use common::{write_certificate, Client, ServerBuilder, TestServer};
 
 #[test]
 fn sighup_swaps_the_certificate_for_new_handshakes_only() {
-    let server = OpsServer::start("", "", "");
+    let server = TestServer::start();
     let old_pem = server.cert_pem.clone();
     let mut open = server.tls_client();
     open.login("alice", "wonderland");
 
     // certbot's way: new files written elsewhere and moved into place.
     let staging = tempfile::tempdir().unwrap();
-    let new_pem = write_cert(staging.path());
+    let new_pem = write_certificate(staging.path());
     for name in ["cert.pem", "key.pem"] {
         std::fs::copy(staging.path().join(name), server.dir.path().join(name)).unwrap();
     }
-    server.signal(libc::SIGHUP);
+    server.reload();
     server.wait_for_log("reloaded the TLS certificate", 1);
 
     let mut fresh = Client::implicit_tls(server.tls, &new_pem);
@@ -53,7 +49,7 @@ fn sighup_swaps_the_certificate_for_new_handshakes_only() {
         "-----BEGIN PRIVATE KEY-----\nbroken\n",
     )
     .unwrap();
-    server.signal(libc::SIGHUP);
+    server.reload();
     let log = server.wait_for_log("kept the TLS certificate in use", 1);
     assert!(log.contains("key.pem"), "{log}");
     let mut after = Client::implicit_tls(server.tls, &new_pem);
@@ -64,7 +60,7 @@ fn sighup_swaps_the_certificate_for_new_handshakes_only() {
 
 #[test]
 fn sighup_applies_pop3_settings_to_new_sessions() {
-    let server = OpsServer::start("", "", "");
+    let server = TestServer::start();
     let mut before = server.tls_client();
     let capa = |client: &mut Client| {
         assert!(client.command("CAPA").starts_with("+OK"));
@@ -78,7 +74,7 @@ fn sighup_applies_pop3_settings_to_new_sessions() {
         text.replace("[pop3]\n", "[pop3]\nlogin_delay_secs = 900\n"),
     )
     .unwrap();
-    server.signal(libc::SIGHUP);
+    server.reload();
     server.wait_for_log("reloaded the POP3 settings", 1);
     let mut after = server.tls_client();
     assert!(capa(&mut after).contains("LOGIN-DELAY 900"));
@@ -89,7 +85,7 @@ fn sighup_applies_pop3_settings_to_new_sessions() {
 
     // A configuration with an error keeps the settings in use.
     std::fs::write(&config, "[pop3]\nlisen = 1\n").unwrap();
-    server.signal(libc::SIGHUP);
+    server.reload();
     let log = server.wait_for_log("kept the settings in use", 1);
     assert!(log.contains("lisen"), "{log}");
     let mut still = server.tls_client();
@@ -98,27 +94,11 @@ fn sighup_applies_pop3_settings_to_new_sessions() {
 
 #[test]
 fn sighup_keeps_max_connections_under_the_open_file_limit() {
-    let dir = tempfile::tempdir().unwrap();
-    let cert_pem = write_cert(dir.path());
-    std::fs::write(dir.path().join("users"), USERS).unwrap();
-    let config_path = dir.path().join("postie.toml");
-    std::fs::write(
-        &config_path,
-        config(
-            "",
-            "max_connections = 50\nmax_connections_per_ip = 1000",
-            "",
-        ),
-    )
-    .unwrap();
-    let mut command = Command::new(BIN);
-    command
-        .args(["serve", "--allow-root", "--config"])
-        .arg(&config_path);
+    let builder = ServerBuilder::new().pop3("max_connections = 50\nmax_connections_per_ip = 1000");
     // 700 descriptors, of which postie keeps 512 for listeners and files: 188 sessions.
     // SAFETY: only setrlimit, async-signal-safe, between fork and exec.
-    unsafe {
-        command.pre_exec(|| {
+    let builder = unsafe {
+        builder.pre_exec(|| {
             let limit = libc::rlimit {
                 rlim_cur: 700,
                 rlim_max: 700,
@@ -127,16 +107,17 @@ fn sighup_keeps_max_connections_under_the_open_file_limit() {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())
-        });
-    }
-    let server = OpsServer::spawn(dir, cert_pem, command);
+        })
+    };
+    let server = builder.start();
+    let config_path = server.config_path();
     let text = std::fs::read_to_string(&config_path).unwrap();
     std::fs::write(
         &config_path,
         text.replace("max_connections = 50", "max_connections = 100000"),
     )
     .unwrap();
-    server.signal(libc::SIGHUP);
+    server.reload();
     let log = server.wait_for_log("reloaded the POP3 settings", 1);
     assert!(
         log.contains("max_connections is above what the open-file limit allows"),

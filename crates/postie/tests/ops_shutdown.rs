@@ -2,19 +2,18 @@
 //! it applies its deletions); sessions still open after it end without deleting anything.
 
 mod common;
-mod ops_support;
 
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use ops_support::OpsServer;
+use common::ServerBuilder;
 
 #[test]
 fn sigterm_lets_sessions_finish_and_changes_nothing_unquit() {
-    let mut server = OpsServer::start("shutdown_grace_secs = 2", "", "");
+    let mut server = ServerBuilder::new().top("shutdown_grace_secs = 2").start();
     for user in ["alice", "bob"] {
-        server.add_message(user, "1.M1P1.test", b"Subject: one\n\nfirst\n");
-        server.add_message(user, "2.M2P1.test", b"Subject: two\n\nsecond\n");
+        server.add_message_named(user, "1.M1P1.test", b"Subject: one\n\nfirst\n");
+        server.add_message_named(user, "2.M2P1.test", b"Subject: two\n\nsecond\n");
     }
     let alice_before = server.messages("alice");
 
@@ -27,7 +26,7 @@ fn sigterm_lets_sessions_finish_and_changes_nothing_unquit() {
     assert!(finishing.command("DELE 1").starts_with("+OK"));
 
     let signalled = Instant::now();
-    server.signal(libc::SIGTERM);
+    server.stop();
     server.wait_for_log("shutting down", 1);
     // The listeners close right after that line.
     let deadline = Instant::now() + Duration::from_secs(5);

@@ -2,17 +2,13 @@
 //! and readiness, reloading and stopping are reported over $NOTIFY_SOCKET.
 
 mod common;
-mod ops_support;
 
 use std::net::TcpListener;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixDatagram;
-use std::os::unix::process::CommandExt;
-use std::process::Command;
 use std::time::Duration;
 
-use common::{BIN, USERS};
-use ops_support::{config, write_cert, OpsServer};
+use common::ServerBuilder;
 
 #[test]
 fn inherited_sockets_are_served() {
@@ -20,26 +16,20 @@ fn inherited_sockets_are_served() {
     let plain = TcpListener::bind("127.0.0.1:0").unwrap();
     let tls = TcpListener::bind("127.0.0.1:0").unwrap();
     let (plain_addr, tls_addr) = (plain.local_addr().unwrap(), tls.local_addr().unwrap());
-    let dir = tempfile::tempdir().unwrap();
-    let cert_pem = write_cert(dir.path());
-    std::fs::write(dir.path().join("users"), USERS).unwrap();
-    let text = config("", "", "").replace(
-        "listen = [\"127.0.0.1:0\"]\nlisten_tls = [\"127.0.0.1:0\"]",
-        &format!("listen = [\"{plain_addr}\"]\nlisten_tls = [\"{tls_addr}\"]"),
-    );
-    std::fs::write(dir.path().join("postie.toml"), text).unwrap();
     // As systemd does: descriptors 3 and 4, and LISTEN_PID naming the process that execs
     // postie (the shell's own pid, which exec keeps).
-    let mut command = Command::new("sh");
-    command
-        .arg("-c")
-        .arg("LISTEN_PID=$$ LISTEN_FDS=2 LISTEN_FDNAMES=postie.socket:postie.socket exec \"$0\" serve --allow-root --config \"$1\"")
-        .arg(BIN)
-        .arg(dir.path().join("postie.toml"));
+    let builder = ServerBuilder::new()
+        .pop3_listen(plain_addr, tls_addr)
+        .launcher(&[
+            "sh",
+            "-c",
+            "LISTEN_PID=$$ LISTEN_FDS=2 LISTEN_FDNAMES=postie.socket:postie.socket exec \"$@\"",
+            "sh",
+        ]);
     let fds = [plain.as_raw_fd(), tls.as_raw_fd()];
     // SAFETY: only async-signal-safe calls (fcntl, dup2) between fork and exec.
-    unsafe {
-        command.pre_exec(move || {
+    let builder = unsafe {
+        builder.pre_exec(move || {
             // Out of the way first, so that dup2 onto 3 cannot close the other one.
             let high: Vec<_> = fds
                 .iter()
@@ -51,9 +41,9 @@ fn inherited_sockets_are_served() {
                 }
             }
             Ok(())
-        });
-    }
-    let server = OpsServer::spawn(dir, cert_pem, command);
+        })
+    };
+    let server = builder.start();
     assert_eq!((server.plain, server.tls), (plain_addr, tls_addr));
     let mut client = server.tls_client();
     client.login("alice", "wonderland");
@@ -64,35 +54,29 @@ fn inherited_sockets_are_served() {
 
 #[test]
 fn readiness_reloading_and_stopping_are_notified() {
-    let dir = tempfile::tempdir().unwrap();
-    let cert_pem = write_cert(dir.path());
-    std::fs::write(dir.path().join("users"), USERS).unwrap();
-    std::fs::write(dir.path().join("postie.toml"), config("", "", "")).unwrap();
-    let socket_path = dir.path().join("notify.sock");
+    let notify_dir = tempfile::tempdir().unwrap();
+    let socket_path = notify_dir.path().join("notify.sock");
     let socket = UnixDatagram::bind(&socket_path).unwrap();
     socket
         .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
-    let mut command = Command::new(BIN);
-    command
-        .args(["serve", "--allow-root", "--config"])
-        .arg(dir.path().join("postie.toml"))
-        .env("NOTIFY_SOCKET", &socket_path);
-    let mut server = OpsServer::spawn(dir, cert_pem, command);
+    let mut server = ServerBuilder::new()
+        .env("NOTIFY_SOCKET", &socket_path)
+        .start();
     let next = || {
         let mut buffer = [0u8; 512];
         let n = socket.recv(&mut buffer).expect("a notification");
         String::from_utf8_lossy(&buffer[..n]).into_owned()
     };
     assert!(next().starts_with("READY=1\n"));
-    server.signal(libc::SIGHUP);
+    server.reload();
     let reloading = next();
     assert!(
         reloading.starts_with("RELOADING=1\nMONOTONIC_USEC="),
         "{reloading}"
     );
     assert!(next().starts_with("READY=1\n"));
-    server.signal(libc::SIGTERM);
+    server.stop();
     assert!(next().starts_with("STOPPING=1\n"));
     assert!(server.wait_exit(Duration::from_secs(30)));
 }

@@ -5,7 +5,7 @@ mod fetch_support;
 
 use std::process::Command;
 
-use common::TestServer;
+use common::{TestServer, BIN};
 use fetch_support::*;
 
 fn probe(args: &[&str]) -> (i32, String) {

@@ -45,7 +45,7 @@ fn a_100_mb_message_streams_in_bounded_memory() {
     server.add_message("alice", &message);
     let expected_size = common::crlf_form(&message).len();
     drop(message);
-    let before = peak_rss_kib(server.child.id());
+    let before = peak_rss_kib(server.pid());
     let mut client = server.plain_client();
     client.login("alice", "wonderland");
     assert_eq!(
@@ -62,7 +62,7 @@ fn a_100_mb_message_streams_in_bounded_memory() {
         received += line.len();
     }
     assert_eq!(received, expected_size);
-    let after = peak_rss_kib(server.child.id());
+    let after = peak_rss_kib(server.pid());
     assert!(
         after < before + 32 * 1024,
         "peak RSS grew from {before} KiB to {after} KiB for a 100 MB RETR"
@@ -76,7 +76,7 @@ fn a_client_that_stops_reading_does_not_grow_the_server() {
     message.resize(60 * 1024 * 1024, b'x');
     server.add_message("alice", &message);
     drop(message);
-    let before = peak_rss_kib(server.child.id());
+    let before = peak_rss_kib(server.pid());
     let mut stream = std::net::TcpStream::connect(server.plain).unwrap();
     use std::io::Write;
     stream
@@ -86,7 +86,7 @@ fn a_client_that_stops_reading_does_not_grow_the_server() {
     stream.read_exact(&mut some).unwrap();
     // Never read the rest: the server must block on the socket, not buffer the message.
     std::thread::sleep(Duration::from_secs(2));
-    let after = peak_rss_kib(server.child.id());
+    let after = peak_rss_kib(server.pid());
     assert!(
         after < before + 32 * 1024,
         "peak RSS grew from {before} KiB to {after} KiB"

@@ -1,156 +1,35 @@
-//! Test harness: runs the real `postie` binary on 127.0.0.1 with a generated certificate, and
-//! a small POP3 client over real sockets, plain or TLS.
+//! Test harness: the real `postie` binary as a server on 127.0.0.1 (server.rs), a small POP3
+//! client over real sockets, plain or TLS, an SMTP/LMTP client (smtp_client.rs) and the tests'
+//! random source (random.rs).
 #![allow(dead_code)] // each test file uses a different part of the harness
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_postie");
 
-/// A running `postie serve` with its own folder, certificate and users.
-pub struct TestServer {
-    pub child: Child,
-    pub dir: tempfile::TempDir,
-    pub plain: SocketAddr,
-    pub tls: SocketAddr,
-    pub cert_pem: String,
-    stderr_log: PathBuf,
-}
+mod random;
+mod server;
+mod smtp_client;
 
-/// Users known to every test server: name, password, passwd-file entry.
-pub const USERS: &str = "alice:{PLAIN}wonderland\nbob:{PLAIN}pass word with spaces\n";
+// Each test file uses a different part of these too.
+#[allow(unused_imports)]
+pub use random::Random;
+#[allow(unused_imports)]
+pub use server::{write_certificate, ServerBuilder, TestServer, USERS};
+#[allow(unused_imports)]
+pub use smtp_client::{lmtp_deliver, Reply, SmtpClient};
 
-impl TestServer {
-    pub fn start() -> TestServer {
-        Self::start_with("")
-    }
-
-    /// Starts a server; `pop3_extra` is added to its [pop3] section.
-    pub fn start_with(pop3_extra: &str) -> TestServer {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let generated =
-            rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
-                .unwrap();
-        std::fs::write(dir.path().join("cert.pem"), generated.cert.pem()).unwrap();
-        std::fs::write(
-            dir.path().join("key.pem"),
-            generated.key_pair.serialize_pem(),
-        )
-        .unwrap();
-        std::fs::write(dir.path().join("users"), USERS).unwrap();
-        let config = format!(
-            "hostname = \"test.example\"\n\
-             [pop3]\nlisten = [\"127.0.0.1:0\"]\nlisten_tls = [\"127.0.0.1:0\"]\n{pop3_extra}\n\
-             [tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n\
-             [auth]\npasswd_file = \"users\"\nfailure_delay_secs = 0\n\
-             [mail]\nmaildir = \"mail/{{user}}/Maildir\"\n"
-        );
-        std::fs::write(dir.path().join("postie.toml"), config).unwrap();
-        let stderr_log = dir.path().join("server.log");
-        let child = Command::new(BIN)
-            // CI runs as root; these servers need no other user.
-            .args(["serve", "--allow-root", "--config"])
-            .arg(dir.path().join("postie.toml"))
-            .env("POSTIE_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&stderr_log).unwrap())
-            .spawn()
-            .expect("start postie");
-        let (plain, tls) = wait_for_listeners(&stderr_log);
-        TestServer {
-            child,
-            cert_pem: generated.cert.pem(),
-            dir,
-            plain,
-            tls,
-            stderr_log,
-        }
-    }
-
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
-    }
-
-    pub fn maildir(&self, user: &str) -> PathBuf {
-        self.dir.path().join("mail").join(user).join("Maildir")
-    }
-
-    /// Puts a message into a user's Maildir as an MTA would: tmp/, then a rename into new/.
-    pub fn add_message(&self, user: &str, content: &[u8]) -> PathBuf {
-        static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let secs = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
-        let name = format!("{secs}.M{n:06}P{}.testhost", std::process::id());
-        deliver_file(&self.maildir(user), &name, content)
-    }
-
-    /// All message files of a user's Maildir (new/ and cur/).
-    pub fn message_files(&self, user: &str) -> Vec<PathBuf> {
-        let mut files = Vec::new();
-        for sub in ["new", "cur"] {
-            if let Ok(entries) = std::fs::read_dir(self.maildir(user).join(sub)) {
-                files.extend(entries.map(|e| e.unwrap().path()));
-            }
-        }
-        files.sort();
-        files
-    }
-
-    pub fn plain_client(&self) -> Client {
-        Client::plain(self.plain)
-    }
-
-    pub fn tls_client(&self) -> Client {
-        Client::implicit_tls(self.tls, &self.cert_pem)
-    }
-
-    pub fn write_cert(&self, path: &Path) {
-        std::fs::write(path, &self.cert_pem).unwrap();
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn wait_for_listeners(log: &Path) -> (SocketAddr, SocketAddr) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        let addr_of = |kind: &str| {
-            text.lines()
-                .filter(|l| l.contains("listening") && l.contains(kind))
-                .find_map(|l| {
-                    l.split_whitespace()
-                        .find_map(|w| w.strip_prefix("addr=")?.parse::<SocketAddr>().ok())
-                })
-        };
-        if let (Some(plain), Some(tls)) = (addr_of("STLS"), addr_of("implicit TLS")) {
-            return (plain, tls);
-        }
-        assert!(
-            Instant::now() < deadline,
-            "postie did not start listening:\n{text}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// The client's connection: plain until STLS, or TLS from the start.
+/// A client's connection: plain TCP until STLS or STARTTLS, TLS from the start, or a Unix
+/// socket.
 pub enum Transport {
     Plain(TcpStream),
     Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+    Unix(UnixStream),
 }
 
 impl Read for Transport {
@@ -158,6 +37,7 @@ impl Read for Transport {
         match self {
             Transport::Plain(s) => s.read(buf),
             Transport::Tls(s) => s.read(buf),
+            Transport::Unix(s) => s.read(buf),
         }
     }
 }
@@ -167,6 +47,7 @@ impl Write for Transport {
         match self {
             Transport::Plain(s) => s.write(buf),
             Transport::Tls(s) => s.write(buf),
+            Transport::Unix(s) => s.write(buf),
         }
     }
 
@@ -174,6 +55,7 @@ impl Write for Transport {
         match self {
             Transport::Plain(s) => s.flush(),
             Transport::Tls(s) => s.flush(),
+            Transport::Unix(s) => s.flush(),
         }
     }
 }
@@ -314,7 +196,15 @@ pub fn tls_stream(
     rustls::StreamOwned::new(conn, tcp)
 }
 
-/// The CRLF form of a message, as RETR must return it.
+/// The path of a program on PATH, or in the sbin folders a non-root PATH may lack.
+pub fn find_program(program: &str) -> Option<PathBuf> {
+    let paths = std::env::var_os("PATH")?;
+    std::env::split_paths(&paths)
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
+        .map(|dir| dir.join(program))
+        .find(|path| path.is_file())
+}
+
 /// Puts `content` into `maildir` as an MTA would: tmp/NAME, then a rename into new/; creates
 /// the Maildir if needed. Returns the path in new/.
 pub fn deliver_file(maildir: &Path, name: &str, content: &[u8]) -> PathBuf {
@@ -328,6 +218,7 @@ pub fn deliver_file(maildir: &Path, name: &str, content: &[u8]) -> PathBuf {
     new
 }
 
+/// The CRLF form of a message, as RETR must return it.
 pub fn crlf_form(message: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     for (i, &byte) in message.iter().enumerate() {
@@ -340,84 +231,4 @@ pub fn crlf_form(message: &[u8]) -> Vec<u8> {
         out.extend_from_slice(b"\r\n");
     }
     out
-}
-
-/// Mail intake (LMTP, SMTP, `postie deliver`): a server that also listens for LMTP on TCP and a
-/// Unix socket and for SMTP (domain example.org, STARTTLS with the test certificate).
-impl TestServer {
-    /// The `*_extra` strings go into the `[mail]` (quotas), `[lmtp]` and `[smtp]` sections.
-    pub fn start_intake(mail_extra: &str, lmtp_extra: &str, smtp_extra: &str) -> TestServer {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let generated =
-            rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
-                .unwrap();
-        std::fs::write(dir.path().join("cert.pem"), generated.cert.pem()).unwrap();
-        std::fs::write(
-            dir.path().join("key.pem"),
-            generated.key_pair.serialize_pem(),
-        )
-        .unwrap();
-        std::fs::write(dir.path().join("users"), USERS).unwrap();
-        let config = format!(
-            "hostname = \"test.example\"\n\
-             [pop3]\nlisten = [\"127.0.0.1:0\"]\nlisten_tls = [\"127.0.0.1:0\"]\n\
-             [tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n\
-             [auth]\npasswd_file = \"users\"\nfailure_delay_secs = 0\n\
-             [mail]\nmaildir = \"mail/{{user}}/Maildir\"\n{mail_extra}\n\
-             [lmtp]\nlisten = [\"127.0.0.1:0\", \"unix:lmtp.sock\"]\n{lmtp_extra}\n\
-             [smtp]\nlisten = [\"127.0.0.1:0\"]\ndomains = [\"example.org\"]\n{smtp_extra}\n"
-        );
-        std::fs::write(dir.path().join("postie.toml"), config).unwrap();
-        let stderr_log = dir.path().join("server.log");
-        let child = Command::new(BIN)
-            // CI runs as root; these servers need no other user.
-            .args(["serve", "--allow-root", "--config"])
-            .arg(dir.path().join("postie.toml"))
-            .env("POSTIE_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&stderr_log).unwrap())
-            .spawn()
-            .expect("start postie");
-        let (plain, tls) = wait_for_listeners(&stderr_log);
-        let server = TestServer {
-            child,
-            cert_pem: generated.cert.pem(),
-            dir,
-            plain,
-            tls,
-            stderr_log,
-        };
-        server.intake_addr("smtp");
-        server
-    }
-
-    /// The TCP address of the `lmtp` or `smtp` listener, once it is listening.
-    pub fn intake_addr(&self, kind: &str) -> SocketAddr {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let tag = format!("kind=\"{kind}\"");
-        loop {
-            let text = self.log();
-            let found = text
-                .lines()
-                .filter(|l| l.contains("listening") && l.contains(&tag))
-                .find_map(|l| {
-                    l.split_whitespace()
-                        .find_map(|w| w.strip_prefix("addr=")?.parse::<SocketAddr>().ok())
-                });
-            if let Some(addr) = found {
-                return addr;
-            }
-            assert!(Instant::now() < deadline, "no {kind} listener:\n{text}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// The LMTP Unix socket.
-    pub fn lmtp_socket(&self) -> PathBuf {
-        self.dir.path().join("lmtp.sock")
-    }
-
-    pub fn config_path(&self) -> PathBuf {
-        self.dir.path().join("postie.toml")
-    }
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_postie");
+use crate::common::{deliver_file, write_certificate, BIN};
 
 /// `sha256:AB:…` of the first certificate in a PEM text.
 pub fn fingerprint(cert_pem: &str) -> String {
@@ -207,11 +207,7 @@ impl Dovecot {
         for sub in ["run", "state", "mail"] {
             std::fs::create_dir_all(root.join(sub)).unwrap();
         }
-        let generated =
-            rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
-                .unwrap();
-        std::fs::write(root.join("cert.pem"), generated.cert.pem()).unwrap();
-        std::fs::write(root.join("key.pem"), generated.key_pair.serialize_pem()).unwrap();
+        let cert_pem = write_certificate(root);
         std::fs::write(root.join("users"), "alice:{PLAIN}wonderland\n").unwrap();
         let (plain, tls) = (free_port(), free_port());
         let r = root.display();
@@ -249,7 +245,7 @@ impl Dovecot {
         }
         Dovecot {
             child,
-            cert_pem: generated.cert.pem(),
+            cert_pem,
             dir,
             plain,
             tls,
@@ -262,13 +258,9 @@ impl Dovecot {
 
     pub fn add_message(&self, user: &str, content: &[u8]) {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let maildir = self.maildir(user);
-        for sub in ["tmp", "new", "cur"] {
-            std::fs::create_dir_all(maildir.join(sub)).unwrap();
-        }
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let name = format!("1700000000.M{n:06}P{}.test", std::process::id());
-        std::fs::write(maildir.join("new").join(name), content).unwrap();
+        deliver_file(&self.maildir(user), &name, content);
         chown_nobody(&self.dir.path().join("mail"));
     }
 
@@ -529,32 +521,4 @@ pub fn tls_greeter(cert_pem: String, key_pem: String) -> SocketAddr {
         }
     });
     addr
-}
-
-/// A small deterministic random sequence (xorshift), seeded from the clock and printed, so a
-/// failing run can be repeated.
-pub struct Random(u64);
-
-impl Random {
-    pub fn new() -> Random {
-        let seed = std::env::var("POSTIE_TEST_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap()
-                    .as_nanos() as u64
-                    | 1
-            });
-        eprintln!("random seed (POSTIE_TEST_SEED): {seed}");
-        Random(seed)
-    }
-
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
 }
