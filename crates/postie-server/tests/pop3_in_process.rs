@@ -127,17 +127,21 @@ async fn quit_applies_deletions_and_seen_marks_and_new_mail_waits() {
 }
 
 #[tokio::test]
-async fn rset_and_a_dropped_connection_delete_nothing() {
+async fn rset_and_a_dropped_connection_change_nothing() {
     let harness = Harness::new();
     harness.deliver(MESSAGES[0]).await;
     let mut client = harness.connect().await;
     client.login().await;
+    assert!(client.command("RETR 1").await.starts_with("+OK"));
+    client.multiline().await;
     assert!(client.command("DELE 1").await.starts_with("+OK"));
     assert!(client.command("RSET").await.starts_with("+OK"));
     assert!(client.command("DELE 1").await.starts_with("+OK"));
     drop(client);
     tokio::time::sleep(Duration::from_millis(50)).await;
-    assert_eq!(harness.uidls().await.len(), 1);
+    let drop = harness.store.open(harness::USER, false).await.unwrap();
+    assert_eq!(drop.messages().len(), 1, "not deleted");
+    assert!(!drop.messages()[0].seen, "not marked seen without QUIT");
 }
 
 #[tokio::test(start_paused = true)]

@@ -112,46 +112,6 @@ fn stls_injection_is_not_executed() {
 }
 
 #[test]
-fn snapshot_hides_new_mail_and_deletions_wait_for_quit() {
-    let server = TestServer::start();
-    server.add_message("alice", b"one\n");
-    server.add_message("alice", b"two\n");
-    let mut first = server.plain_client();
-    first.login("alice", "wonderland");
-    server.add_message("alice", b"three\n");
-    assert_eq!(first.command("STAT"), "+OK 2 10");
-    assert!(first.command("DELE 1").starts_with("+OK"));
-    assert_eq!(first.command("RETR 1"), "-ERR Message is deleted.");
-    assert_eq!(first.command("STAT"), "+OK 1 5");
-    // Not deleted yet: another session (no lock by default) still sees it.
-    let mut second = server.plain_client();
-    second.login("alice", "wonderland");
-    assert_eq!(second.command("STAT"), "+OK 3 17");
-    assert!(second.command("QUIT").starts_with("+OK"));
-    assert!(first.command("QUIT").starts_with("+OK"));
-    assert_eq!(server.message_files("alice").len(), 2, "deleted after QUIT");
-    let mut third = server.plain_client();
-    third.login("alice", "wonderland");
-    assert_eq!(third.command("STAT"), "+OK 2 12");
-    assert_eq!(third.retr(1), b"two\r\n");
-}
-
-#[test]
-fn a_dropped_connection_deletes_nothing() {
-    let server = TestServer::start();
-    server.add_message("alice", b"keep me\n");
-    {
-        let mut client = server.plain_client();
-        client.login("alice", "wonderland");
-        assert!(client.command("DELE 1").starts_with("+OK"));
-    }
-    std::thread::sleep(std::time::Duration::from_millis(200));
-    let mut client = server.plain_client();
-    client.login("alice", "wonderland");
-    assert_eq!(client.command("STAT"), "+OK 1 9");
-}
-
-#[test]
 fn uidls_are_stable_across_sessions_and_renames() {
     let server = TestServer::start();
     for i in 0..3 {
@@ -223,40 +183,6 @@ fn retr_marks_the_message_seen() {
 /// As in Dovecot, Seen flags are set at QUIT, with the deletions: a session cut off before
 /// QUIT changes nothing, and a message retrieved and then deleted is removed, not renamed.
 #[test]
-fn seen_flags_are_set_at_quit_only() {
-    let server = TestServer::start();
-    server.add_message("alice", b"read then dropped\n");
-    server.add_message("alice", b"read then deleted\n");
-    server.add_message("alice", b"never read\n");
-    let seen = |server: &TestServer| {
-        server
-            .message_files("alice")
-            .iter()
-            .filter(|p| p.to_string_lossy().ends_with(":2,S"))
-            .count()
-    };
-
-    let mut client = server.plain_client();
-    client.login("alice", "wonderland");
-    client.retr(1);
-    drop(client);
-    let mut client = server.plain_client();
-    client.login("alice", "wonderland");
-    assert!(client.command("QUIT").starts_with("+OK"));
-    assert_eq!(seen(&server), 0, "{:?}", server.message_files("alice"));
-
-    let mut client = server.plain_client();
-    client.login("alice", "wonderland");
-    client.retr(1);
-    client.retr(2);
-    assert!(client.command("DELE 2").starts_with("+OK"));
-    assert!(client.command("QUIT").starts_with("+OK"));
-    let files = server.message_files("alice");
-    assert_eq!(files.len(), 2, "{files:?}");
-    assert_eq!(seen(&server), 1, "{files:?}");
-}
-
-#[test]
 fn lock_session_gives_in_use() {
     let server = TestServer::start_with("lock_session = true");
     let mut first = server.plain_client();
@@ -321,27 +247,6 @@ fn deleted_hide_keeps_the_file_but_never_shows_it() {
     client.login("alice", "wonderland");
     assert_eq!(client.command("STAT"), "+OK 1 7");
     assert_eq!(client.retr(1), b"shown\r\n");
-}
-
-#[test]
-fn pipelined_commands_are_answered_in_order() {
-    let server = TestServer::start();
-    server.add_message("alice", b"a\n");
-    server.add_message("alice", b"bb\n");
-    let mut client = server.plain_client();
-    client.send_raw(
-        b"USER alice\r\nPASS wonderland\r\nSTAT\r\nLIST 2\r\nUIDL 1\r\nRETR 1\r\nNOOP\r\nQUIT\r\n",
-    );
-    assert!(client.line().starts_with("+OK"));
-    assert!(client.line().starts_with("+OK Logged in"));
-    assert_eq!(client.line(), "+OK 2 7");
-    assert_eq!(client.line(), "+OK 2 4");
-    assert!(client.line().starts_with("+OK 1 "));
-    assert_eq!(client.line(), "+OK 3 octets");
-    assert_eq!(client.body(), b"a\r\n");
-    assert_eq!(client.line(), "+OK");
-    assert!(client.line().starts_with("+OK"));
-    assert!(client.is_closed());
 }
 
 #[test]

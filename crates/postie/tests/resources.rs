@@ -1,5 +1,5 @@
-//! Time and memory limits of the real server: idle timeouts, and RETR of a large message in
-//! bounded memory.
+//! Memory limits of the real server: RETR of a large message in bounded memory. (Timeouts are
+//! tested in process: postie-server/tests/pop3_in_process.rs.)
 
 mod common;
 
@@ -15,23 +15,6 @@ fn peak_rss_kib(pid: u32) -> u64 {
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap()
-}
-
-#[test]
-fn idle_sessions_are_closed_and_delete_nothing() {
-    let server = TestServer::start_with("idle_timeout_secs = 1\nlogin_timeout_secs = 1");
-    server.add_message("alice", b"stay\n");
-    let mut waiting = server.plain_client();
-    let mut client = server.plain_client();
-    client.login("alice", "wonderland");
-    assert!(client.command("DELE 1").starts_with("+OK"));
-    std::thread::sleep(Duration::from_millis(2500));
-    assert_eq!(client.line(), "-ERR Idle timeout, closing the connection.");
-    assert!(client.is_closed());
-    assert_eq!(waiting.line(), "-ERR Idle timeout, closing the connection.");
-    let mut check = server.plain_client();
-    check.login("alice", "wonderland");
-    assert_eq!(check.command("STAT"), "+OK 1 6");
 }
 
 #[test]
