@@ -10,6 +10,7 @@ use postie_auth::UserDb;
 use postie_net::Conn;
 use postie_proto::smtp::{DeliveryError, Envelope, Event, Role, SmtpOptions, SmtpSession};
 use postie_store::MailStore;
+use postie_types::limits::{MAX_BAD_COMMANDS, SMTP_READ_CHUNK};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 use tracing::{info, warn};
@@ -18,9 +19,6 @@ use crate::recipient::Door;
 use crate::shared::Shared;
 use crate::spool::{Spool, Spooled};
 use crate::trace::{trace_headers, uses_crlf, Received};
-
-/// Bytes read from the socket at a time; also what one body piece can hold.
-const READ_SIZE: usize = 64 * 1024;
 
 /// Why a session ended early: the connection is gone or unusable.
 struct Disconnected;
@@ -61,7 +59,7 @@ pub(crate) async fn run<S: MailStore, U: UserDb>(
         starttls_available: role == Role::Smtp && shared.acceptor.is_some(),
         secure: false,
         max_recipients: config.max_recipients,
-        max_bad_commands: 20,
+        max_bad_commands: MAX_BAD_COMMANDS,
     };
     let mut session = Session {
         core: SmtpSession::new(options),
@@ -93,7 +91,7 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
         conn: &mut Conn,
         stop: &mut watch::Receiver<bool>,
     ) -> Result<(), Disconnected> {
-        let mut buffer = vec![0u8; READ_SIZE];
+        let mut buffer = vec![0u8; SMTP_READ_CHUNK];
         loop {
             match self.core.next() {
                 Event::NeedInput => {

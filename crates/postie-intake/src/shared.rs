@@ -3,16 +3,11 @@
 use std::sync::Arc;
 
 use postie_net::ConnectionLimits;
+use postie_types::limits::SMTP_MAX_PER_ADDRESS;
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::IntakeConfig;
 use crate::delivery::Deliverer;
-
-/// Connections per client address on the SMTP door, which faces the internet: one address
-/// must not take every slot of the intake. Postfix's default
-/// `smtpd_client_connection_count_limit`. LMTP is not limited this way: its peers are the
-/// local MTA, which opens as many connections as its own concurrency limits say.
-pub(crate) const SMTP_MAX_PER_ADDRESS: usize = 50;
 
 /// What every session of the intake reads: its settings, the delivery pipeline, TLS.
 pub(crate) struct Shared<S, U> {

@@ -1,12 +1,8 @@
 //! Reading a PROXY protocol header off a new connection from a trusted load balancer.
 
-use std::time::Duration;
-
 use postie_proto::proxy::{self, Parsed, ProxyError, ProxyHeader};
+use postie_types::limits::PROXY_HEADER_TIMEOUT;
 use tokio::io::{AsyncRead, AsyncReadExt};
-
-/// The longest a load balancer may take to send its header; it sends it with the connection.
-pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyFailure {
@@ -14,7 +10,7 @@ pub enum ProxyFailure {
     Header(#[from] ProxyError),
     #[error("connection closed or failed before the PROXY header ended: {0}")]
     Io(#[from] std::io::Error),
-    #[error("no PROXY header within {HEADER_TIMEOUT:?}")]
+    #[error("no PROXY header within {PROXY_HEADER_TIMEOUT:?}")]
     Timeout,
 }
 
@@ -36,7 +32,7 @@ pub async fn read_header<R: AsyncRead + Unpin>(
             }
         }
     };
-    tokio::time::timeout(HEADER_TIMEOUT, read)
+    tokio::time::timeout(PROXY_HEADER_TIMEOUT, read)
         .await
         .unwrap_or(Err(ProxyFailure::Timeout))
 }

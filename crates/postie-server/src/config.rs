@@ -5,6 +5,7 @@ use std::time::Duration;
 use postie_proto::proxy::ProxyNetworks;
 use postie_proto::Expire;
 use postie_store::DeletePolicy;
+use postie_types::limits::{DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_IP};
 
 /// Everything the POP3 listeners need, resolved from the configuration file.
 #[derive(Debug, Clone)]
@@ -54,8 +55,8 @@ impl Pop3Config {
             login_timeout: Duration::from_secs(60),
             tls_handshake_timeout: Duration::from_secs(30),
             failure_delay: Duration::from_secs(2),
-            max_connections: 20_000,
-            max_connections_per_ip: 64,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
             login_delay: None,
             expire: None,
             proxy_from: ProxyNetworks::default(),

@@ -14,6 +14,7 @@ use postie_server::http::{MailSettings, UsernameForm};
 use postie_server::Pop3Config;
 use postie_store::DeletePolicy;
 use postie_store::Quota;
+use postie_types::limits::{DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_IP};
 use serde::Deserialize;
 
 use crate::hostname::system_hostname;
@@ -73,8 +74,8 @@ impl Default for Pop3Section {
             idle_timeout_secs: 600,
             login_timeout_secs: 60,
             tls_handshake_timeout_secs: 30,
-            max_connections: 20_000,
-            max_connections_per_ip: 64,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
             login_delay_secs: None,
             expire: None,
             proxy_from: Vec::new(),

@@ -18,7 +18,7 @@ use postie_types::Secret;
 
 /// Longer passwords are refused outright: SHA-crypt's cost grows with the square of the
 /// password length, so an unbounded one would let a client burn CPU at will.
-pub const MAX_PASSWORD_LEN: usize = 1024;
+pub use postie_types::limits::MAX_PASSWORD_LEN;
 
 /// A parsed stored password. `Debug` shows the scheme only.
 #[derive(Clone)]

@@ -17,7 +17,6 @@ mod xml;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use postie_net::{Conn, ConnectionLimits, Door, Gate, Listener, Refusal, Serving};
 use postie_proto::proxy::ProxyNetworks;
@@ -28,13 +27,11 @@ use tokio::sync::watch;
 pub use settings::{MailSettings, UsernameForm};
 
 use crate::error::ServerError;
-use request::{Parsed, Refused, MAX_BODY, MAX_HEAD};
+use postie_types::limits::{
+    HTTP_MAX_BODY, HTTP_MAX_CONNECTIONS, HTTP_MAX_HEAD, HTTP_REQUEST_TIMEOUT,
+};
+use request::{Parsed, Refused};
 use routes::Response;
-
-/// A whole request must arrive within this.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-/// Connections served at once; more are closed at once (scrapers and mail clients are few).
-const MAX_CONNECTIONS: usize = 64;
 
 /// The HTTP listeners, bound.
 pub struct HttpServer {
@@ -78,7 +75,7 @@ impl HttpServer {
     pub async fn serve(self, shutdown: impl Future<Output = ()>) {
         let door = Arc::new(HttpDoor {
             mail: self.mail,
-            limits: ConnectionLimits::new(MAX_CONNECTIONS, MAX_CONNECTIONS),
+            limits: ConnectionLimits::new(HTTP_MAX_CONNECTIONS, HTTP_MAX_CONNECTIONS),
             proxy_from: ProxyNetworks::default(),
         });
         let listeners = self.listeners.into_iter();
@@ -118,7 +115,7 @@ impl Door for HttpDoor {
     async fn serve(&self, (): (), mut conn: Conn, _: Option<SocketAddr>, _: watch::Receiver<bool>) {
         let mail = self.mail.as_deref();
         let (response, head_only) =
-            match tokio::time::timeout(REQUEST_TIMEOUT, read_request(&mut conn)).await {
+            match tokio::time::timeout(HTTP_REQUEST_TIMEOUT, read_request(&mut conn)).await {
                 Ok(Ok((head, body))) => {
                     (routes::respond(mail, &head, &body), head.method == "HEAD")
                 }
@@ -142,7 +139,7 @@ async fn read_request(stream: &mut Conn) -> Result<(request::Head, Vec<u8>), Ref
             return Err(Refused(400));
         }
         buffer.extend_from_slice(&chunk[..n]);
-        if buffer.len() > MAX_HEAD + MAX_BODY {
+        if buffer.len() > HTTP_MAX_HEAD + HTTP_MAX_BODY {
             return Err(Refused(413));
         }
     };

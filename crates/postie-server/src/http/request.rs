@@ -2,10 +2,7 @@
 //! Content-Length of at most 64 KiB, and anything unusual (chunked bodies, folded headers,
 //! HTTP/2 prefaces) is refused rather than interpreted.
 
-/// The request line and headers, CRLFs included.
-pub(crate) const MAX_HEAD: usize = 8 * 1024;
-/// An Autodiscover request is a few hundred bytes.
-pub(crate) const MAX_BODY: usize = 64 * 1024;
+use postie_types::limits::{HTTP_MAX_BODY as MAX_BODY, HTTP_MAX_HEAD as MAX_HEAD};
 
 /// What the routes need of a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
