@@ -17,6 +17,7 @@ mod server;
 pub mod smtp;
 mod tally;
 mod types;
+mod verb;
 
 pub use capability::{Capabilities, Expire};
 pub use command::{Command, CommandError};
@@ -24,9 +25,12 @@ pub use dotstuff::{BodyEncoder, MultilineDecoder, MultilineItem};
 pub use line::{LinePiece, LineReader, ReadLine};
 pub use response::{ErrorKind, RespCode};
 pub use secret::Secret;
-pub use server::{Credentials, Event, MessageEntry, ServerOptions, ServerSession};
+pub use server::{
+    Credentials, Event, MessageEntry, Pending, ServerOptions, ServerSession, WrongState,
+};
 pub use tally::CommandTally;
 pub use types::{MsgNum, Uidl, UidlError, UserName, UserNameError};
+pub use verb::Verb;
 
 /// The longest command line a server accepts, CRLF included (RFC 2449 section 4).
 pub const MAX_COMMAND_LINE: usize = 255;

@@ -9,12 +9,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use postie_auth::{AuthError, Mechanism, SaslExchange, SaslStep, UserDb, Verdict};
 use postie_metrics::METRICS;
 use postie_proto::{
-    BodyEncoder, Credentials, ErrorKind, Event, MessageEntry, ServerOptions, ServerSession, Uidl,
+    Credentials, ErrorKind, Event, MessageEntry, ServerOptions, ServerSession, Uidl, WrongState,
 };
 use postie_store::{MailStore, Maildrop, StoreError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::conn::Conn;
 use crate::listener::Shared;
@@ -162,11 +162,15 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
                         let exchange = self.shared.auth.sasl(mechanism);
                         self.sasl_step(exchange, initial_response).await;
                     }
-                    Err(_) => self.core.login_rejected(ErrorKind::Permanent),
+                    Err(_) => {
+                        self.answer(|core| core.login_rejected(ErrorKind::Permanent));
+                    }
                 },
                 Event::SaslResponse(response) => match self.sasl.take() {
                     Some(exchange) => self.sasl_step(exchange, Some(response)).await,
-                    None => self.core.login_rejected(ErrorKind::Temporary),
+                    None => {
+                        self.answer(|core| core.login_rejected(ErrorKind::Temporary));
+                    }
                 },
                 Event::StartTls => {
                     flush(conn, self.core.output(), self.shared.config.idle_timeout).await?;
@@ -225,7 +229,7 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
             Err(error) => self.finish_login(Err(error), claimed).await,
             Ok(SaslStep::Challenge(challenge)) => {
                 self.sasl = Some(exchange);
-                self.core.sasl_challenge(&challenge);
+                self.answer(|core| core.sasl_challenge(&challenge));
             }
             Ok(SaslStep::Accepted { user }) => {
                 self.finish_login(Ok(Verdict::Accepted { user }), claimed)
@@ -262,13 +266,13 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
                     delay_ms = delay.as_millis() as u64,
                     "authentication failed"
                 );
-                self.core.login_rejected(ErrorKind::BadCredentials);
+                self.answer(|core| core.login_rejected(ErrorKind::BadCredentials));
                 return;
             }
             Err(error) => {
                 METRICS.logins.inc(["error", self.mechanism]);
                 warn!(peer = %self.peer, %error, "authentication could not be checked");
-                self.core.login_rejected(ErrorKind::Temporary);
+                self.answer(|core| core.login_rejected(ErrorKind::Temporary));
                 return;
             }
         };
@@ -279,7 +283,7 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
                 .try_login(&user, delay, Instant::now())
             {
                 METRICS.logins.inc(["login_delay", self.mechanism]);
-                self.core.login_rejected(ErrorKind::LoginDelay);
+                self.answer(|core| core.login_rejected(ErrorKind::LoginDelay));
                 return;
             }
         }
@@ -292,14 +296,14 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
                 Ok(entries) => {
                     METRICS.logins.inc(["ok", self.mechanism]);
                     info!(peer = %self.peer, %user, messages = entries.len(), "logged in");
-                    self.core.login_accepted(entries);
+                    self.answer(|core| core.login_accepted(entries));
                     self.maildrop = Some(maildrop);
                     self.user = Some(user);
                 }
                 Err(problem) => {
                     METRICS.logins.inc(["maildrop_unavailable", self.mechanism]);
                     warn!(%user, %problem, "maildrop holds an invalid UIDL");
-                    self.core.login_rejected(ErrorKind::Permanent);
+                    self.answer(|core| core.login_rejected(ErrorKind::Permanent));
                 }
             },
             Ok(Err(error)) => {
@@ -307,12 +311,12 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
                 if !matches!(error, StoreError::InUse) {
                     warn!(%user, %error, "cannot open maildrop");
                 }
-                self.core.login_rejected(store_error_kind(&error));
+                self.answer(|core| core.login_rejected(store_error_kind(&error)));
             }
             Err(error) => {
                 METRICS.logins.inc(["maildrop_unavailable", self.mechanism]);
                 warn!(%user, %error, "cannot open maildrop");
-                self.core.login_rejected(ErrorKind::Temporary);
+                self.answer(|core| core.login_rejected(ErrorKind::Temporary));
             }
         }
     }
@@ -324,7 +328,7 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
         let limit = self.shared.config.tls_handshake_timeout;
         match conn.start_tls(&acceptor, limit, "pop3").await {
             Ok(()) => {
-                self.core.tls_started();
+                self.answer(ServerSession::tls_started);
                 Ok(())
             }
             Err(error) => {
@@ -342,7 +346,7 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
     ) -> Result<(), Disconnected> {
         let started = Instant::now();
         let Some(maildrop) = self.maildrop.as_mut() else {
-            self.core.message_failed(ErrorKind::Temporary);
+            self.answer(|core| core.message_failed(ErrorKind::Temporary));
             return Ok(());
         };
         // Opened inline, like the reads below: an open of a file whose directory was just
@@ -353,14 +357,14 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
             Ok(reader) => reader,
             Err(error) => {
                 warn!(user = self.user.as_deref().unwrap_or("-"), %error, "cannot read message");
-                self.core.message_failed(store_error_kind(&error));
+                self.answer(|core| core.message_failed(store_error_kind(&error)));
                 return Ok(());
             }
         };
-        self.core.message_opened();
-        let mut encoder = top_lines.map_or_else(BodyEncoder::whole, BodyEncoder::top);
+        if self.answer(ServerSession::message_opened).is_none() {
+            return Ok(());
+        }
         let mut chunk = vec![0u8; READ_CHUNK];
-        let mut sent = 0u64;
         loop {
             // Read inline, not on the blocking pool: the store asked the kernel to read the
             // whole message ahead when it opened it, so these reads are page-cache copies,
@@ -374,21 +378,20 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
                     return Err(Disconnected);
                 }
             };
-            let before = self.core.output().len();
-            encoder.encode(&chunk[..n], self.core.output());
-            sent += (self.core.output().len() - before) as u64;
+            let Some(wanted) = self.answer(|core| core.message_chunk(&chunk[..n])) else {
+                return Ok(());
+            };
             // A short chunk means read_chunk met the end of the file.
-            if encoder.is_done() || n < chunk.len() {
+            if !wanted || n < chunk.len() {
                 break;
             }
             if self.core.output().len() >= WRITE_THRESHOLD {
                 flush(conn, self.core.output(), self.shared.config.idle_timeout).await?;
             }
         }
-        let before = self.core.output().len();
-        encoder.finish(self.core.output());
-        sent += (self.core.output().len() - before) as u64;
-        self.core.message_sent();
+        let Some(sent) = self.answer(ServerSession::message_end) else {
+            return Ok(());
+        };
         if top_lines.is_some() {
             self.stats.top += 1;
             self.stats.top_bytes += sent;
@@ -403,7 +406,7 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
 
     async fn update(&mut self, deleted: Vec<usize>) {
         let Some(maildrop) = self.maildrop.take() else {
-            self.core.updated(Ok(()));
+            self.answer(|core| core.updated(Ok(())));
             return;
         };
         let policy = self.shared.config.deleted;
@@ -425,15 +428,32 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
             Ok(Ok(())) => {
                 self.stats.deleted = count;
                 self.stats.deleted_bytes = bytes;
-                self.core.updated(Ok(()));
+                self.answer(|core| core.updated(Ok(())));
             }
             Ok(Err(error)) => {
                 warn!(user = self.user.as_deref().unwrap_or("-"), %error, "deleting messages failed");
-                self.core.updated(Err(store_error_kind(&error)));
+                self.answer(|core| core.updated(Err(store_error_kind(&error))));
             }
             Err(error) => {
                 warn!(user = self.user.as_deref().unwrap_or("-"), %error, "deleting messages failed");
-                self.core.updated(Err(ErrorKind::Temporary));
+                self.answer(|core| core.updated(Err(ErrorKind::Temporary)));
+            }
+        }
+    }
+
+    /// Gives the core a completion. One it refuses is a defect of this shell: it is logged,
+    /// and the session ends rather than wait for an answer that will not come.
+    fn answer<T>(
+        &mut self,
+        completion: impl FnOnce(&mut ServerSession) -> Result<T, WrongState>,
+    ) -> Option<T> {
+        match completion(&mut self.core) {
+            Ok(value) => Some(value),
+            Err(wrong) => {
+                error!(peer = %self.peer, error = %wrong, "completion out of turn");
+                self.core
+                    .abort("Internal server error, closing the connection.");
+                None
             }
         }
     }
