@@ -3,12 +3,14 @@
 
 use postie_proto::{
     BodyEncoder, Capabilities, Command, Credentials, ErrorKind, Event, LineReader, MessageEntry,
-    MultilineDecoder, MultilineItem, ReadLine, ServerOptions, ServerSession,
+    MultilineDecoder, MultilineItem, ReadLine, ServerOptions, ServerSession, Verb,
 };
 use postie_types::Uidl;
 
 use crate::alphabet::expand;
 
+/// The alphabet of the POP3 targets. Every [`Verb`] has a token (a test checks it); new ones
+/// go at the end, so that the checked-in corpus keeps its meaning.
 const TOKENS: &[&[u8]] = &[
     b"\r\n",
     b"USER alice\r\n",
@@ -41,11 +43,16 @@ const TOKENS: &[&[u8]] = &[
     b"\0",
 ];
 
+/// Any line: a command that parses is of the verb its keyword names.
 pub fn pop3_command(data: &[u8]) {
     let line = expand(data, TOKENS);
     if let Ok(command) = Command::parse(&line) {
-        let _ = command.verb();
+        assert_eq!(Verb::parse(keyword(&line)), Some(command.verb()));
     }
+}
+
+fn keyword(line: &[u8]) -> &[u8] {
+    line.split(|&b| b == b' ').next().unwrap_or_default()
 }
 
 fn options(data: &[u8]) -> ServerOptions {
@@ -67,6 +74,9 @@ fn options(data: &[u8]) -> ServerOptions {
         max_bad_commands: 20,
     }
 }
+
+/// Every completion the harness makes answers the event just returned.
+const ANSWER: &str = "a completion answering its event was refused";
 
 /// A whole session fed in pieces (the second byte sets the piece size), answered by fake
 /// services that accept alice/secret. Checks that pipelined answers never exceed the input
@@ -93,43 +103,55 @@ pub fn pop3_server_session(data: &[u8]) {
                 Event::Close => return,
                 Event::Authenticate(Credentials::User { user, password }) => {
                     if user.as_str() == "alice" && password.expose() == b"secret" {
-                        session.login_accepted(entries.clone());
+                        session.login_accepted(entries.clone()).expect(ANSWER);
                     } else {
-                        session.login_rejected(ErrorKind::BadCredentials);
+                        session
+                            .login_rejected(ErrorKind::BadCredentials)
+                            .expect(ANSWER);
                     }
                 }
-                Event::Authenticate(Credentials::Apop { .. }) => {
-                    session.login_rejected(ErrorKind::BadCredentials)
-                }
+                Event::Authenticate(Credentials::Apop { .. }) => session
+                    .login_rejected(ErrorKind::BadCredentials)
+                    .expect(ANSWER),
                 Event::SaslStart {
                     initial_response: None,
                     ..
-                } => session.sasl_challenge(b""),
+                } => session.sasl_challenge(b"").expect(ANSWER),
                 Event::SaslStart {
                     initial_response: Some(r),
                     ..
                 }
                 | Event::SaslResponse(r) => {
                     if r == b"\0alice\0secret" {
-                        session.login_accepted(entries.clone());
+                        session.login_accepted(entries.clone()).expect(ANSWER);
                     } else {
-                        session.login_rejected(ErrorKind::BadCredentials);
+                        session
+                            .login_rejected(ErrorKind::BadCredentials)
+                            .expect(ANSWER);
                     }
                 }
-                Event::StartTls => session.tls_started(),
-                Event::Retrieve { index, top_lines } => {
-                    session.message_opened();
-                    let mut encoder = top_lines.map_or_else(BodyEncoder::whole, BodyEncoder::top);
-                    encoder.encode(&messages[index], session.output());
-                    encoder.finish(session.output());
-                    session.message_sent();
+                Event::StartTls => session.tls_started().expect(ANSWER),
+                Event::Retrieve { index, .. } => {
+                    session.message_opened().expect(ANSWER);
+                    let body_start = session.output().len() as u64;
+                    for chunk in messages[index].chunks(piece) {
+                        if !session.message_chunk(chunk).expect(ANSWER) {
+                            break;
+                        }
+                    }
+                    let sent = session.message_end().expect(ANSWER);
+                    assert_eq!(
+                        body_start + sent,
+                        session.output().len() as u64,
+                        "message_end counts the body"
+                    );
                 }
                 Event::Update { deleted } => {
                     assert!(
                         deleted.iter().all(|&i| i < messages.len()),
                         "deletion of a message not in the snapshot"
                     );
-                    session.updated(Ok(()));
+                    session.updated(Ok(())).expect(ANSWER);
                 }
             }
         }
@@ -171,4 +193,23 @@ pub fn dotstuff_round_trip(data: &[u8]) {
         "decoded length is the CRLF size"
     );
     assert!(!reader.has_pending(), "bytes after the terminator");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_verb_has_a_token() {
+        let verbs: Vec<Verb> = TOKENS
+            .iter()
+            .filter_map(|token| {
+                let word = keyword(token);
+                Verb::parse(word.strip_suffix(b"\r\n").unwrap_or(word))
+            })
+            .collect();
+        for verb in Verb::ALL {
+            assert!(verbs.contains(verb), "no token for {verb}");
+        }
+    }
 }

@@ -115,7 +115,7 @@ fn listing(c: &mut Criterion) {
                     session.next(),
                     Event::Authenticate(Credentials::User { .. })
                 ));
-                session.login_accepted(entries.clone());
+                session.login_accepted(entries.clone()).unwrap();
                 session.output().clear();
                 session
             },

@@ -1,5 +1,7 @@
 //! The CAPA list (RFC 2449), which depends on the session's state and security.
 
+use crate::verb::Verb;
+
 /// The EXPIRE policy a server announces (RFC 2449 section 6.7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Expire {
@@ -32,29 +34,14 @@ impl Capabilities {
             out.extend_from_slice(b"\r\n");
         };
         line("+OK Capability list follows");
-        line("TOP");
-        line("UIDL");
+        for &verb in Verb::ALL {
+            if let Some(announcement) = self.announcement(verb, ctx) {
+                line(&announcement);
+            }
+        }
         line("RESP-CODES");
         line("AUTH-RESP-CODE");
         line("PIPELINING");
-        if !ctx.authenticated {
-            if ctx.plaintext_allowed {
-                line("USER");
-            }
-            let mechanisms: Vec<&str> = self
-                .sasl
-                .iter()
-                .filter(|m| ctx.plaintext_allowed || !self.plaintext_sasl.contains(m))
-                .map(String::as_str)
-                .collect();
-            if !mechanisms.is_empty() {
-                line(&format!("SASL {}", mechanisms.join(" ")));
-            }
-            if ctx.stls_offered {
-                line("STLS");
-            }
-            line("UTF8 USER");
-        }
         if let Some(delay) = self.login_delay_secs {
             line(&format!("LOGIN-DELAY {delay}"));
         }
@@ -65,5 +52,37 @@ impl Capabilities {
         }
         line(&format!("IMPLEMENTATION {}", self.implementation));
         line(".");
+    }
+
+    /// The SASL mechanisms a client may use: those sending the password in the clear only
+    /// where plaintext is allowed.
+    pub(crate) fn mechanisms(&self, plaintext_allowed: bool) -> impl Iterator<Item = &str> {
+        self.sasl
+            .iter()
+            .filter(move |m| plaintext_allowed || !self.plaintext_sasl.contains(m))
+            .map(String::as_str)
+    }
+
+    /// The CAPA line announcing `verb` where the client may use it now, with its arguments.
+    fn announcement(&self, verb: Verb, ctx: &CapaContext) -> Option<String> {
+        let tag = verb.capability()?;
+        let usable = match verb {
+            Verb::User => !ctx.authenticated && ctx.plaintext_allowed,
+            Verb::Stls => !ctx.authenticated && ctx.stls_offered,
+            Verb::Auth | Verb::Utf8 => !ctx.authenticated,
+            _ => true,
+        };
+        if !usable {
+            return None;
+        }
+        match verb {
+            Verb::Auth => {
+                let mechanisms: Vec<&str> = self.mechanisms(ctx.plaintext_allowed).collect();
+                (!mechanisms.is_empty()).then(|| format!("{tag} {}", mechanisms.join(" ")))
+            }
+            // RFC 6856 section 2.1: UTF-8 user names and passwords are accepted.
+            Verb::Utf8 => Some(format!("{tag} USER")),
+            _ => Some(tag.to_owned()),
+        }
     }
 }

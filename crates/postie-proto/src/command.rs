@@ -1,7 +1,8 @@
 //! POP3 commands as a server receives them (RFC 1939, 2449, 2595, 5034, 6856).
 
-use postie_types::Secret;
-use postie_types::{parse_decimal, MsgNum, UserName, UserNameError};
+use postie_types::{parse_decimal, MsgNum, Secret, UserName, UserNameError};
+
+use crate::verb::Verb;
 
 /// A syntactically valid command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,7 +41,7 @@ pub enum CommandError {
     #[error("Unknown command")]
     Unknown,
     #[error("Invalid arguments for {0}")]
-    Arguments(&'static str),
+    Arguments(Verb),
     #[error("Invalid message number")]
     MessageNumber,
     #[error("Invalid user name: {0}")]
@@ -68,75 +69,69 @@ impl Command {
             Some(space) => (&line[..space], Some(&line[space + 1..])),
             None => (line, None),
         };
-        if keyword.is_empty() || keyword.len() > 4 {
-            return Err(CommandError::Unknown);
-        }
-        let mut upper = [0u8; 4];
-        upper[..keyword.len()].copy_from_slice(keyword);
-        upper.make_ascii_uppercase();
-        let args = Args::new(rest);
-        match &upper[..keyword.len()] {
-            b"USER" => Ok(Command::User(UserName::parse(args.exactly_one("USER")?)?)),
+        let verb = Verb::parse(keyword).ok_or(CommandError::Unknown)?;
+        let args = Args::new(verb, rest);
+        match verb {
+            Verb::User => Ok(Command::User(UserName::parse(args.exactly_one()?)?)),
             // The whole rest of the line: passwords may contain spaces (RFC 1939 allows it).
-            b"PASS" => match rest {
+            Verb::Pass => match rest {
                 Some(password) if !password.is_empty() => {
                     Ok(Command::Pass(Secret::new(password.to_vec())))
                 }
-                _ => Err(CommandError::Arguments("PASS")),
+                _ => Err(CommandError::Arguments(verb)),
             },
-            b"APOP" => {
-                let [user, digest] = args.exactly::<2>("APOP")?;
+            Verb::Apop => {
+                let [user, digest] = args.exactly::<2>()?;
                 if digest.len() != 32 || !digest.iter().all(u8::is_ascii_hexdigit) {
-                    return Err(CommandError::Arguments("APOP"));
+                    return Err(CommandError::Arguments(verb));
                 }
                 Ok(Command::Apop {
                     user: UserName::parse(user)?,
                     digest: digest.to_ascii_lowercase(),
                 })
             }
-            b"AUTH" => parse_auth(args),
-            b"CAPA" => args.none("CAPA").map(|()| Command::Capa),
-            b"STLS" => args.none("STLS").map(|()| Command::Stls),
-            b"UTF8" => args.none("UTF8").map(|()| Command::Utf8),
-            b"STAT" => args.none("STAT").map(|()| Command::Stat),
-            b"LIST" => Ok(Command::List(args.optional_msg("LIST")?)),
-            b"RETR" => Ok(Command::Retr(msg(args.exactly_one("RETR")?)?)),
-            b"DELE" => Ok(Command::Dele(msg(args.exactly_one("DELE")?)?)),
-            b"NOOP" => args.none("NOOP").map(|()| Command::Noop),
-            b"RSET" => args.none("RSET").map(|()| Command::Rset),
-            b"TOP" => {
-                let [number, lines] = args.exactly::<2>("TOP")?;
-                let lines = parse_decimal(lines).ok_or(CommandError::Arguments("TOP"))?;
+            Verb::Auth => parse_auth(args),
+            Verb::Capa => args.none().map(|()| Command::Capa),
+            Verb::Stls => args.none().map(|()| Command::Stls),
+            Verb::Utf8 => args.none().map(|()| Command::Utf8),
+            Verb::Stat => args.none().map(|()| Command::Stat),
+            Verb::List => Ok(Command::List(args.optional_msg()?)),
+            Verb::Retr => Ok(Command::Retr(msg(args.exactly_one()?)?)),
+            Verb::Dele => Ok(Command::Dele(msg(args.exactly_one()?)?)),
+            Verb::Noop => args.none().map(|()| Command::Noop),
+            Verb::Rset => args.none().map(|()| Command::Rset),
+            Verb::Top => {
+                let [number, lines] = args.exactly::<2>()?;
+                let lines = parse_decimal(lines).ok_or(CommandError::Arguments(verb))?;
                 Ok(Command::Top {
                     msg: msg(number)?,
                     lines,
                 })
             }
-            b"UIDL" => Ok(Command::Uidl(args.optional_msg("UIDL")?)),
-            b"QUIT" => args.none("QUIT").map(|()| Command::Quit),
-            _ => Err(CommandError::Unknown),
+            Verb::Uidl => Ok(Command::Uidl(args.optional_msg()?)),
+            Verb::Quit => args.none().map(|()| Command::Quit),
         }
     }
 
-    /// The keyword, for logs and counters; never includes arguments (they may be secret).
-    pub fn verb(&self) -> &'static str {
+    /// The verb, for logs and counters; never carries arguments (they may be secret).
+    pub fn verb(&self) -> Verb {
         match self {
-            Command::User(_) => "USER",
-            Command::Pass(_) => "PASS",
-            Command::Apop { .. } => "APOP",
-            Command::Auth { .. } => "AUTH",
-            Command::Capa => "CAPA",
-            Command::Stls => "STLS",
-            Command::Utf8 => "UTF8",
-            Command::Stat => "STAT",
-            Command::List(_) => "LIST",
-            Command::Retr(_) => "RETR",
-            Command::Dele(_) => "DELE",
-            Command::Noop => "NOOP",
-            Command::Rset => "RSET",
-            Command::Top { .. } => "TOP",
-            Command::Uidl(_) => "UIDL",
-            Command::Quit => "QUIT",
+            Command::User(_) => Verb::User,
+            Command::Pass(_) => Verb::Pass,
+            Command::Apop { .. } => Verb::Apop,
+            Command::Auth { .. } => Verb::Auth,
+            Command::Capa => Verb::Capa,
+            Command::Stls => Verb::Stls,
+            Command::Utf8 => Verb::Utf8,
+            Command::Stat => Verb::Stat,
+            Command::List(_) => Verb::List,
+            Command::Retr(_) => Verb::Retr,
+            Command::Dele(_) => Verb::Dele,
+            Command::Noop => Verb::Noop,
+            Command::Rset => Verb::Rset,
+            Command::Top { .. } => Verb::Top,
+            Command::Uidl(_) => Verb::Uidl,
+            Command::Quit => Verb::Quit,
         }
     }
 }
@@ -160,7 +155,7 @@ fn parse_auth(args: Args<'_>) -> Result<Command, CommandError> {
                     m.bytes()
                         .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
                 })
-                .ok_or(CommandError::Arguments("AUTH"))?
+                .ok_or(CommandError::Arguments(Verb::Auth))?
                 .to_ascii_uppercase();
             let initial_response = match words.get(1) {
                 None => None,
@@ -172,7 +167,7 @@ fn parse_auth(args: Args<'_>) -> Result<Command, CommandError> {
                 initial_response,
             })
         }
-        _ => Err(CommandError::Arguments("AUTH")),
+        _ => Err(CommandError::Arguments(Verb::Auth)),
     }
 }
 
@@ -184,44 +179,51 @@ pub(crate) fn decode_base64(encoded: &[u8]) -> Result<Vec<u8>, CommandError> {
         .map_err(|_| CommandError::Base64)
 }
 
-/// The arguments after the keyword, separated by single spaces.
-struct Args<'a>(Option<&'a [u8]>);
+/// The arguments after a verb's keyword, separated by single spaces.
+struct Args<'a> {
+    verb: Verb,
+    rest: Option<&'a [u8]>,
+}
 
 impl<'a> Args<'a> {
-    fn new(rest: Option<&'a [u8]>) -> Self {
-        Args(rest)
+    fn new(verb: Verb, rest: Option<&'a [u8]>) -> Self {
+        Args { verb, rest }
+    }
+
+    fn invalid(&self) -> CommandError {
+        CommandError::Arguments(self.verb)
     }
 
     fn words(&self) -> Vec<&'a [u8]> {
-        match self.0 {
+        match self.rest {
             None => Vec::new(),
             Some(rest) => rest.split(|&b| b == b' ').collect(),
         }
     }
 
-    fn none(&self, verb: &'static str) -> Result<(), CommandError> {
-        match self.0 {
+    fn none(&self) -> Result<(), CommandError> {
+        match self.rest {
             None => Ok(()),
-            Some(_) => Err(CommandError::Arguments(verb)),
+            Some(_) => Err(self.invalid()),
         }
     }
 
-    fn exactly<const N: usize>(&self, verb: &'static str) -> Result<[&'a [u8]; N], CommandError> {
+    fn exactly<const N: usize>(&self) -> Result<[&'a [u8]; N], CommandError> {
         let words = self.words();
         if words.iter().any(|w| w.is_empty()) {
-            return Err(CommandError::Arguments(verb));
+            return Err(self.invalid());
         }
-        words.try_into().map_err(|_| CommandError::Arguments(verb))
+        words.try_into().map_err(|_| self.invalid())
     }
 
-    fn exactly_one(&self, verb: &'static str) -> Result<&'a [u8], CommandError> {
-        self.exactly::<1>(verb).map(|[word]| word)
+    fn exactly_one(&self) -> Result<&'a [u8], CommandError> {
+        self.exactly::<1>().map(|[word]| word)
     }
 
-    fn optional_msg(&self, verb: &'static str) -> Result<Option<MsgNum>, CommandError> {
-        match self.0 {
+    fn optional_msg(&self) -> Result<Option<MsgNum>, CommandError> {
+        match self.rest {
             None => Ok(None),
-            Some(_) => msg(self.exactly_one(verb)?).map(Some),
+            Some(_) => msg(self.exactly_one()?).map(Some),
         }
     }
 }
@@ -275,7 +277,7 @@ mod tests {
         );
         assert_eq!(
             Command::parse(b"PASS"),
-            Err(CommandError::Arguments("PASS"))
+            Err(CommandError::Arguments(Verb::Pass))
         );
     }
 
@@ -313,24 +315,24 @@ mod tests {
         assert_eq!(Command::parse(b"RETR 0"), Err(CommandError::MessageNumber));
         assert_eq!(
             Command::parse(b"RETR"),
-            Err(CommandError::Arguments("RETR"))
+            Err(CommandError::Arguments(Verb::Retr))
         );
         assert_eq!(
             Command::parse(b"RETR 1 2"),
-            Err(CommandError::Arguments("RETR"))
+            Err(CommandError::Arguments(Verb::Retr))
         );
         assert_eq!(
             Command::parse(b"LIST  1"),
-            Err(CommandError::Arguments("LIST"))
+            Err(CommandError::Arguments(Verb::List))
         );
         assert_eq!(
             Command::parse(b"STAT x"),
-            Err(CommandError::Arguments("STAT"))
+            Err(CommandError::Arguments(Verb::Stat))
         );
         assert_eq!(Command::parse(b"NO\0OP"), Err(CommandError::Nul));
         assert_eq!(
             Command::parse(b"TOP 1 -1"),
-            Err(CommandError::Arguments("TOP"))
+            Err(CommandError::Arguments(Verb::Top))
         );
         assert!(Command::parse(b"APOP mrose short").is_err());
     }
@@ -338,7 +340,7 @@ mod tests {
     #[test]
     fn verbs_never_carry_arguments() {
         let pass = Command::parse(b"PASS secret").unwrap();
-        assert_eq!(pass.verb(), "PASS");
+        assert_eq!(pass.verb(), Verb::Pass);
         assert!(!format!("{pass:?}").contains("secret"));
     }
 

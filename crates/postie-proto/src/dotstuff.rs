@@ -85,8 +85,8 @@ fn full_block_mask(block: &[u8; 64]) -> u64 {
 
 /// Streams one message into a multi-line response body.
 ///
-/// For TOP it stops after the header, the blank line and `n` body lines; callers can stop
-/// reading the source once [`BodyEncoder::is_done`] says so.
+/// For TOP (the server session's own use) it stops after the header, the blank line and `n`
+/// body lines.
 #[derive(Debug)]
 pub struct BodyEncoder {
     /// The next byte begins a new line.
@@ -112,7 +112,7 @@ impl BodyEncoder {
     }
 
     /// An encoder for the header and the first `body_lines` lines of the body (TOP).
-    pub fn top(body_lines: u64) -> Self {
+    pub(crate) fn top(body_lines: u64) -> Self {
         Self::new(Some(TopLimit {
             in_header: true,
             body_lines_left: body_lines,
@@ -130,7 +130,7 @@ impl BodyEncoder {
     }
 
     /// Whether everything the response needs has been encoded (TOP's limit reached).
-    pub fn is_done(&self) -> bool {
+    pub(crate) fn is_done(&self) -> bool {
         self.done
     }
 

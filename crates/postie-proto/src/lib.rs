@@ -15,16 +15,15 @@ mod response;
 mod server;
 pub mod smtp;
 mod tally;
+mod verb;
 
 pub use capability::{Capabilities, Expire};
 pub use command::{Command, CommandError};
 pub use dotstuff::{BodyEncoder, MultilineDecoder, MultilineItem};
 pub use line::{LinePiece, LineReader, ReadLine};
 pub use response::{ErrorKind, RespCode};
-pub use server::{Credentials, Event, MessageEntry, ServerOptions, ServerSession};
+pub use server::{
+    Credentials, Event, MessageEntry, Pending, ServerOptions, ServerSession, WrongState,
+};
 pub use tally::CommandTally;
-
-/// The longest command line a server accepts, CRLF included (RFC 2449 section 4).
-pub const MAX_COMMAND_LINE: usize = 255;
-/// The longest SASL continuation line a server accepts, CRLF included.
-pub const MAX_SASL_LINE: usize = 16 * 1024;
+pub use verb::Verb;

@@ -2,16 +2,21 @@
 //!
 //! The shell feeds input with [`ServerSession::feed`] and calls [`ServerSession::next`] until it
 //! returns [`Event::NeedInput`] or an event that needs a service. Each such event is answered by
-//! exactly one completion call (`login_accepted`, `sasl_challenge`, `tls_started`, …); until then
-//! the session processes no further input, so pipelined commands are answered in order. Output
-//! accumulates in [`ServerSession::output`] for the shell to write in one go.
+//! exactly one completion call (`login_accepted`, `sasl_challenge`, `tls_started`, …; a message
+//! by `message_opened`, its chunks and `message_end`); until then the session processes no
+//! further input, so pipelined commands are answered in order. A completion that answers no
+//! pending event is refused with [`WrongState`]. Output accumulates in
+//! [`ServerSession::output`] for the shell to write in one go.
+
+use std::fmt;
 
 use crate::capability::{CapaContext, Capabilities};
 use crate::command::{decode_base64, Command, CommandError};
+use crate::dotstuff::BodyEncoder;
 use crate::line::{LineReader, ReadLine};
 use crate::response::{write_err, write_error_kind, write_ok, ErrorKind, RespCode};
 use crate::tally::CommandTally;
-use crate::{MAX_COMMAND_LINE, MAX_SASL_LINE};
+use postie_types::limits::{MAX_COMMAND_LINE, MAX_SASL_LINE};
 use postie_types::Secret;
 use postie_types::{MsgNum, Uidl, UserName};
 
@@ -73,8 +78,9 @@ pub enum Event {
     SaslResponse(Vec<u8>),
     /// Write the output, run the TLS handshake, then call `tls_started`.
     StartTls,
-    /// Send message `index` (0-based): call `message_opened` and append the body, encoded by a
-    /// [`crate::BodyEncoder`] (`top_lines` set for TOP), to the output; or call `message_failed`.
+    /// Send message `index` (0-based; `top_lines` set for TOP): open it and call
+    /// `message_opened`, hand its bytes as stored to `message_chunk` until it wants no more or
+    /// the message ends, then call `message_end`. Or, if it cannot be opened, `message_failed`.
     Retrieve {
         index: usize,
         top_lines: Option<u64>,
@@ -97,12 +103,73 @@ enum Phase {
 }
 
 /// A service call the session waits for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 enum Waiting {
+    /// Credentials checked or a SASL step (in `Phase::Sasl`).
     Login,
     Tls,
-    Message { index: usize, top: bool },
+    /// A message to be opened; `size` is the octet count its status line announces.
+    Message {
+        size: u64,
+        top_lines: Option<u64>,
+    },
+    /// The body of an open message, streaming through the encoder into the output.
+    Body {
+        encoder: BodyEncoder,
+        sent: u64,
+    },
     Update,
+}
+
+/// What a session waits for from its shell, as [`WrongState`] reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pending {
+    /// No event is waiting for an answer.
+    Nothing,
+    /// `Authenticate`: credentials to check.
+    Login,
+    /// `SaslStart` or `SaslResponse`: the next step of a SASL exchange.
+    SaslStep,
+    /// `StartTls`: the handshake.
+    TlsHandshake,
+    /// `Retrieve`: the message to be opened.
+    MessageOpen,
+    /// The chunks and the end of an opened message.
+    MessageBody,
+    /// `Update`: the deletions after QUIT.
+    Update,
+}
+
+impl fmt::Display for Pending {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Pending::Nothing => "nothing",
+            Pending::Login => "a login",
+            Pending::SaslStep => "a SASL step",
+            Pending::TlsHandshake => "the TLS handshake",
+            Pending::MessageOpen => "a message to be opened",
+            Pending::MessageBody => "the body of an open message",
+            Pending::Update => "the update after QUIT",
+        })
+    }
+}
+
+/// A completion called when the session was not waiting for it: a defect of the shell,
+/// which should end the connection rather than leave the session waiting for ever.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{completion}` answers {}, but the session waits for {actual}", either(.expected))]
+pub struct WrongState {
+    /// The completion method called.
+    pub completion: &'static str,
+    /// What it answers.
+    pub expected: &'static [Pending],
+    /// What the session waited for.
+    pub actual: Pending,
+}
+
+fn either(expected: &[Pending]) -> String {
+    let names: Vec<String> = expected.iter().map(Pending::to_string).collect();
+    names.join(" or ")
 }
 
 #[derive(Debug)]
@@ -133,6 +200,21 @@ impl Snapshot {
             Some(false) => Ok(index),
         }
     }
+}
+
+/// RETR and TOP: the event asking for message `msg`, and the wait for its answer.
+fn retrieve(
+    snapshot: &Snapshot,
+    waiting: &mut Option<Waiting>,
+    msg: MsgNum,
+    top_lines: Option<u64>,
+) -> Result<Option<Event>, &'static str> {
+    let index = snapshot.resolve(msg)?;
+    *waiting = Some(Waiting::Message {
+        size: snapshot.messages[index].size,
+        top_lines,
+    });
+    Ok(Some(Event::Retrieve { index, top_lines }))
 }
 
 /// One POP3 session, server side.
@@ -347,20 +429,8 @@ impl ServerSession {
                 write_ok(out, &format!("{msg} {}", snapshot.messages[index].uidl));
                 None
             }),
-            Command::Retr(msg) => snapshot.resolve(msg).map(|index| {
-                self.waiting = Some(Waiting::Message { index, top: false });
-                Some(Event::Retrieve {
-                    index,
-                    top_lines: None,
-                })
-            }),
-            Command::Top { msg, lines } => snapshot.resolve(msg).map(|index| {
-                self.waiting = Some(Waiting::Message { index, top: true });
-                Some(Event::Retrieve {
-                    index,
-                    top_lines: Some(lines),
-                })
-            }),
+            Command::Retr(msg) => retrieve(snapshot, &mut self.waiting, msg, None),
+            Command::Top { msg, lines } => retrieve(snapshot, &mut self.waiting, msg, Some(lines)),
             Command::Dele(msg) => snapshot.resolve(msg).map(|index| {
                 snapshot.deleted[index] = true;
                 write_ok(out, &format!("Message {msg} deleted."));
@@ -469,12 +539,11 @@ impl ServerSession {
                 mechanism: None, ..
             } => {
                 write_ok(out, "Supported mechanisms follow.");
-                let allowed = self.allowed_mechanisms();
-                for mechanism in allowed {
-                    self.output.extend_from_slice(mechanism.as_bytes());
-                    self.output.extend_from_slice(b"\r\n");
+                for mechanism in self.options.capabilities.mechanisms(plaintext_allowed) {
+                    out.extend_from_slice(mechanism.as_bytes());
+                    out.extend_from_slice(b"\r\n");
                 }
-                self.output.extend_from_slice(b".\r\n");
+                out.extend_from_slice(b".\r\n");
                 self.bad_commands = 0;
                 return None;
             }
@@ -519,27 +588,43 @@ impl ServerSession {
         None
     }
 
-    fn allowed_mechanisms(&self) -> Vec<String> {
-        let caps = &self.options.capabilities;
-        caps.sasl
-            .iter()
-            .filter(|m| self.plaintext_allowed() || !caps.plaintext_sasl.contains(m))
-            .cloned()
-            .collect()
+    /// What the session waits for.
+    fn pending(&self) -> Pending {
+        match (&self.waiting, &self.phase) {
+            (None, _) => Pending::Nothing,
+            (Some(Waiting::Login), Phase::Sasl) => Pending::SaslStep,
+            (Some(Waiting::Login), _) => Pending::Login,
+            (Some(Waiting::Tls), _) => Pending::TlsHandshake,
+            (Some(Waiting::Message { .. }), _) => Pending::MessageOpen,
+            (Some(Waiting::Body { .. }), _) => Pending::MessageBody,
+            (Some(Waiting::Update), _) => Pending::Update,
+        }
     }
 
-    fn complete(&mut self, expected: fn(Waiting) -> bool) -> Option<Waiting> {
-        match self.waiting {
-            Some(waiting) if expected(waiting) => self.waiting.take(),
-            _ => None,
+    /// Ends the wait if `completion` answers it; otherwise leaves the session as it was.
+    fn complete(
+        &mut self,
+        completion: &'static str,
+        expected: &'static [Pending],
+    ) -> Result<(), WrongState> {
+        if !expected.contains(&self.pending()) {
+            return Err(self.wrong_state(completion, expected));
+        }
+        self.waiting = None;
+        Ok(())
+    }
+
+    fn wrong_state(&self, completion: &'static str, expected: &'static [Pending]) -> WrongState {
+        WrongState {
+            completion,
+            expected,
+            actual: self.pending(),
         }
     }
 
     /// The credentials were right and the maildrop is open: enter the transaction state.
-    pub fn login_accepted(&mut self, messages: Vec<MessageEntry>) {
-        if self.complete(|w| w == Waiting::Login).is_none() {
-            return;
-        }
+    pub fn login_accepted(&mut self, messages: Vec<MessageEntry>) -> Result<(), WrongState> {
+        self.complete("login_accepted", &[Pending::Login, Pending::SaslStep])?;
         let snapshot = Snapshot {
             deleted: vec![false; messages.len()],
             messages,
@@ -551,13 +636,12 @@ impl ServerSession {
         );
         self.phase = Phase::Transaction(snapshot);
         self.bad_commands = 0;
+        Ok(())
     }
 
     /// The login failed. Failed credentials count towards closing the connection.
-    pub fn login_rejected(&mut self, kind: ErrorKind) {
-        if self.complete(|w| w == Waiting::Login).is_none() {
-            return;
-        }
+    pub fn login_rejected(&mut self, kind: ErrorKind) -> Result<(), WrongState> {
+        self.complete("login_rejected", &[Pending::Login, Pending::SaslStep])?;
         write_error_kind(&mut self.output, kind);
         self.phase = Phase::Authorization { user: None };
         if kind == ErrorKind::BadCredentials {
@@ -571,13 +655,12 @@ impl ServerSession {
                 self.phase = Phase::Closed;
             }
         }
+        Ok(())
     }
 
     /// The SASL exchange goes on with this server challenge.
-    pub fn sasl_challenge(&mut self, challenge: &[u8]) {
-        if self.complete(|w| w == Waiting::Login).is_none() || !matches!(self.phase, Phase::Sasl) {
-            return;
-        }
+    pub fn sasl_challenge(&mut self, challenge: &[u8]) -> Result<(), WrongState> {
+        self.complete("sasl_challenge", &[Pending::SaslStep])?;
         use base64::Engine;
         self.output.extend_from_slice(b"+ ");
         self.output.extend_from_slice(
@@ -586,59 +669,81 @@ impl ServerSession {
                 .as_bytes(),
         );
         self.output.extend_from_slice(b"\r\n");
+        Ok(())
     }
 
     /// The TLS handshake after STLS succeeded. Input received before it is discarded: it was
     /// sent in the clear and may have been injected (RFC 2595 section 4; the STARTTLS
     /// injection class of bugs).
-    pub fn tls_started(&mut self) {
-        if self.complete(|w| w == Waiting::Tls).is_none() {
-            return;
-        }
+    pub fn tls_started(&mut self) -> Result<(), WrongState> {
+        self.complete("tls_started", &[Pending::TlsHandshake])?;
         self.input.clear();
         self.options.secure = true;
         // Nothing the client said in the clear counts inside TLS (RFC 3207 section 4.2, which
         // RFC 2595 implies): a USER before STLS may have been injected by a man in the middle.
         self.phase = Phase::Authorization { user: None };
+        Ok(())
     }
 
     /// The message of the pending `Retrieve` is open: writes the status line. The shell then
-    /// appends the encoded body to the output and calls `message_sent`.
-    pub fn message_opened(&mut self) {
-        if let Some(Waiting::Message { index, top }) = self.waiting {
-            let Phase::Transaction(snapshot) = &self.phase else {
-                return;
-            };
-            if top {
+    /// hands the message to `message_chunk` and ends it with `message_end`.
+    pub fn message_opened(&mut self) -> Result<(), WrongState> {
+        let Some(Waiting::Message { size, top_lines }) = self.waiting else {
+            return Err(self.wrong_state("message_opened", &[Pending::MessageOpen]));
+        };
+        let encoder = match top_lines {
+            Some(lines) => {
                 write_ok(&mut self.output, "Top of message follows.");
-            } else {
-                let size = snapshot.messages[index].size;
-                write_ok(&mut self.output, &format!("{size} octets"));
+                BodyEncoder::top(lines)
             }
-        }
+            None => {
+                write_ok(&mut self.output, &format!("{size} octets"));
+                BodyEncoder::whole()
+            }
+        };
+        self.waiting = Some(Waiting::Body { encoder, sent: 0 });
+        Ok(())
     }
 
-    /// The body of the pending `Retrieve` has been appended in full.
-    pub fn message_sent(&mut self) {
-        self.complete(|w| matches!(w, Waiting::Message { .. }));
+    /// The next chunk of the open message, as stored (any line endings, unstuffed), which is
+    /// encoded straight into the output. Returns whether more is wanted: TOP wants none once
+    /// it has the header and its lines, and the shell may stop reading then.
+    pub fn message_chunk(&mut self, chunk: &[u8]) -> Result<bool, WrongState> {
+        let Some(Waiting::Body { encoder, sent }) = &mut self.waiting else {
+            return Err(self.wrong_state("message_chunk", &[Pending::MessageBody]));
+        };
+        let before = self.output.len();
+        encoder.encode(chunk, &mut self.output);
+        *sent += (self.output.len() - before) as u64;
+        Ok(!encoder.is_done())
+    }
+
+    /// The open message ends here (or TOP wanted no more): completes its last line and writes
+    /// the terminating ".". Returns the bytes of the body sent, terminator included.
+    pub fn message_end(&mut self) -> Result<u64, WrongState> {
+        let body = self
+            .waiting
+            .take_if(|waiting| matches!(waiting, Waiting::Body { .. }));
+        let Some(Waiting::Body { encoder, sent }) = body else {
+            return Err(self.wrong_state("message_end", &[Pending::MessageBody]));
+        };
+        let before = self.output.len();
+        encoder.finish(&mut self.output);
         self.bad_commands = 0;
+        Ok(sent + (self.output.len() - before) as u64)
     }
 
-    /// The message of the pending `Retrieve` could not be read; nothing was written for it.
-    pub fn message_failed(&mut self, kind: ErrorKind) {
-        if self
-            .complete(|w| matches!(w, Waiting::Message { .. }))
-            .is_some()
-        {
-            write_error_kind(&mut self.output, kind);
-        }
+    /// The message of the pending `Retrieve` could not be opened; nothing was written for it.
+    /// (Once it is open, its status line is out, and a failure can only end the connection.)
+    pub fn message_failed(&mut self, kind: ErrorKind) -> Result<(), WrongState> {
+        self.complete("message_failed", &[Pending::MessageOpen])?;
+        write_error_kind(&mut self.output, kind);
+        Ok(())
     }
 
     /// The deletions after QUIT were applied (or not); the session ends either way.
-    pub fn updated(&mut self, result: Result<(), ErrorKind>) {
-        if self.complete(|w| w == Waiting::Update).is_none() {
-            return;
-        }
+    pub fn updated(&mut self, result: Result<(), ErrorKind>) -> Result<(), WrongState> {
+        self.complete("updated", &[Pending::Update])?;
         match result {
             Ok(()) => write_ok(&mut self.output, "Logging out, messages deleted."),
             Err(ErrorKind::Temporary) | Err(_) => write_err(
@@ -648,10 +753,11 @@ impl ServerSession {
             ),
         }
         self.phase = Phase::Closed;
+        Ok(())
     }
 
-    /// Ends the session from the shell's side (idle timeout, shutdown): a final `-ERR` line.
-    /// Nothing is deleted.
+    /// Ends the session from the shell's side (idle timeout, shutdown, a completion out of
+    /// turn): a final `-ERR` line. Nothing is deleted.
     pub fn abort(&mut self, reason: &str) {
         write_err(&mut self.output, None, reason);
         self.phase = Phase::Closed;

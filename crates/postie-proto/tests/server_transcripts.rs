@@ -2,8 +2,8 @@
 //! sessions, the snapshot and deletion rules, pipelining and hostile input.
 
 use postie_proto::{
-    BodyEncoder, Capabilities, Credentials, ErrorKind, Event, MessageEntry, ServerOptions,
-    ServerSession,
+    BodyEncoder, Capabilities, Command, Credentials, ErrorKind, Event, MessageEntry, Pending,
+    ServerOptions, ServerSession, Verb, WrongState,
 };
 use postie_types::Uidl;
 use proptest::prelude::*;
@@ -37,6 +37,8 @@ struct Harness {
     committed: Option<Vec<usize>>,
     tls_started: bool,
     closed: bool,
+    /// Per retrieval, the chunks handed to the session and the body bytes it says it sent.
+    retrievals: Vec<(usize, u64)>,
 }
 
 impl Harness {
@@ -52,6 +54,7 @@ impl Harness {
             committed: None,
             tls_started: false,
             closed: false,
+            retrievals: Vec::new(),
         };
         harness.flush();
         harness
@@ -78,9 +81,11 @@ impl Harness {
                 }
                 Event::Authenticate(Credentials::User { user, password }) => {
                     if user.as_str() == "mrose" && password.expose() == b"tanstaaf" {
-                        self.session.login_accepted(self.entries());
+                        self.session.login_accepted(self.entries()).unwrap();
                     } else {
-                        self.session.login_rejected(ErrorKind::BadCredentials);
+                        self.session
+                            .login_rejected(ErrorKind::BadCredentials)
+                            .unwrap();
                     }
                 }
                 Event::Authenticate(Credentials::Apop {
@@ -90,9 +95,11 @@ impl Harness {
                 }) => {
                     assert_eq!(timestamp, TIMESTAMP);
                     if user.as_str() == "mrose" && digest == b"c4c9334bac560ecc979e58001b3e22fb" {
-                        self.session.login_accepted(self.entries());
+                        self.session.login_accepted(self.entries()).unwrap();
                     } else {
-                        self.session.login_rejected(ErrorKind::BadCredentials);
+                        self.session
+                            .login_rejected(ErrorKind::BadCredentials)
+                            .unwrap();
                     }
                 }
                 Event::SaslStart {
@@ -101,34 +108,40 @@ impl Harness {
                 }
                 | Event::SaslResponse(response) => {
                     if response == b"\0mrose\0tanstaaf" {
-                        self.session.login_accepted(self.entries());
+                        self.session.login_accepted(self.entries()).unwrap();
                     } else {
-                        self.session.login_rejected(ErrorKind::BadCredentials);
+                        self.session
+                            .login_rejected(ErrorKind::BadCredentials)
+                            .unwrap();
                     }
                 }
                 Event::SaslStart {
                     initial_response: None,
                     ..
-                } => self.session.sasl_challenge(b""),
+                } => self.session.sasl_challenge(b"").unwrap(),
                 Event::StartTls => {
                     self.flush();
                     self.tls_started = true;
-                    self.session.tls_started();
+                    self.session.tls_started().unwrap();
                 }
-                Event::Retrieve { index, top_lines } => {
-                    self.session.message_opened();
-                    let mut encoder = top_lines.map_or_else(BodyEncoder::whole, BodyEncoder::top);
-                    let message = self.messages[index].clone();
-                    // Feed in small chunks, as a file would stream.
-                    for chunk in message.chunks(7) {
-                        encoder.encode(chunk, self.session.output());
+                Event::Retrieve { index, .. } => {
+                    self.session.message_opened().unwrap();
+                    self.flush();
+                    // Small chunks, as a file would stream, until the session wants no more.
+                    let mut chunks = 0;
+                    for chunk in self.messages[index].chunks(7) {
+                        chunks += 1;
+                        if !self.session.message_chunk(chunk).unwrap() {
+                            break;
+                        }
                     }
-                    encoder.finish(self.session.output());
-                    self.session.message_sent();
+                    let sent = self.session.message_end().unwrap();
+                    assert_eq!(sent, self.session.output().len() as u64, "body bytes");
+                    self.retrievals.push((chunks, sent));
                 }
                 Event::Update { deleted } => {
                     self.committed = Some(deleted);
-                    self.session.updated(Ok(()));
+                    self.session.updated(Ok(())).unwrap();
                 }
             }
         }
@@ -247,6 +260,9 @@ fn top_and_out_of_range_numbers() {
         "{text}"
     );
     assert_eq!(text.matches("-ERR No such message.").count(), 2);
+    // In chunks of seven bytes, TOP 2 0 is done with the second ("Subject: two\n\n") and
+    // TOP 2 1 with the third (".dot\nen"); each body ends with the terminator.
+    assert_eq!(harness.retrievals, [(2, 19), (3, 26)]);
 }
 
 #[test]
@@ -334,7 +350,7 @@ fn plaintext_refused_without_tls_from_remote_peers() {
 fn capa_before_and_after_login() {
     let harness = session(b"CAPA\r\nUSER mrose\r\nPASS tanstaaf\r\nCAPA\r\n");
     let text = harness.transcript();
-    let before = "+OK Capability list follows\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\nUSER\r\nSASL PLAIN SCRAM-SHA-256\r\nSTLS\r\nUTF8 USER\r\nIMPLEMENTATION postie-test\r\n.\r\n";
+    let before = "+OK Capability list follows\r\nUSER\r\nSASL PLAIN SCRAM-SHA-256\r\nSTLS\r\nUTF8 USER\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\nIMPLEMENTATION postie-test\r\n.\r\n";
     let after = "+OK Capability list follows\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\nIMPLEMENTATION postie-test\r\n.\r\n";
     assert!(text.contains(before), "{text}");
     assert!(text.ends_with(after), "{text}");
@@ -458,4 +474,150 @@ fn a_proxy_header_where_a_command_belongs_ends_the_session() {
         "{wire}"
     );
     assert!(harness.closed);
+}
+
+/// Sample command lines, one per verb, valid in some state.
+fn sample_line(verb: Verb) -> &'static str {
+    match verb {
+        Verb::User => "USER mrose",
+        Verb::Pass => "PASS tanstaaf",
+        Verb::Apop => "APOP mrose c4c9334bac560ecc979e58001b3e22fb",
+        Verb::Auth => "AUTH PLAIN",
+        Verb::Capa => "CAPA",
+        Verb::Stls => "STLS",
+        Verb::Utf8 => "UTF8",
+        Verb::Stat => "STAT",
+        Verb::List => "LIST 1",
+        Verb::Retr => "RETR 1",
+        Verb::Dele => "DELE 1",
+        Verb::Noop => "NOOP",
+        Verb::Rset => "RSET",
+        Verb::Top => "TOP 1 0",
+        Verb::Uidl => "UIDL",
+        Verb::Quit => "QUIT",
+    }
+}
+
+#[test]
+fn every_verb_parses_is_tallied_and_announced_in_capa() {
+    let capa = session(b"CAPA\r\n").transcript();
+    for &verb in Verb::ALL {
+        let line = sample_line(verb);
+        assert_eq!(Command::parse(line.as_bytes()).map(|c| c.verb()), Ok(verb));
+        let mut session = ServerSession::new(options());
+        session.feed(format!("{line}\r\n").as_bytes());
+        session.next();
+        let tally: Vec<_> = session.commands().iter().collect();
+        assert_eq!(tally, [(verb.as_str(), 1)], "{verb}");
+        if let Some(tag) = verb.capability() {
+            assert!(
+                capa.lines()
+                    .any(|l| l == tag || l.starts_with(&format!("{tag} "))),
+                "{verb} not announced in {capa}"
+            );
+        }
+    }
+}
+
+const COMPLETIONS: [&str; 9] = [
+    "login_accepted",
+    "login_rejected",
+    "sasl_challenge",
+    "tls_started",
+    "message_opened",
+    "message_chunk",
+    "message_end",
+    "message_failed",
+    "updated",
+];
+
+fn complete(session: &mut ServerSession, completion: &str) -> Result<(), WrongState> {
+    match completion {
+        "login_accepted" => session.login_accepted(Vec::new()),
+        "login_rejected" => session.login_rejected(ErrorKind::BadCredentials),
+        "sasl_challenge" => session.sasl_challenge(b""),
+        "tls_started" => session.tls_started(),
+        "message_opened" => session.message_opened(),
+        "message_chunk" => session.message_chunk(b"x\n").map(drop),
+        "message_end" => session.message_end().map(drop),
+        "message_failed" => session.message_failed(ErrorKind::Temporary),
+        "updated" => session.updated(Ok(())),
+        other => panic!("no completion {other}"),
+    }
+}
+
+/// Calls every completion but `answers` and checks that each is refused, naming what the
+/// session waits for, and leaves no trace in the output.
+fn assert_only_answered_by(session: &mut ServerSession, pending: Pending, answers: &[&str]) {
+    let output = session.output().clone();
+    for completion in COMPLETIONS.into_iter().filter(|c| !answers.contains(c)) {
+        let error = complete(session, completion).expect_err(completion);
+        assert_eq!(error.completion, completion);
+        assert_eq!(error.actual, pending, "{completion}");
+        assert!(!error.expected.contains(&pending), "{completion}");
+    }
+    assert_eq!(
+        *session.output(),
+        output,
+        "a refused completion writes nothing"
+    );
+}
+
+#[test]
+fn completions_out_of_turn_are_refused_and_change_nothing() {
+    let mut session = ServerSession::new(options());
+    assert_only_answered_by(&mut session, Pending::Nothing, &[]);
+    assert_eq!(
+        session.tls_started().unwrap_err().to_string(),
+        "`tls_started` answers the TLS handshake, but the session waits for nothing"
+    );
+
+    session.feed(b"USER mrose\r\nPASS tanstaaf\r\n");
+    assert!(matches!(session.next(), Event::Authenticate(_)));
+    assert_only_answered_by(
+        &mut session,
+        Pending::Login,
+        &["login_accepted", "login_rejected"],
+    );
+    session
+        .login_accepted(Harness::new(options()).entries())
+        .unwrap();
+
+    session.feed(b"TOP 2 0\r\n");
+    assert!(matches!(session.next(), Event::Retrieve { index: 1, .. }));
+    assert_only_answered_by(
+        &mut session,
+        Pending::MessageOpen,
+        &["message_opened", "message_failed"],
+    );
+    session.message_opened().unwrap();
+    assert_only_answered_by(
+        &mut session,
+        Pending::MessageBody,
+        &["message_chunk", "message_end"],
+    );
+    assert!(!session.message_chunk(b"A: b\n\nbody\n").unwrap());
+    session.message_end().unwrap();
+    assert_only_answered_by(&mut session, Pending::Nothing, &[]);
+
+    session.feed(b"QUIT\r\n");
+    assert!(matches!(session.next(), Event::Update { .. }));
+    assert_only_answered_by(&mut session, Pending::Update, &["updated"]);
+    session.updated(Ok(())).unwrap();
+
+    let mut session = ServerSession::new(options());
+    session.feed(b"STLS\r\n");
+    assert_eq!(session.next(), Event::StartTls);
+    assert_only_answered_by(&mut session, Pending::TlsHandshake, &["tls_started"]);
+
+    let mut session = ServerSession::new(options());
+    session.feed(b"AUTH PLAIN\r\n");
+    assert!(matches!(session.next(), Event::SaslStart { .. }));
+    assert_only_answered_by(
+        &mut session,
+        Pending::SaslStep,
+        &["login_accepted", "login_rejected", "sasl_challenge"],
+    );
+    session.sasl_challenge(b"").unwrap();
+    assert_only_answered_by(&mut session, Pending::Nothing, &[]);
 }

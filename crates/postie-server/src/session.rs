@@ -9,29 +9,19 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use postie_auth::{AuthError, Mechanism, SaslExchange, SaslStep, UserDb, Verdict};
 use postie_metrics::METRICS;
 use postie_proto::{
-    BodyEncoder, Credentials, ErrorKind, Event, MessageEntry, ServerOptions, ServerSession,
+    Credentials, ErrorKind, Event, MessageEntry, ServerOptions, ServerSession, WrongState,
 };
 use postie_store::{MailStore, Maildrop, MessageBody, StoreError, Update};
-use postie_types::limits::MAX_SNAPSHOT_MESSAGES;
+use postie_types::limits::{
+    IDLE_BUFFER, MAX_AUTH_FAILURES, MAX_BAD_COMMANDS, MAX_SNAPSHOT_MESSAGES, RETR_CHUNK,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use postie_net::Conn;
 
 use crate::shared::Shared;
-
-/// Output is written once this much is buffered while a message streams.
-///
-/// This and `READ_CHUNK` were chosen by a sweep of 16 KiB to 1 MiB against 1 MiB messages
-/// (`bench/run.py --only retr`): 96 to 112 KiB gave the most throughput, 128 KiB and more
-/// about a third less. Part of that is glibc, which hands buffers of 128 KiB and more out as
-/// fresh mappings, faulted in page by page on every RETR.
-const WRITE_THRESHOLD: usize = 96 * 1024;
-/// Bytes read from a message file per call.
-const READ_CHUNK: usize = 96 * 1024;
-/// Buffers bigger than this are given back after use, so idle sessions stay small.
-const KEEP_CAPACITY: usize = 16 * 1024;
 
 /// Counters for the session's log line (Dovecot's pop3_logout_format: top, retr, del).
 #[derive(Debug, Default)]
@@ -78,8 +68,8 @@ pub(crate) async fn run<S: MailStore, U: UserDb>(
         stls_available: shared.acceptor.is_some(),
         secure,
         plaintext_allowed_insecure: config.allow_plaintext_auth || peer.ip().is_loopback(),
-        max_auth_failures: 3,
-        max_bad_commands: 20,
+        max_auth_failures: MAX_AUTH_FAILURES,
+        max_bad_commands: MAX_BAD_COMMANDS,
     };
     let mut session = Session {
         core: ServerSession::new(options),
@@ -134,8 +124,8 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
                     flush(conn, self.core.output(), self.shared.config.idle_timeout).await?;
                     // Waiting for the client from here on: give back what a RETR or LIST grew.
                     let output = self.core.output();
-                    if output.capacity() > KEEP_CAPACITY {
-                        output.shrink_to(KEEP_CAPACITY / 4);
+                    if output.capacity() > IDLE_BUFFER {
+                        output.shrink_to(IDLE_BUFFER / 4);
                     }
                     // Before login the timeout is a deadline for the whole login, not per read:
                     // a client trickling a byte at a time (slowloris) must not hold its
@@ -165,11 +155,15 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
                         let exchange = self.shared.auth.sasl(mechanism);
                         self.sasl_step(exchange, initial_response).await;
                     }
-                    Err(_) => self.core.login_rejected(ErrorKind::Permanent),
+                    Err(_) => {
+                        self.answer(|core| core.login_rejected(ErrorKind::Permanent));
+                    }
                 },
                 Event::SaslResponse(response) => match self.sasl.take() {
                     Some(exchange) => self.sasl_step(exchange, Some(response)).await,
-                    None => self.core.login_rejected(ErrorKind::Temporary),
+                    None => {
+                        self.answer(|core| core.login_rejected(ErrorKind::Temporary));
+                    }
                 },
                 Event::StartTls => {
                     flush(conn, self.core.output(), self.shared.config.idle_timeout).await?;
@@ -228,7 +222,7 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
             Err(error) => self.finish_login(Err(error), claimed).await,
             Ok(SaslStep::Challenge(challenge)) => {
                 self.sasl = Some(exchange);
-                self.core.sasl_challenge(&challenge);
+                self.answer(|core| core.sasl_challenge(&challenge));
             }
             Ok(SaslStep::Accepted { user }) => {
                 self.finish_login(Ok(Verdict::Accepted { user }), claimed)
@@ -265,13 +259,13 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
                     delay_ms = delay.as_millis() as u64,
                     "authentication failed"
                 );
-                self.core.login_rejected(ErrorKind::BadCredentials);
+                self.answer(|core| core.login_rejected(ErrorKind::BadCredentials));
                 return;
             }
             Err(error) => {
                 METRICS.logins.inc(["error", self.mechanism]);
                 warn!(peer = %self.peer, %error, "authentication could not be checked");
-                self.core.login_rejected(ErrorKind::Temporary);
+                self.answer(|core| core.login_rejected(ErrorKind::Temporary));
                 return;
             }
         };
@@ -282,7 +276,7 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
                 .try_login(&user, delay, Instant::now())
             {
                 METRICS.logins.inc(["login_delay", self.mechanism]);
-                self.core.login_rejected(ErrorKind::LoginDelay);
+                self.answer(|core| core.login_rejected(ErrorKind::LoginDelay));
                 return;
             }
         }
@@ -292,7 +286,7 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
                 let entries = snapshot_entries(maildrop.messages());
                 METRICS.logins.inc(["ok", self.mechanism]);
                 info!(peer = %self.peer, %user, messages = entries.len(), "logged in");
-                self.core.login_accepted(entries);
+                self.answer(|core| core.login_accepted(entries));
                 self.maildrop = Some(maildrop);
                 self.user = Some(user);
             }
@@ -301,7 +295,7 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
                 if !matches!(error, StoreError::InUse) {
                     warn!(%user, %error, "cannot open maildrop");
                 }
-                self.core.login_rejected(store_error_kind(&error));
+                self.answer(|core| core.login_rejected(store_error_kind(&error)));
             }
         }
     }
@@ -313,7 +307,7 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
         let limit = self.shared.config.tls_handshake_timeout;
         match conn.start_tls(&acceptor, limit, "pop3").await {
             Ok(()) => {
-                self.core.tls_started();
+                self.answer(ServerSession::tls_started);
                 Ok(())
             }
             Err(error) => {
@@ -331,21 +325,21 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
     ) -> Result<(), Disconnected> {
         let started = Instant::now();
         let Some(maildrop) = self.maildrop.as_mut() else {
-            self.core.message_failed(ErrorKind::Temporary);
+            self.answer(|core| core.message_failed(ErrorKind::Temporary));
             return Ok(());
         };
         let mut reader = match maildrop.open_message(index).await {
             Ok(reader) => reader,
             Err(error) => {
                 warn!(user = self.user.as_deref().unwrap_or("-"), %error, "cannot read message");
-                self.core.message_failed(store_error_kind(&error));
+                self.answer(|core| core.message_failed(store_error_kind(&error)));
                 return Ok(());
             }
         };
-        self.core.message_opened();
-        let mut encoder = top_lines.map_or_else(BodyEncoder::whole, BodyEncoder::top);
-        let mut chunk = vec![0u8; READ_CHUNK];
-        let mut sent = 0u64;
+        if self.answer(ServerSession::message_opened).is_none() {
+            return Ok(());
+        }
+        let mut chunk = vec![0u8; RETR_CHUNK];
         loop {
             let n = match read_chunk(&mut reader, &mut chunk).await {
                 Ok(0) => break,
@@ -356,21 +350,20 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
                     return Err(Disconnected);
                 }
             };
-            let before = self.core.output().len();
-            encoder.encode(&chunk[..n], self.core.output());
-            sent += (self.core.output().len() - before) as u64;
+            let Some(wanted) = self.answer(|core| core.message_chunk(&chunk[..n])) else {
+                return Ok(());
+            };
             // A short chunk means read_chunk met the end of the file.
-            if encoder.is_done() || n < chunk.len() {
+            if !wanted || n < chunk.len() {
                 break;
             }
-            if self.core.output().len() >= WRITE_THRESHOLD {
+            if self.core.output().len() >= RETR_CHUNK {
                 flush(conn, self.core.output(), self.shared.config.idle_timeout).await?;
             }
         }
-        let before = self.core.output().len();
-        encoder.finish(self.core.output());
-        sent += (self.core.output().len() - before) as u64;
-        self.core.message_sent();
+        let Some(sent) = self.answer(ServerSession::message_end) else {
+            return Ok(());
+        };
         if top_lines.is_some() {
             self.stats.top += 1;
             self.stats.top_bytes += sent;
@@ -385,7 +378,7 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
 
     async fn update(&mut self, deleted: Vec<usize>) {
         let Some(maildrop) = self.maildrop.take() else {
-            self.core.updated(Ok(()));
+            self.answer(|core| core.updated(Ok(())));
             return;
         };
         let count = deleted.len();
@@ -404,11 +397,28 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
             Ok(()) => {
                 self.stats.deleted = count;
                 self.stats.deleted_bytes = bytes;
-                self.core.updated(Ok(()));
+                self.answer(|core| core.updated(Ok(())));
             }
             Err(error) => {
                 warn!(user = self.user.as_deref().unwrap_or("-"), %error, "deleting messages failed");
-                self.core.updated(Err(store_error_kind(&error)));
+                self.answer(|core| core.updated(Err(store_error_kind(&error))));
+            }
+        }
+    }
+
+    /// Gives the core a completion. One it refuses is a defect of this shell: it is logged,
+    /// and the session ends rather than wait for an answer that will not come.
+    fn answer<T>(
+        &mut self,
+        completion: impl FnOnce(&mut ServerSession) -> Result<T, WrongState>,
+    ) -> Option<T> {
+        match completion(&mut self.core) {
+            Ok(value) => Some(value),
+            Err(wrong) => {
+                error!(peer = %self.peer, error = %wrong, "completion out of turn");
+                self.core
+                    .abort("Internal server error, closing the connection.");
+                None
             }
         }
     }

@@ -13,7 +13,8 @@ pub const MAX_COMMAND_LINE: usize = 255;
 /// status or listing line the client accepts from a server.
 pub const MAX_SASL_LINE: usize = 16 * 1024;
 /// The longest SMTP/LMTP command line, CRLF included: RFC 5321's 512, with room for the
-/// extension parameters (SIZE, BODY, SMTPUTF8, AUTH=) real clients send.
+/// extension parameters (SIZE, BODY, SMTPUTF8, AUTH=) real clients send; Postfix allows
+/// 2048 too.
 pub const MAX_SMTP_LINE: usize = 2048;
 /// Failed logins after which a POP3 connection is closed.
 pub const MAX_AUTH_FAILURES: u32 = 3;

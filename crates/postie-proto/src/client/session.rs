@@ -20,7 +20,7 @@ use super::listing::{parse_list, parse_uidl, ListEntry, UidlEntry};
 use super::sasl::{SaslClient, SaslError};
 use super::status::{Greeting, Status};
 use crate::line::{LineReader, ReadLine};
-use crate::{MAX_COMMAND_LINE, MAX_SASL_LINE};
+use postie_types::limits::{MAX_COMMAND_LINE, MAX_LISTING_ENTRIES as MAX_ENTRIES, MAX_SASL_LINE};
 use postie_types::Secret;
 use postie_types::{MsgNum, UserName};
 
@@ -28,8 +28,6 @@ use postie_types::{MsgNum, UserName};
 const MAX_RESPONSE_LINE: usize = MAX_SASL_LINE;
 /// A message body is handed out in chunks of at most about this size.
 const BODY_CHUNK: usize = 64 * 1024;
-/// Entries of one LIST or UIDL response; a mailbox beyond this is not a real one.
-const MAX_ENTRIES: usize = 10_000_000;
 
 /// A single-line command, named in its [`ClientEvent::Reply`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -15,7 +15,3 @@ pub use command::{split_address, Body, Command, CommandError, Hello, MailParams}
 pub use data::{dot_stuff, Decoded, DotDecoder};
 pub use reply::{DeliveryError, Reply, Status};
 pub use session::{Envelope, Event, Recipient, Role, SmtpOptions, SmtpSession};
-
-/// The longest command line accepted, CRLF included. RFC 5321 sets 512 octets as the floor;
-/// extension parameters make real lines longer, and 2048 is what Postfix allows.
-pub const MAX_SMTP_LINE: usize = 2048;

@@ -10,8 +10,8 @@
 use super::command::{Command, CommandError, Hello, MailParams};
 use super::data::DotDecoder;
 use super::reply::{DeliveryError, Reply, Status};
-use super::MAX_SMTP_LINE;
 use crate::line::{LineReader, ReadLine};
+use postie_types::limits::MAX_SMTP_LINE;
 
 /// Which protocol the session speaks. They differ in the greeting command (LHLO), STARTTLS
 /// (SMTP only) and the replies after the data (LMTP: one per recipient).
