@@ -198,29 +198,34 @@ pub struct TestDb {
 }
 
 impl TestDb {
-    /// A new database in the cluster, with postie's schema applied.
+    /// A new database in the cluster, with postie's schema applied, for a test that is not
+    /// async (it runs on a runtime of its own).
+    // Not every test binary that shares this module has such tests.
+    #[allow(dead_code)]
     pub fn new() -> TestDb {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a tokio runtime")
+            .block_on(TestDb::create())
+    }
+
+    /// A new database in the cluster, with postie's schema applied.
+    pub async fn create() -> TestDb {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let cluster = cluster();
         let name = format!("t_{}", NEXT.fetch_add(1, Ordering::Relaxed));
+        let admin = connect(&cluster.config("postgres")).await;
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap_or_else(|e| panic!("creating database {name}: {e}"));
         let db = TestDb {
             config: cluster.config(&name),
         };
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a tokio runtime");
-        runtime.block_on(async {
-            let admin = connect(&cluster.config("postgres")).await;
-            admin
-                .batch_execute(&format!("CREATE DATABASE {name}"))
-                .await
-                .unwrap_or_else(|e| panic!("creating database {name}: {e}"));
-            let client = db.client().await;
-            postie_store_pg::migrate(&client)
-                .await
-                .expect("migrating a fresh database");
-        });
+        postie_store_pg::migrate(&db.client().await)
+            .await
+            .expect("migrating a fresh database");
         db
     }
 
