@@ -53,6 +53,9 @@ CREATE TABLE messages (
     -- user's trash, not counted.
     state        TEXT NOT NULL DEFAULT 'visible' CHECK (state IN ('visible', 'hidden', 'trashed')),
     delivered_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    -- Random, chosen by the delivering front end: when the connection fails during COMMIT,
+    -- it looks the row up to learn whether the copy was delivered.
+    delivery_id  BYTEA NOT NULL UNIQUE CHECK (octet_length(delivery_id) = 16),
     PRIMARY KEY (maildrop_id, uid)
 );
 CREATE INDEX messages_body ON messages (body_id);

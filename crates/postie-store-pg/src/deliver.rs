@@ -167,6 +167,7 @@ async fn write_chunks(
 
 /// What one recipient's transaction needs.
 struct Copy<'a> {
+    delivery_id: [u8; 16],
     user: &'a str,
     headers: &'a [u8],
     body_id: i64,
@@ -183,6 +184,7 @@ async fn deliver_to(
 ) -> Result<(), StoreError> {
     let octets = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
     let copy = Copy {
+        delivery_id: rand::random(),
         user: &recipient.user,
         headers: &recipient.headers,
         body_id: body.id,
@@ -191,9 +193,39 @@ async fn deliver_to(
         quota_bytes: octets(recipient.quota.bytes),
         quota_messages: octets(recipient.quota.messages),
     };
-    pool.transaction(IsolationLevel::ReadCommitted, &copy, |tx, copy| {
-        Box::pin(add_copy(tx, copy))
-    })
+    let added = pool
+        .transaction(IsolationLevel::ReadCommitted, &copy, |tx, copy| {
+            Box::pin(add_copy(tx, copy))
+        })
+        .await;
+    match added {
+        // Perhaps the connection failed during COMMIT, after the server had committed: the
+        // copy's row says which. Acknowledging a copy that is not there would lose mail, and
+        // refusing one that is would deliver it twice when the sender retries.
+        Err(StoreError::Temporary(reason)) => match committed(pool, &copy.delivery_id).await {
+            Ok(true) => Ok(()),
+            _ => Err(StoreError::Temporary(reason)),
+        },
+        other => other,
+    }
+}
+
+async fn committed(pool: &Pool, delivery_id: &[u8; 16]) -> Result<bool, StoreError> {
+    pool.transaction(
+        IsolationLevel::ReadCommitted,
+        delivery_id,
+        |tx, delivery_id| {
+            Box::pin(async move {
+                let found = tx
+                    .query_opt(
+                        "SELECT 1 FROM messages WHERE delivery_id = $1",
+                        &[&delivery_id.as_slice()],
+                    )
+                    .await?;
+                Ok(found.is_some())
+            })
+        },
+    )
     .await
 }
 
@@ -236,8 +268,9 @@ async fn add_copy(tx: &Transaction<'_>, copy: &Copy<'_>) -> Result<(), TxError> 
         .into());
     }
     tx.execute(
-        "INSERT INTO messages (maildrop_id, uid, body_id, headers, raw_size, crlf_size)
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO messages
+             (maildrop_id, uid, body_id, headers, raw_size, crlf_size, delivery_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
         &[
             &maildrop,
             &uid,
@@ -245,6 +278,7 @@ async fn add_copy(tx: &Transaction<'_>, copy: &Copy<'_>) -> Result<(), TxError> 
             &copy.headers,
             &copy.raw_size,
             &copy.crlf_size,
+            &copy.delivery_id.as_slice(),
         ],
     )
     .await?;

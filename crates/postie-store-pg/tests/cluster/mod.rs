@@ -229,6 +229,13 @@ impl TestDb {
         db
     }
 
+    /// How to reach this database.
+    // Not every test binary that shares this module looks.
+    #[allow(dead_code)]
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
     /// A store on this database, as one front end would have it.
     pub fn store(&self, options: PgOptions) -> PgStore {
         PgStore::new(self.config.clone(), options)
