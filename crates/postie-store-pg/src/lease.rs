@@ -8,6 +8,7 @@
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::task::JoinHandle;
 use tokio_postgres::{IsolationLevel, Transaction};
@@ -77,7 +78,11 @@ impl Lease {
     /// Starts renewing the lease `token` just took, on the current runtime.
     pub(crate) fn start(store: &PgStore, maildrop: i64, token: i64) -> Lease {
         let pool = store.pool.clone();
-        let every = store.options.lease_renew_every;
+        // An interval of zero would panic; a renewal per millisecond is already absurd.
+        let every = store
+            .options
+            .lease_renew_every
+            .max(Duration::from_millis(1));
         let ttl = store.options.lease_ttl.as_secs_f64();
         let renewal = tokio::spawn(async move {
             let mut ticks = tokio::time::interval(every);
