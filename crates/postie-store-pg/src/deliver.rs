@@ -166,7 +166,7 @@ async fn write_chunks(
 }
 
 /// What one recipient's transaction needs.
-struct Copy<'a> {
+struct RecipientCopy<'a> {
     delivery_id: [u8; 16],
     user: &'a str,
     headers: &'a [u8],
@@ -183,7 +183,7 @@ async fn deliver_to(
     recipient: &Recipient,
 ) -> Result<(), StoreError> {
     let octets = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
-    let copy = Copy {
+    let copy = RecipientCopy {
         delivery_id: rand::random(),
         user: &recipient.user,
         headers: &recipient.headers,
@@ -229,7 +229,7 @@ async fn committed(pool: &Pool, delivery_id: &[u8; 16]) -> Result<bool, StoreErr
     .await
 }
 
-async fn add_copy(tx: &Transaction<'_>, copy: &Copy<'_>) -> Result<(), TxError> {
+async fn add_copy(tx: &Transaction<'_>, copy: &RecipientCopy<'_>) -> Result<(), TxError> {
     let maildrop = ensure_maildrop(tx, copy.user).await?;
     // The quota check and the UID in one statement on the counter row: a concurrent delivery
     // waits for this row, then sees the counters this one left.
