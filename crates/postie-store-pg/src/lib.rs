@@ -1,0 +1,179 @@
+//! postie's mail store in PostgreSQL: any number of front ends (POP3, LMTP, SMTP) on any
+//! number of machines share one database, which is the one authority on UIDs, quotas and
+//! who holds a maildrop.
+//!
+//! It keeps the contract of `postie-store` ([`MailStore`]) and passes its suite unchanged.
+//! What lives where (`migrations/0001_init.sql` has the tables):
+//!
+//! * `maildrops`: one row per user, the counter row. A delivery takes its UID and adds its
+//!   octets in one `UPDATE … RETURNING` that also checks the quota, so racing deliveries from
+//!   any number of front ends never overshoot and a UID is never handed out twice.
+//! * `bodies` and `body_chunks`: a message body is stored once per delivery however many
+//!   recipients it has, in chunks of at most 256 KiB; `messages` holds one row per recipient
+//!   with that recipient's own trace headers.
+//! * `leases`: an exclusive POP3 session's hold on a maildrop, with an expiry renewed by a
+//!   background task while the session lives. A session whose lease was taken over after it
+//!   expired cannot apply its QUIT.
+//!
+//! Every transaction goes through [`Pool::transaction`], which retries serialization failures
+//! and deadlocks. The SQL keeps to what CockroachDB and YugabyteDB also run: no advisory
+//! locks, no LISTEN/NOTIFY, no large objects, no sequences for UIDs.
+//!
+//! The schema is applied by [`migrate`], explicitly; a store never changes it by itself.
+
+#![forbid(unsafe_code)]
+
+mod body;
+mod deliver;
+mod lease;
+mod maildrop;
+mod migrate;
+mod pool;
+mod size;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use postie_store::{Delivery, MailStore, StoreError, Usage};
+use tokio_postgres::IsolationLevel;
+
+pub use body::PgBody;
+pub use maildrop::PgDrop;
+pub use migrate::{migrate, SCHEMA_VERSION};
+pub use pool::{Pool, TxError, TxFuture};
+pub use tokio_postgres::Config;
+
+/// How a [`PgStore`] uses the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PgOptions {
+    /// Connections this front end opens at most.
+    pub pool_size: usize,
+    /// How long a caller waits for a free connection before a temporary failure.
+    pub acquire_timeout: Duration,
+    /// How long an exclusive session's lease lasts without renewal: after a crash, the
+    /// maildrop is free again this long after the last renewal.
+    pub lease_ttl: Duration,
+    /// How often a live session renews its lease; well under `lease_ttl`.
+    pub lease_renew_every: Duration,
+    /// How long a body stays after the last message referring to it is gone before
+    /// [`PgStore::sweep`] reclaims it: longer than any RETR may take.
+    pub sweep_grace: Duration,
+}
+
+impl Default for PgOptions {
+    fn default() -> Self {
+        PgOptions {
+            pool_size: 8,
+            acquire_timeout: Duration::from_secs(30),
+            lease_ttl: Duration::from_secs(300),
+            lease_renew_every: Duration::from_secs(60),
+            sweep_grace: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// Maildrops in a PostgreSQL database; clones share one connection pool.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: Pool,
+    options: PgOptions,
+    /// Tokens of leases this front end's sessions let go of whose rows may not be deleted
+    /// yet (the delete is spawned when a session is dropped): a new session here may take
+    /// them over at once.
+    released: Arc<Mutex<HashSet<i64>>>,
+}
+
+impl PgStore {
+    /// A store on the database `config` names. Connects lazily, on the runtime of the first
+    /// call; TLS to the database is not configured yet (NoTls: loopback or a trusted network).
+    pub fn new(config: Config, options: PgOptions) -> Self {
+        PgStore {
+            pool: Pool::new(config, options.pool_size, options.acquire_timeout),
+            options,
+            released: Arc::new(Mutex::new(HashSet::new())),
+        }
+    }
+
+    /// The store's connections, and the transaction helper every query goes through.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// Applies the schema's migrations (see [`migrate`]) on one of the store's connections.
+    pub async fn migrate(&self) -> Result<Vec<i32>, StoreError> {
+        migrate(&*self.pool.get().await?).await
+    }
+
+    /// Deletes up to `batch` bodies that no message has referred to for at least
+    /// [`PgOptions::sweep_grace`], with their chunks; returns how many. Run it regularly, in
+    /// small batches, from one or more front ends: each batch is one short transaction, and
+    /// sweeps running together skip each other's rows.
+    pub async fn sweep(&self, batch: u32) -> Result<u64, StoreError> {
+        let grace = self.options.sweep_grace.as_secs_f64();
+        self.pool
+            .transaction(
+                IsolationLevel::ReadCommitted,
+                &(i64::from(batch), grace),
+                |tx, (batch, grace)| {
+                    Box::pin(async move {
+                        let ids: Vec<i64> = tx
+                            .query(
+                                "SELECT id FROM bodies
+                                 WHERE refs = 0 AND released_at < now() - $2 * interval '1 second'
+                                 ORDER BY released_at LIMIT $1
+                                 FOR UPDATE SKIP LOCKED",
+                                &[batch, grace],
+                            )
+                            .await?
+                            .iter()
+                            .map(|row| row.get(0))
+                            .collect();
+                        if ids.is_empty() {
+                            return Ok(0);
+                        }
+                        tx.execute("DELETE FROM body_chunks WHERE body_id = ANY($1)", &[&ids])
+                            .await?;
+                        Ok(tx
+                            .execute("DELETE FROM bodies WHERE id = ANY($1)", &[&ids])
+                            .await?)
+                    })
+                },
+            )
+            .await
+    }
+}
+
+impl MailStore for PgStore {
+    type Maildrop = PgDrop;
+
+    async fn open(&self, user: &str, exclusive: bool) -> Result<PgDrop, StoreError> {
+        maildrop::open(self, user, exclusive).await
+    }
+
+    async fn deliver(&self, delivery: Delivery) -> Vec<Result<(), StoreError>> {
+        deliver::deliver(&self.pool, delivery).await
+    }
+
+    async fn usage(&self, user: &str) -> Result<Usage, StoreError> {
+        let row = self
+            .pool
+            .transaction(IsolationLevel::ReadCommitted, user, |tx, user| {
+                Box::pin(async move {
+                    Ok(tx
+                        .query_opt(
+                            "SELECT bytes, messages FROM maildrops WHERE user_name = $1",
+                            &[&user],
+                        )
+                        .await?)
+                })
+            })
+            .await?;
+        Ok(row
+            .map(|row| Usage {
+                bytes: u64::try_from(row.get::<_, i64>(0)).unwrap_or(0),
+                messages: u64::try_from(row.get::<_, i64>(1)).unwrap_or(0),
+            })
+            .unwrap_or_default())
+    }
+}
