@@ -73,6 +73,15 @@ impl Default for PgOptions {
     }
 }
 
+/// The database a [`PgStore`] reached, as [`PgStore::status`] found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabaseStatus {
+    /// The server's address and port, as it sees them.
+    pub server: String,
+    pub read_only: bool,
+    pub schema_version: Option<i32>,
+}
+
 /// Maildrops in a PostgreSQL database; clones share one connection pool.
 #[derive(Clone)]
 pub struct PgStore {
@@ -103,6 +112,36 @@ impl PgStore {
     /// Applies the schema's migrations (see [`migrate`]) on one of the store's connections.
     pub async fn migrate(&self) -> Result<Vec<i32>, StoreError> {
         migrate(&*self.pool.get().await?).await
+    }
+
+    /// What `postie check-config` reports: the server reached, whether it takes writes,
+    /// and the schema version found (None before the first `migrate`).
+    pub async fn status(&self) -> Result<DatabaseStatus, StoreError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_one(
+                "SELECT coalesce(host(inet_server_addr()), 'a local socket'),
+                        current_setting('port'),
+                        current_setting('transaction_read_only') = 'on',
+                        to_regclass('postie_schema_version') IS NOT NULL",
+                &[],
+            )
+            .await
+            .map_err(|e| StoreError::Temporary(pool::describe(&e)))?;
+        let schema_version = if row.get::<_, bool>(3) {
+            client
+                .query_one("SELECT max(version) FROM postie_schema_version", &[])
+                .await
+                .map_err(|e| StoreError::Temporary(pool::describe(&e)))?
+                .get(0)
+        } else {
+            None
+        };
+        Ok(DatabaseStatus {
+            server: format!("{}:{}", row.get::<_, String>(0), row.get::<_, String>(1)),
+            read_only: row.get(2),
+            schema_version,
+        })
     }
 
     /// Deletes up to `batch` bodies that no message has referred to for at least

@@ -45,6 +45,24 @@ pub enum Command {
     /// mailbox_command and scripts). Exit codes follow sysexits: 0 delivered, 67 unknown
     /// user, 73 cannot create (over quota), 75 temporary failure.
     Deliver(DeliverArgs),
+    /// The mail store: create or upgrade the PostgreSQL schema ([mail] store = "postgres").
+    Store(StoreArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    #[command(subcommand)]
+    pub action: StoreAction,
+    /// The configuration file naming the store.
+    #[arg(long, short = 'c', global = true, default_value = DEFAULT_CONFIG)]
+    pub config: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreAction {
+    /// Create the schema, or bring it up to this version of postie. Run it once, from one
+    /// place, before front ends of a new version start: they never change the schema.
+    Migrate,
 }
 
 #[derive(Debug, Args)]

@@ -41,6 +41,21 @@ struct File {
     http: HttpSection,
     #[serde(default)]
     autoconfig: AutoconfigSection,
+    postgres: Option<PostgresSection>,
+}
+
+/// `[postgres]`: the database of `[mail] store = "postgres"`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PostgresSection {
+    url: String,
+    password_file: Option<PathBuf>,
+    #[serde(default = "default_pool_size")]
+    pool_size: usize,
+}
+
+fn default_pool_size() -> usize {
+    16
 }
 
 #[derive(Debug, Deserialize)]
@@ -266,6 +281,12 @@ pub struct Config {
 pub enum StoreConfig {
     /// One Maildir per user, at `template` with `{user}` replaced.
     Maildir { template: String },
+    /// PostgreSQL, shared by any number of front ends. `database` holds the password read
+    /// from `password_file`, if any; its `Debug` does not show it.
+    Postgres {
+        database: Box<postie_store_pg::Config>,
+        pool_size: usize,
+    },
 }
 
 impl Config {
@@ -404,12 +425,13 @@ impl Config {
             bail!("{file_name}: [pop3] listen and listen_tls are both empty: name at least one address");
         }
 
-        if file.mail.store != "maildir" {
-            bail!(
-                "{file_name}: [mail] store = {:?} is not a store postie has: use \"maildir\"",
-                file.mail.store
-            );
-        }
+        let store = match file.mail.store.as_str() {
+            "maildir" => None,
+            "postgres" => Some(postgres_config(file.postgres.as_ref(), &base, &file_name.to_string())?),
+            other => bail!(
+                "{file_name}: [mail] store = {other:?} is not a store postie has: use \"maildir\" or \"postgres\""
+            ),
+        };
         let template = &file.mail.maildir;
         if !template.contains("{user}") {
             bail!("{file_name}: [mail] maildir = {template:?} lacks {{user}}: every user would share one maildrop");
@@ -452,12 +474,46 @@ impl Config {
             autoconfig,
             pop3,
             passwd_file: base.join(file.auth.passwd_file),
-            store: StoreConfig::Maildir {
+            store: store.unwrap_or(StoreConfig::Maildir {
                 template: maildir_template,
-            },
+            }),
             intake,
         })
     }
+}
+
+/// `[postgres]`, for `[mail] store = "postgres"`: the URL (libpq's forms, several hosts and
+/// `target_session_attrs` included), the password from its own file (never in a log), the pool.
+fn postgres_config(
+    section: Option<&PostgresSection>,
+    base: &Path,
+    file_name: &str,
+) -> Result<StoreConfig> {
+    let Some(section) = section else {
+        bail!("{file_name}: [mail] store = \"postgres\" needs a [postgres] section with url = \"postgresql://USER@HOST/DATABASE\"");
+    };
+    let mut database: postie_store_pg::Config = section.url.parse().map_err(|error| {
+        anyhow::anyhow!("{file_name}: [postgres] url is not a PostgreSQL connection string ({error}): write it as postgresql://USER@HOST:PORT/DATABASE")
+    })?;
+    if let Some(path) = &section.password_file {
+        let path = base.join(path);
+        let text = std::fs::read(&path).with_context(|| {
+            format!(
+                "{file_name}: [postgres] password_file: cannot read {}",
+                path.display()
+            )
+        })?;
+        let password = text.strip_suffix(b"\n").unwrap_or(&text);
+        let password = password.strip_suffix(b"\r").unwrap_or(password);
+        database.password(password);
+    }
+    if section.pool_size == 0 {
+        bail!("{file_name}: [postgres] pool_size = 0: a front end needs at least one connection");
+    }
+    Ok(StoreConfig::Postgres {
+        database: Box::new(database),
+        pool_size: section.pool_size,
+    })
 }
 
 /// The `[lmtp]`, `[smtp]` and quota keys of `[mail]`.

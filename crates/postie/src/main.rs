@@ -13,6 +13,7 @@ mod probe;
 mod reload;
 mod serve;
 mod store;
+mod store_admin;
 mod systemd;
 mod users;
 
@@ -31,6 +32,7 @@ fn main() -> ExitCode {
         Command::DnsRecords(args) => dns_records::run(args),
         Command::Completions { shell } => manual::completions(shell),
         Command::Man => manual::man(),
+        Command::Store(args) => store_admin::run(args),
         // Its exit status says whether any finding is an error.
         Command::CheckConfig(args) => return check_config::run(args),
         // Their exit statuses are sysexits codes (see `postie fetch --help`).

@@ -57,6 +57,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
         .intake
         .is_enabled()
         .then(|| IntakeServer::new(config.intake.clone(), store.clone(), Arc::clone(&users)));
+    let sweeper = crate::store::sweeper(&store);
     let server = Pop3Server::new(
         config.pop3.clone(),
         store,
@@ -112,6 +113,9 @@ pub fn run(args: ServeArgs) -> Result<()> {
             demo::print_help(&running.local_addrs(), &args.demo_dir);
         }
 
+        if let Some(sweeper) = sweeper {
+            tokio::spawn(sweeper);
+        }
         let reloader = Reloader {
             config_path: config.path.clone(),
             cert: config.cert.clone(),

@@ -3,40 +3,85 @@
 //! `[mail] store` value in the configuration; everything else is generic over
 //! [`MailStore`].
 
+use std::future::Future;
 use std::io;
+use std::time::Duration;
 
 use postie::config::StoreConfig;
 use postie_store::{
     Delivery, MailStore, MaildirBody, MaildirDrop, MaildirStore, Maildrop, MessageBody,
     MessageInfo, StoreError, Update, Usage,
 };
+use postie_store_pg::{PgBody, PgDrop, PgOptions, PgStore};
 
 /// The store the configuration names.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub enum ConfiguredStore {
     Maildir(MaildirStore),
+    Postgres(PgStore),
 }
 
 /// A maildrop of a [`ConfiguredStore`].
-#[derive(Debug)]
 pub enum ConfiguredDrop {
     Maildir(MaildirDrop),
+    Postgres(PgDrop),
 }
 
 /// A message being read from a [`ConfiguredStore`].
-#[derive(Debug)]
 pub enum ConfiguredBody {
     Maildir(MaildirBody),
+    Postgres(PgBody),
 }
 
-/// Opens the store `config` names. Opening a Maildir store touches no file: each maildrop is
-/// created when first used.
+/// Opens the store `config` names. Opening touches nothing yet: a Maildir is created when
+/// first used, and the database is connected to on the first call (on the caller's runtime).
 pub fn open(config: &StoreConfig) -> ConfiguredStore {
     match config {
         StoreConfig::Maildir { template } => {
             ConfiguredStore::Maildir(MaildirStore::new(template.clone()))
         }
+        StoreConfig::Postgres {
+            database,
+            pool_size,
+        } => ConfiguredStore::Postgres(PgStore::new(
+            (**database).clone(),
+            PgOptions {
+                pool_size: *pool_size,
+                ..PgOptions::default()
+            },
+        )),
     }
+}
+
+/// How often a front end reclaims space that QUITs left behind in a database store.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+/// Bodies reclaimed per sweep transaction: each batch is short, whatever the backlog.
+const SWEEP_BATCH: u32 = 100;
+
+/// The background task that reclaims a database store's space after QUITs, in small
+/// batches, for as long as the server runs (any number of front ends may run it); none for a
+/// Maildir, which frees space at QUIT.
+pub fn sweeper(store: &ConfiguredStore) -> Option<impl Future<Output = ()> + Send + 'static> {
+    let ConfiguredStore::Postgres(store) = store else {
+        return None;
+    };
+    let store = store.clone();
+    Some(async move {
+        let mut every = tokio::time::interval(SWEEP_EVERY);
+        loop {
+            every.tick().await;
+            loop {
+                match store.sweep(SWEEP_BATCH).await {
+                    Ok(reclaimed) if reclaimed == u64::from(SWEEP_BATCH) => continue,
+                    Ok(_) => break,
+                    Err(error) => {
+                        tracing::warn!(%error, "reclaiming space in the database failed; retrying later");
+                        break;
+                    }
+                }
+            }
+        }
+    })
 }
 
 impl MailStore for ConfiguredStore {
@@ -48,18 +93,24 @@ impl MailStore for ConfiguredStore {
                 .open(user, exclusive)
                 .await
                 .map(ConfiguredDrop::Maildir),
+            Self::Postgres(store) => store
+                .open(user, exclusive)
+                .await
+                .map(ConfiguredDrop::Postgres),
         }
     }
 
     async fn deliver(&self, delivery: Delivery) -> Vec<Result<(), StoreError>> {
         match self {
             Self::Maildir(store) => store.deliver(delivery).await,
+            Self::Postgres(store) => store.deliver(delivery).await,
         }
     }
 
     async fn usage(&self, user: &str) -> Result<Usage, StoreError> {
         match self {
             Self::Maildir(store) => store.usage(user).await,
+            Self::Postgres(store) => store.usage(user).await,
         }
     }
 }
@@ -70,18 +121,21 @@ impl Maildrop for ConfiguredDrop {
     fn messages(&self) -> &[MessageInfo] {
         match self {
             Self::Maildir(drop) => drop.messages(),
+            Self::Postgres(drop) => drop.messages(),
         }
     }
 
     async fn open_message(&mut self, index: usize) -> Result<ConfiguredBody, StoreError> {
         match self {
             Self::Maildir(drop) => drop.open_message(index).await.map(ConfiguredBody::Maildir),
+            Self::Postgres(drop) => drop.open_message(index).await.map(ConfiguredBody::Postgres),
         }
     }
 
     async fn quit(self, update: Update) -> Result<(), StoreError> {
         match self {
             Self::Maildir(drop) => drop.quit(update).await,
+            Self::Postgres(drop) => drop.quit(update).await,
         }
     }
 }
@@ -90,6 +144,7 @@ impl MessageBody for ConfiguredBody {
     async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Self::Maildir(body) => body.read(buf).await,
+            Self::Postgres(body) => body.read(buf).await,
         }
     }
 }

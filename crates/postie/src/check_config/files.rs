@@ -1,4 +1,4 @@
-//! The passwd-file and the maildir template, readable and writable by the user `serve`
+//! The passwd-file and the maildir template (for a Maildir store), readable and writable by the user `serve`
 //! runs as.
 
 use std::fs::Metadata;
@@ -32,6 +32,7 @@ pub(super) fn check(config: &Config, user: Option<&SystemUser>, report: &mut Rep
     passwd_file(&config.passwd_file, user, report);
     match &config.store {
         StoreConfig::Maildir { template } => maildir(template, user, report),
+        StoreConfig::Postgres { .. } => {}
     }
 }
 

@@ -1,6 +1,7 @@
 //! `postie check-config`: the configuration and everything it points to, each finding
 //! printed with what to do about it. Nothing is changed.
 
+mod database;
 mod files;
 mod listeners;
 mod report;
@@ -24,6 +25,7 @@ pub fn run(args: CheckConfigArgs) -> ExitCode {
             let user = service_user(&config, &mut report);
             tls::check(&config, user.as_ref(), &mut report);
             files::check(&config, user.as_ref(), &mut report);
+            database::check(&config, &mut report);
             listeners::check(&config, &mut report);
         }
         Err(error) => report.error(
