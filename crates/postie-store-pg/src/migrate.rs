@@ -2,9 +2,11 @@
 //! with its number recorded in `postie_schema_version`.
 //!
 //! Applying them is an operator's act (`postie store migrate`), never something a front end
-//! does at start: several front ends starting together would race to change the schema.
+//! does at start, so that a front end never changes the schema under others still running
+//! an older postie.
 
 use postie_store::StoreError;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
 
 use crate::pool::describe;
@@ -17,7 +19,7 @@ pub const SCHEMA_VERSION: i32 = MIGRATIONS[MIGRATIONS.len() - 1].0;
 
 /// Brings the database `client` is connected to up to [`SCHEMA_VERSION`], applying the
 /// migrations it has not had yet; returns the versions applied now (none when it was up to
-/// date). Run by one process at a time.
+/// date). Safe to run from several processes at once: each migration is applied by one.
 pub async fn migrate(client: &Client) -> Result<Vec<i32>, StoreError> {
     client
         .batch_execute(
@@ -27,7 +29,12 @@ pub async fn migrate(client: &Client) -> Result<Vec<i32>, StoreError> {
              )",
         )
         .await
-        .map_err(|e| failed("creating postie_schema_version", &e))?;
+        .or_else(|e| match e.code() {
+            // A concurrent migrate created it between the check and the insert of the
+            // catalog row: it exists now, which is all this wanted.
+            Some(&SqlState::UNIQUE_VIOLATION) => Ok(()),
+            _ => Err(failed("creating postie_schema_version", &e)),
+        })?;
     let current: i32 = client
         .query_one(
             "SELECT coalesce(max(version), 0) FROM postie_schema_version",
@@ -43,24 +50,28 @@ pub async fn migrate(client: &Client) -> Result<Vec<i32>, StoreError> {
     }
     let mut applied = Vec::new();
     for &(version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
-        apply(client, version, sql)
-            .await
-            .map_err(|e| failed(&format!("applying migration {version}"), &e))?;
-        applied.push(version);
+        match apply(client, version, sql).await {
+            Ok(()) => applied.push(version),
+            // Another `postie store migrate` applied it meanwhile: its row came first.
+            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {}
+            Err(e) => return Err(failed(&format!("applying migration {version}"), &e)),
+        }
     }
     Ok(applied)
 }
 
 async fn apply(client: &Client, version: i32, sql: &str) -> Result<(), tokio_postgres::Error> {
     client.batch_execute("BEGIN").await?;
+    // The version row first: a second migrate racing this one waits on it, then finds it
+    // taken once this one commits, instead of failing half-way through the same DDL.
     let applied = async {
-        client.batch_execute(sql).await?;
         client
             .execute(
                 "INSERT INTO postie_schema_version (version) VALUES ($1)",
                 &[&version],
             )
             .await?;
+        client.batch_execute(sql).await?;
         client.batch_execute("COMMIT").await
     }
     .await;

@@ -435,3 +435,25 @@ async fn migrations_run_once() {
         i64::from(SCHEMA_VERSION)
     );
 }
+
+#[tokio::test]
+async fn migrations_racing_each_other_both_succeed_and_apply_each_once() {
+    let db = TestDb::create_empty().await;
+    let (first, second) = (db.client().await, db.client().await);
+    let (a, b) = tokio::join!(
+        postie_store_pg::migrate(&first),
+        postie_store_pg::migrate(&second)
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let mut applied: Vec<i32> = a.iter().chain(&b).copied().collect();
+    applied.sort();
+    let every: Vec<i32> = (1..=SCHEMA_VERSION).collect();
+    assert_eq!(
+        applied, every,
+        "each migration applied by exactly one of them"
+    );
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM postie_schema_version").await,
+        i64::from(SCHEMA_VERSION)
+    );
+}

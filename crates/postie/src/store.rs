@@ -24,13 +24,13 @@ pub enum ConfiguredStore {
 /// A maildrop of a [`ConfiguredStore`].
 pub enum ConfiguredDrop {
     Maildir(MaildirDrop),
-    Postgres(PgDrop),
+    Postgres(Box<PgDrop>),
 }
 
 /// A message being read from a [`ConfiguredStore`].
 pub enum ConfiguredBody {
     Maildir(MaildirBody),
-    Postgres(PgBody),
+    Postgres(Box<PgBody>),
 }
 
 /// Opens the store `config` names. Opening touches nothing yet: a Maildir is created when
@@ -84,6 +84,8 @@ pub fn sweeper(store: &ConfiguredStore) -> Option<impl Future<Output = ()> + Sen
     })
 }
 
+// The database's futures are boxed: a session's task is as large as the largest future it
+// awaits, and every Maildir session, idle ones included, would otherwise carry room for them.
 impl MailStore for ConfiguredStore {
     type Maildrop = ConfiguredDrop;
 
@@ -93,24 +95,23 @@ impl MailStore for ConfiguredStore {
                 .open(user, exclusive)
                 .await
                 .map(ConfiguredDrop::Maildir),
-            Self::Postgres(store) => store
-                .open(user, exclusive)
+            Self::Postgres(store) => Box::pin(store.open(user, exclusive))
                 .await
-                .map(ConfiguredDrop::Postgres),
+                .map(|drop| ConfiguredDrop::Postgres(Box::new(drop))),
         }
     }
 
     async fn deliver(&self, delivery: Delivery) -> Vec<Result<(), StoreError>> {
         match self {
             Self::Maildir(store) => store.deliver(delivery).await,
-            Self::Postgres(store) => store.deliver(delivery).await,
+            Self::Postgres(store) => Box::pin(store.deliver(delivery)).await,
         }
     }
 
     async fn usage(&self, user: &str) -> Result<Usage, StoreError> {
         match self {
             Self::Maildir(store) => store.usage(user).await,
-            Self::Postgres(store) => store.usage(user).await,
+            Self::Postgres(store) => Box::pin(store.usage(user)).await,
         }
     }
 }
@@ -128,14 +129,16 @@ impl Maildrop for ConfiguredDrop {
     async fn open_message(&mut self, index: usize) -> Result<ConfiguredBody, StoreError> {
         match self {
             Self::Maildir(drop) => drop.open_message(index).await.map(ConfiguredBody::Maildir),
-            Self::Postgres(drop) => drop.open_message(index).await.map(ConfiguredBody::Postgres),
+            Self::Postgres(drop) => Box::pin(drop.open_message(index))
+                .await
+                .map(|body| ConfiguredBody::Postgres(Box::new(body))),
         }
     }
 
     async fn quit(self, update: Update) -> Result<(), StoreError> {
         match self {
             Self::Maildir(drop) => drop.quit(update).await,
-            Self::Postgres(drop) => drop.quit(update).await,
+            Self::Postgres(drop) => Box::pin((*drop).quit(update)).await,
         }
     }
 }
@@ -144,7 +147,7 @@ impl MessageBody for ConfiguredBody {
     async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Self::Maildir(body) => body.read(buf).await,
-            Self::Postgres(body) => body.read(buf).await,
+            Self::Postgres(body) => Box::pin(body.read(buf)).await,
         }
     }
 }

@@ -212,6 +212,15 @@ impl TestDb {
 
     /// A new database in the cluster, with postie's schema applied.
     pub async fn create() -> TestDb {
+        let db = TestDb::create_empty().await;
+        postie_store_pg::migrate(&db.client().await)
+            .await
+            .expect("migrating a fresh database");
+        db
+    }
+
+    /// A new, empty database in the cluster: no schema yet.
+    pub async fn create_empty() -> TestDb {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let cluster = cluster();
         let name = format!("t_{}", NEXT.fetch_add(1, Ordering::Relaxed));
@@ -220,13 +229,9 @@ impl TestDb {
             .batch_execute(&format!("CREATE DATABASE {name}"))
             .await
             .unwrap_or_else(|e| panic!("creating database {name}: {e}"));
-        let db = TestDb {
+        TestDb {
             config: cluster.config(&name),
-        };
-        postie_store_pg::migrate(&db.client().await)
-            .await
-            .expect("migrating a fresh database");
-        db
+        }
     }
 
     /// How to reach this database.
