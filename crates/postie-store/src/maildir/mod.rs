@@ -39,6 +39,7 @@ mod scan;
 mod snapshot_cache;
 mod state;
 mod sync;
+mod transfer;
 mod usage;
 
 use std::path::PathBuf;
@@ -48,6 +49,7 @@ use crate::{Delivery, MailStore, StoreError, Usage};
 use error::MaildirError;
 use layout::Layout;
 pub use maildrop::{MaildirBody, MaildirDrop};
+pub use transfer::{read_maildir, MaildirContents, MaildirMessage, MaildirWriter, MessageFile, MessageState};
 use snapshot_cache::SnapshotCache;
 
 /// Maildirs found by a path template such as `/var/mail/{user}/Maildir`.
