@@ -45,8 +45,8 @@ pub use check::{CheckReport, Checked, Finding};
 pub use maildrop::PgDrop;
 pub use migrate::{migrate, SCHEMA_VERSION};
 pub use pool::{Pool, TxError, TxFuture};
-pub use transfer::{Exported, Imported};
 pub use tokio_postgres::Config;
+pub use transfer::{Exported, Imported};
 
 /// How a [`PgStore`] uses the database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -147,8 +147,9 @@ impl PgStore {
             })?;
         let (id, uidvalidity, next_uid): (i64, i64, i64) =
             (maildrop.get(0), maildrop.get(1), maildrop.get(2));
-        let uidvalidity = u32::try_from(uidvalidity)
-            .map_err(|_| StoreError::Permanent(format!("uidvalidity {uidvalidity} out of range")))?;
+        let uidvalidity = u32::try_from(uidvalidity).map_err(|_| {
+            StoreError::Permanent(format!("uidvalidity {uidvalidity} out of range"))
+        })?;
         // A maildrop that used its last uid has a next uid one past what a Maildir index
         // holds; the Maildir is then as full as the maildrop.
         let next_uid = u32::try_from(next_uid).unwrap_or(u32::MAX);

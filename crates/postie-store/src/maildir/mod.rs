@@ -49,8 +49,10 @@ use crate::{Delivery, MailStore, StoreError, Usage};
 use error::MaildirError;
 use layout::Layout;
 pub use maildrop::{MaildirBody, MaildirDrop};
-pub use transfer::{read_maildir, MaildirContents, MaildirMessage, MaildirWriter, MessageFile, MessageState};
 use snapshot_cache::SnapshotCache;
+pub use transfer::{
+    read_maildir, MaildirContents, MaildirMessage, MaildirWriter, MessageFile, MessageState,
+};
 
 /// Maildirs found by a path template such as `/var/mail/{user}/Maildir`.
 #[derive(Debug, Clone)]

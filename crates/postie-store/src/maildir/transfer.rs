@@ -87,7 +87,8 @@ pub fn read_maildir(root: &Path) -> Result<MaildirContents, StoreError> {
     }
     let trash = layout.trash();
     let mut trashed: Vec<Located> = scan(&trash)?.into_values().collect();
-    trashed.sort_by_cached_key(|file| (name::arrival_key(name::base(&file.name)), file.name.clone()));
+    trashed
+        .sort_by_cached_key(|file| (name::arrival_key(name::base(&file.name)), file.name.clone()));
     messages.extend(trashed.into_iter().map(|file| MaildirMessage {
         uid: None,
         path: file.path(&trash),
