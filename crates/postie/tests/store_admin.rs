@@ -219,8 +219,10 @@ fn export_then_import_round_trips_byte_for_byte() {
     client.retr(1);
     assert!(client.command("DELE 3").starts_with("+OK"));
     assert!(client.command("QUIT").starts_with("+OK"));
+    // And message 4 hidden, as the hide policy leaves it.
+    sql(&db, "UPDATE messages SET state = 'hidden' WHERE uid = 4");
     let before = listing(&source);
-    assert_eq!(before.len(), 3);
+    assert_eq!(before.len(), 2);
 
     let exported = source.dir.path().join("exported");
     let text = succeeds(store(
@@ -233,11 +235,14 @@ fn export_then_import_round_trips_byte_for_byte() {
     let files = maildir_files(&exported);
     let kinds: Vec<&str> = files.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(kinds, [".Trash/cur 2,", "cur 2,", "cur 2,", "cur 2,S"]);
-    let mut listed: Vec<&[u8]> = files[1..].iter().map(|(_, c)| c.as_slice()).collect();
-    let mut retrieved: Vec<&[u8]> = before.iter().map(|(_, c)| c.as_slice()).collect();
-    listed.sort();
-    retrieved.sort();
-    assert_eq!(listed, retrieved);
+    let stored: Vec<&[u8]> = files.iter().map(|(_, c)| c.as_slice()).collect();
+    for (_, retrieved) in &before {
+        assert!(
+            stored.contains(&retrieved.as_slice()),
+            "RETR's bytes are a file's"
+        );
+    }
+    assert_eq!(index_records(&exported)[1..], ["1", "2", "4 H"]);
 
     // Postie's Maildir store serves the export under the same UIDLs and bytes.
     let maildir = ServerBuilder::new().start();

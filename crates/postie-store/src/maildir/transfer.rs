@@ -193,30 +193,26 @@ impl MaildirWriter {
         state: MessageState,
         seen: bool,
     ) -> Result<(), StoreError> {
+        let placed = self.place(&message, uid, state, seen);
+        if placed.is_err() {
+            let _ = fs::remove_file(&message.tmp);
+        }
+        placed
+    }
+
+    fn place(
+        &mut self,
+        message: &MessageFile,
+        uid: Option<u32>,
+        state: MessageState,
+        seen: bool,
+    ) -> Result<(), StoreError> {
         let MessageFile {
             file,
             tmp,
             unique,
             counter,
         } = message;
-        let placed = self.place(&file, &tmp, &unique, &counter, uid, state, seen);
-        if placed.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        placed
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn place(
-        &mut self,
-        file: &File,
-        tmp: &Path,
-        unique: &str,
-        counter: &CrlfCounter,
-        uid: Option<u32>,
-        state: MessageState,
-        seen: bool,
-    ) -> Result<(), StoreError> {
         let base = name::delivered(unique, counter.raw_size(), counter.crlf_size());
         let flags = if seen { ":2,S" } else { ":2," };
         let record = match (state, uid) {
