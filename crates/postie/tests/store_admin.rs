@@ -174,6 +174,26 @@ fn import_of_a_dovecot_maildir_keeps_every_uidl() {
     assert_eq!(reply.code, 250, "{}", reply.text());
     let after = listing(&database);
     assert_eq!(after.last().unwrap().0, "000000076b08c998");
+
+    // A maildrop that numbered mail of its own first is refused, not renumbered.
+    let reply = lmtp_deliver(
+        database.lmtp.unwrap(),
+        "bob@example.org",
+        b"Subject: b\r\n\r\nx\r\n",
+    );
+    assert_eq!(reply.code, 250, "{}", reply.text());
+    let other = database.dir.path().join("other");
+    dovecot_maildir(&other);
+    let refused = store(
+        &database,
+        &["import-maildir", "--user", "bob", other.to_str().unwrap()],
+    );
+    assert!(!refused.status.success());
+    assert!(
+        said(&refused).contains("has given uids already"),
+        "{}",
+        said(&refused)
+    );
 }
 
 fn message(n: usize) -> Vec<u8> {
