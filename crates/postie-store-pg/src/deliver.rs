@@ -24,7 +24,7 @@ const CHUNKS_PER_TRANSACTION: usize = 4;
 const LAST_UID: i64 = u32::MAX as i64;
 
 pub(crate) async fn deliver(pool: &Pool, delivery: Delivery) -> Vec<Result<(), StoreError>> {
-    let body = match store_body(pool, Arc::clone(&delivery.message)).await {
+    let body = match store_body(pool, Arc::clone(&delivery.message), Hold::Released).await {
         Ok(body) => body,
         Err(e) => {
             return delivery
@@ -42,25 +42,36 @@ pub(crate) async fn deliver(pool: &Pool, delivery: Delivery) -> Vec<Result<(), S
 }
 
 /// A complete body in the database.
-struct StoredBody {
-    id: i64,
-    count: BodyCount,
+pub(crate) struct StoredBody {
+    pub id: i64,
+    pub count: BodyCount,
+}
+
+/// Whether a body nothing refers to yet may be reclaimed by the sweep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Hold {
+    /// Released from the start: a delivery refers to it within moments, and a delivery that
+    /// fails half-way leaves it for the sweep.
+    Released,
+    /// Kept until released: an import refers to its bodies only when all are stored, which
+    /// may take longer than the sweep's grace.
+    Held,
 }
 
 /// Reads the message on the blocking pool (a [`MessageSource`] reader blocks) and writes its
 /// chunks as they come; at most a few chunks are in memory at once.
-async fn store_body(
+pub(crate) async fn store_body(
     pool: &Pool,
     message: Arc<dyn MessageSource>,
+    hold: Hold,
 ) -> Result<StoredBody, StoreError> {
+    let insert = match hold {
+        Hold::Released => "INSERT INTO bodies DEFAULT VALUES RETURNING id",
+        Hold::Held => "INSERT INTO bodies (released_at) VALUES (NULL) RETURNING id",
+    };
     let id: i64 = pool
-        .transaction(IsolationLevel::ReadCommitted, &(), |tx, ()| {
-            Box::pin(async move {
-                Ok(tx
-                    .query_one("INSERT INTO bodies DEFAULT VALUES RETURNING id", &[])
-                    .await?
-                    .get(0))
-            })
+        .transaction(IsolationLevel::ReadCommitted, insert, |tx, insert| {
+            Box::pin(async move { Ok(tx.query_one(insert, &[]).await?.get(0)) })
         })
         .await?;
     let (chunks, mut incoming) = mpsc::channel(CHUNKS_PER_TRANSACTION);

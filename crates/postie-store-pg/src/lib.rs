@@ -24,12 +24,14 @@
 #![forbid(unsafe_code)]
 
 mod body;
+mod check;
 mod deliver;
 mod lease;
 mod maildrop;
 mod migrate;
 mod pool;
 mod size;
+mod transfer;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -39,10 +41,12 @@ use postie_store::{Delivery, MailStore, StoreError, Usage};
 use tokio_postgres::IsolationLevel;
 
 pub use body::PgBody;
+pub use check::{CheckReport, Checked, Finding};
 pub use maildrop::PgDrop;
 pub use migrate::{migrate, SCHEMA_VERSION};
 pub use pool::{Pool, TxError, TxFuture};
 pub use tokio_postgres::Config;
+pub use transfer::{Exported, Imported};
 
 /// How a [`PgStore`] uses the database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

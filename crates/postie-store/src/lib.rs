@@ -40,7 +40,10 @@ pub mod crlf;
 mod maildir;
 mod memory;
 
-pub use maildir::{MaildirBody, MaildirDrop, MaildirStore};
+pub use maildir::{
+    read_maildir, MaildirBody, MaildirContents, MaildirDrop, MaildirMessage, MaildirStore,
+    MaildirWriter, MessageFile, MessageState,
+};
 pub use memory::{MemoryBody, MemoryDrop, MemoryStore};
 
 /// What happens to a message a POP3 client deleted, once its session ends with QUIT.

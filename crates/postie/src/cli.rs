@@ -45,7 +45,8 @@ pub enum Command {
     /// mailbox_command and scripts). Exit codes follow sysexits: 0 delivered, 67 unknown
     /// user, 73 cannot create (over quota), 75 temporary failure.
     Deliver(DeliverArgs),
-    /// The mail store: create or upgrade the PostgreSQL schema ([mail] store = "postgres").
+    /// The mail store ([mail] store = "postgres"): create or upgrade the schema, check it,
+    /// import Maildirs (keeping their UIDLs) and export maildrops back to Maildirs.
     Store(StoreArgs),
 }
 
@@ -63,6 +64,43 @@ pub enum StoreAction {
     /// Create the schema, or bring it up to this version of postie. Run it once, from one
     /// place, before front ends of a new version start: they never change the schema.
     Migrate,
+    /// Check every maildrop's counters and next uid and every body's references and chunks,
+    /// and repair the counters. Safe while front ends serve. Exit status 1 when something
+    /// was left unrepaired.
+    Check {
+        /// Report only; repair nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Import a Maildir (postie's or Dovecot's) as a user's maildrop, each message keeping
+    /// its UIDL, so that clients leaving mail on the server download nothing twice. Run it
+    /// before mail for the user is delivered to the database; running it again changes
+    /// nothing.
+    ImportMaildir(ImportArgs),
+    /// Write a user's maildrop into a new Maildir, byte for byte, with its UIDLs in
+    /// postie-uidlist.
+    Export {
+        /// The user whose maildrop is written.
+        #[arg(long)]
+        user: String,
+        /// The Maildir to write: new or empty.
+        maildir: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("whom").required(true).args(["user", "all"])))]
+pub struct ImportArgs {
+    /// The user whose maildrop receives MAILDIR.
+    #[arg(long, requires = "maildir")]
+    pub user: Option<String>,
+    /// The Maildir to import.
+    #[arg(requires = "user")]
+    pub maildir: Option<PathBuf>,
+    /// Import every user of the passwd-file ([auth] passwd_file) from the Maildir that
+    /// [mail] maildir names for it; users without one are skipped.
+    #[arg(long)]
+    pub all: bool,
 }
 
 #[derive(Debug, Args)]

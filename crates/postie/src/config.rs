@@ -272,6 +272,9 @@ pub struct Config {
     pub passwd_file: PathBuf,
     /// Where mail is kept (`[mail] store`); opened by `crate::store` in the binary.
     pub store: StoreConfig,
+    /// `[mail] maildir`, resolved: where the Maildir store keeps each user's mail, and where
+    /// `postie store import-maildir --all` finds it.
+    pub maildir_template: String,
     /// LMTP and SMTP listeners, and the delivery policy `postie deliver` shares.
     pub intake: IntakeConfig,
 }
@@ -475,8 +478,9 @@ impl Config {
             pop3,
             passwd_file: base.join(file.auth.passwd_file),
             store: store.unwrap_or(StoreConfig::Maildir {
-                template: maildir_template,
+                template: maildir_template.clone(),
             }),
+            maildir_template,
             intake,
         })
     }

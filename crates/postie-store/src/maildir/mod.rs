@@ -39,6 +39,7 @@ mod scan;
 mod snapshot_cache;
 mod state;
 mod sync;
+mod transfer;
 mod usage;
 
 use std::path::PathBuf;
@@ -49,6 +50,9 @@ use error::MaildirError;
 use layout::Layout;
 pub use maildrop::{MaildirBody, MaildirDrop};
 use snapshot_cache::SnapshotCache;
+pub use transfer::{
+    read_maildir, MaildirContents, MaildirMessage, MaildirWriter, MessageFile, MessageState,
+};
 
 /// Maildirs found by a path template such as `/var/mail/{user}/Maildir`.
 #[derive(Debug, Clone)]
