@@ -57,7 +57,7 @@ pub static METRICS: Metrics = Metrics {
     ),
     commands: Family::new(
         "postie_pop3_commands_total",
-        "POP3 commands received, by verb (unknown for lines that are no command).",
+        "POP3 commands received, by verb (invalid for lines that are no command).",
         Kind::Counter,
         ["verb"],
     ),
