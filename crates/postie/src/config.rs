@@ -52,10 +52,17 @@ struct PostgresSection {
     password_file: Option<PathBuf>,
     #[serde(default = "default_pool_size")]
     pool_size: usize,
+    /// How long an exclusive POP3 session's hold on a maildrop outlives its front end.
+    #[serde(default = "default_lease_secs")]
+    lease_secs: u64,
 }
 
 fn default_pool_size() -> usize {
     16
+}
+
+fn default_lease_secs() -> u64 {
+    300
 }
 
 #[derive(Debug, Deserialize)]
@@ -286,6 +293,9 @@ pub enum StoreConfig {
     Postgres {
         database: Box<postie_store_pg::Config>,
         pool_size: usize,
+        /// How long a `lock_session` lease lasts without renewal: after a front end dies,
+        /// its users' maildrops are free again this long after its last renewal.
+        lease: Duration,
     },
 }
 
@@ -510,9 +520,13 @@ fn postgres_config(
     if section.pool_size == 0 {
         bail!("{file_name}: [postgres] pool_size = 0: a front end needs at least one connection");
     }
+    if section.lease_secs == 0 {
+        bail!("{file_name}: [postgres] lease_secs = 0: a session's hold on its maildrop must last at least a second (300 is the default)");
+    }
     Ok(StoreConfig::Postgres {
         database: Box::new(database),
         pool_size: section.pool_size,
+        lease: Duration::from_secs(section.lease_secs),
     })
 }
 

@@ -43,10 +43,13 @@ pub fn open(config: &StoreConfig) -> ConfiguredStore {
         StoreConfig::Postgres {
             database,
             pool_size,
+            lease,
         } => ConfiguredStore::Postgres(PgStore::new(
             (**database).clone(),
             PgOptions {
                 pool_size: *pool_size,
+                lease_ttl: *lease,
+                lease_renew_every: *lease / 5,
                 ..PgOptions::default()
             },
         )),
