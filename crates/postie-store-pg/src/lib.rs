@@ -44,6 +44,9 @@ pub use migrate::{migrate, SCHEMA_VERSION};
 pub use pool::{Pool, TxError, TxFuture};
 pub use tokio_postgres::Config;
 
+/// How long a connect to one host may take when the URL does not say (`connect_timeout`).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How a [`PgStore`] uses the database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PgOptions {
@@ -51,6 +54,9 @@ pub struct PgOptions {
     pub pool_size: usize,
     /// How long a caller waits for a free connection before a temporary failure.
     pub acquire_timeout: Duration,
+    /// How long a transaction keeps trying while no host takes writes (the primary is
+    /// down and no replica promoted yet) before a temporary failure.
+    pub reconnect_within: Duration,
     /// How long an exclusive session's lease lasts without renewal: after a crash, the
     /// maildrop is free again this long after the last renewal.
     pub lease_ttl: Duration,
@@ -66,6 +72,7 @@ impl Default for PgOptions {
         PgOptions {
             pool_size: 8,
             acquire_timeout: Duration::from_secs(30),
+            reconnect_within: Duration::from_secs(30),
             lease_ttl: Duration::from_secs(300),
             lease_renew_every: Duration::from_secs(60),
             sweep_grace: Duration::from_secs(3600),
@@ -96,9 +103,19 @@ pub struct PgStore {
 impl PgStore {
     /// A store on the database `config` names. Connects lazily, on the runtime of the first
     /// call; TLS to the database is not configured yet (NoTls: loopback or a trusted network).
-    pub fn new(config: Config, options: PgOptions) -> Self {
+    pub fn new(mut config: Config, options: PgOptions) -> Self {
+        if config.get_connect_timeout().is_none() {
+            // A host that vanished without a word must not hold a connect forever: the next
+            // host, or the next attempt, gets its turn.
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
         PgStore {
-            pool: Pool::new(config, options.pool_size, options.acquire_timeout),
+            pool: Pool::new(
+                config,
+                options.pool_size,
+                options.acquire_timeout,
+                options.reconnect_within,
+            ),
             options,
             released: Arc::new(Mutex::new(HashSet::new())),
         }
