@@ -161,6 +161,54 @@ impl PgStore {
         })
     }
 
+    /// Whether a database host that takes writes answers now, asked on a connection of its
+    /// own (the pool's may all be busy, or older than a failover): the server reached, or
+    /// why none was. Bounded by the connect timeout per host the URL names.
+    pub async fn check_writable(&self) -> Result<String, String> {
+        let unreachable = |why: String| format!("no read-write database host is reachable: {why}");
+        let (client, connection) = self
+            .pool
+            .config()
+            .connect(tokio_postgres::NoTls)
+            .await
+            .map_err(|e| unreachable(pool::describe(&e)))?;
+        tokio::spawn(connection);
+        let row = client
+            .query_one(
+                "SELECT coalesce(host(inet_server_addr()), 'a local socket') || ':'
+                        || current_setting('port'),
+                        current_setting('transaction_read_only') = 'on'",
+                &[],
+            )
+            .await
+            .map_err(|e| unreachable(pool::describe(&e)))?;
+        let server: String = row.get(0);
+        if row.get::<_, bool>(1) {
+            return Err(unreachable(format!("{server} is read-only (a standby)")));
+        }
+        Ok(server)
+    }
+
+    /// How many bodies wait for [`PgStore::sweep`]: no message refers to them any more
+    /// (those still within their grace period included).
+    pub async fn sweep_backlog(&self) -> Result<u64, StoreError> {
+        let count: i64 = self
+            .pool
+            .transaction(IsolationLevel::ReadCommitted, &(), |tx, ()| {
+                Box::pin(async move {
+                    Ok(tx
+                        .query_one(
+                            "SELECT count(*) FROM bodies WHERE released_at IS NOT NULL",
+                            &[],
+                        )
+                        .await?
+                        .get(0))
+                })
+            })
+            .await?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
     /// Deletes up to `batch` bodies that no message has referred to for at least
     /// [`PgOptions::sweep_grace`], with their chunks; returns how many. Run it regularly, in
     /// small batches, from one or more front ends: each batch is one short transaction, and

@@ -13,9 +13,10 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use postie_metrics::METRICS;
 use postie_store::StoreError;
 use rand::Rng;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, Config, IsolationLevel, NoTls, Transaction};
 
@@ -96,6 +97,11 @@ impl Pool {
         }
     }
 
+    /// How the pool connects.
+    pub(crate) fn config(&self) -> &Config {
+        &self.shared.config
+    }
+
     /// A connection for the caller alone until the returned guard is dropped.
     pub async fn get(&self) -> Result<Conn, StoreError> {
         self.checkout().await.map_err(|e| match e {
@@ -106,22 +112,32 @@ impl Pool {
 
     async fn checkout(&self) -> Result<Conn, Checkout> {
         let shared = &self.shared;
-        let permit = tokio::time::timeout(
-            shared.acquire_timeout,
-            Arc::clone(&shared.permits).acquire_owned(),
-        )
-        .await
-        .map_err(|_| {
-            Checkout::Busy(StoreError::Temporary(format!(
-                "no database connection free within {:?}",
-                shared.acquire_timeout
-            )))
-        })?
-        .map_err(|_| {
+        let closed = || {
             Checkout::Busy(StoreError::Temporary(
                 "the connection pool is closed".into(),
             ))
-        })?;
+        };
+        let permit = match Arc::clone(&shared.permits).try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(TryAcquireError::Closed) => return Err(closed()),
+            Err(TryAcquireError::NoPermits) => {
+                let waiting = Instant::now();
+                let waited = tokio::time::timeout(
+                    shared.acquire_timeout,
+                    Arc::clone(&shared.permits).acquire_owned(),
+                )
+                .await;
+                METRICS.db_pool_wait.observe(waiting.elapsed());
+                waited
+                    .map_err(|_| {
+                        Checkout::Busy(StoreError::Temporary(format!(
+                            "no database connection free within {:?}",
+                            shared.acquire_timeout
+                        )))
+                    })?
+                    .map_err(|_| closed())?
+            }
+        };
         let reused = {
             let mut idle = shared.idle.lock().unwrap_or_else(|p| p.into_inner());
             // A client whose connection ended (server restart, network) is dropped here.
@@ -175,12 +191,31 @@ impl Pool {
         &self,
         isolation: IsolationLevel,
         context: &C,
-        mut body: F,
+        body: F,
     ) -> Result<T, StoreError>
     where
         C: Sync + ?Sized,
         F: for<'a> FnMut(&'a Transaction<'a>, &'a C) -> TxFuture<'a, T> + Send,
     {
+        self.transaction_or_in_doubt(isolation, context, body)
+            .await
+            .map_err(|e| match e {
+                TxFailure::InDoubt(e) | TxFailure::Failed(e) => e,
+            })
+    }
+
+    /// [`Pool::transaction`], telling a COMMIT whose outcome is unknown from a failure.
+    pub(crate) async fn transaction_or_in_doubt<C, T, F>(
+        &self,
+        isolation: IsolationLevel,
+        context: &C,
+        mut body: F,
+    ) -> Result<T, TxFailure>
+    where
+        C: Sync + ?Sized,
+        F: for<'a> FnMut(&'a Transaction<'a>, &'a C) -> TxFuture<'a, T> + Send,
+    {
+        let failed = |e| Err(TxFailure::Failed(e));
         let mut conflicts = 1;
         let mut unreachable_since: Option<Instant> = None;
         let mut reconnects = 0;
@@ -189,24 +224,29 @@ impl Pool {
                 Ok(value) => return Ok(value),
                 Err(Attempt::Conflict(e)) if conflicts < MAX_ATTEMPTS => {
                     tracing::debug!(attempt = conflicts, error = %describe(&e), "retrying a transaction");
+                    METRICS
+                        .db_retries
+                        .inc([e.code().map_or("connection", sqlstate_label)]);
                     tokio::time::sleep(backoff(conflicts, MAX_BACKOFF)).await;
                     conflicts += 1;
                 }
-                Err(Attempt::Conflict(e)) => return Err(temporary(&e)),
-                Err(Attempt::Unreachable(reason)) => {
+                Err(Attempt::Conflict(e)) => return failed(temporary(&e)),
+                Err(Attempt::Unreachable { reason, sqlstate }) => {
                     let since = *unreachable_since.get_or_insert_with(Instant::now);
                     if since.elapsed() >= self.shared.reconnect_within {
-                        return Err(StoreError::Temporary(format!(
+                        return failed(StoreError::Temporary(format!(
                             "{reason}; no PostgreSQL host that takes writes answered within {:?}",
                             self.shared.reconnect_within
                         )));
                     }
                     tracing::debug!(error = %reason, "the database is out of reach; trying again");
+                    METRICS.db_retries.inc([sqlstate]);
                     reconnects += 1;
                     tokio::time::sleep(backoff(reconnects, MAX_RECONNECT_BACKOFF)).await;
                 }
-                Err(Attempt::Fail(TxError::Db(e))) => return Err(temporary(&e)),
-                Err(Attempt::Fail(TxError::Store(e))) => return Err(e),
+                Err(Attempt::InDoubt(e)) => return Err(TxFailure::InDoubt(temporary(&e))),
+                Err(Attempt::Fail(TxError::Db(e))) => return failed(temporary(&e)),
+                Err(Attempt::Fail(TxError::Store(e))) => return failed(e),
             }
         }
     }
@@ -224,14 +264,19 @@ impl Pool {
         let mut conn = match self.checkout().await {
             Ok(conn) => conn,
             Err(Checkout::Busy(e)) => return Err(Attempt::Fail(e.into())),
-            Err(Checkout::Unreachable(reason)) => return Err(Attempt::Unreachable(reason)),
+            Err(Checkout::Unreachable(reason)) => {
+                return Err(Attempt::Unreachable {
+                    reason,
+                    sqlstate: "connection",
+                })
+            }
         };
         let failed = match run(&mut conn, isolation, context, body).await {
             Ok(value) => return Ok(value),
             Err(failed) => failed,
         };
         let attempt = failed.classify(conn.is_closed());
-        if matches!(attempt, Attempt::Unreachable(_)) {
+        if matches!(attempt, Attempt::Unreachable { .. }) {
             conn.discard();
         }
         Err(attempt)
@@ -274,9 +319,32 @@ enum Attempt {
     /// The server rolled back on a conflict with another transaction: run it again.
     Conflict(tokio_postgres::Error),
     /// The connection is unusable (or none could be made) and nothing was applied: run it
-    /// again on a new connection.
-    Unreachable(String),
+    /// again on a new connection. `sqlstate` says why, for the metrics.
+    Unreachable {
+        reason: String,
+        sqlstate: &'static str,
+    },
+    /// The COMMIT was sent and its answer lost: it may or may not have been applied.
+    InDoubt(tokio_postgres::Error),
     Fail(TxError),
+}
+
+/// How a transaction failed, for a caller that can resolve a lost COMMIT.
+pub(crate) enum TxFailure {
+    /// The COMMIT was sent and its answer lost: only a lookup can tell whether it applied.
+    InDoubt(StoreError),
+    /// Nothing of the transaction was applied.
+    Failed(StoreError),
+}
+
+/// The SQLSTATEs the helper retries on, as the metrics' fixed label values.
+const RETRIED_SQLSTATES: [&str; 6] = ["40001", "40P01", "57P01", "57P02", "57P03", "25006"];
+
+fn sqlstate_label(code: &SqlState) -> &'static str {
+    RETRIED_SQLSTATES
+        .into_iter()
+        .find(|retried| *retried == code.code())
+        .unwrap_or("other")
 }
 
 /// SQLSTATEs after which the server has rolled back and a new attempt may succeed.
@@ -299,8 +367,14 @@ impl Failed {
         match self {
             Failed::BeforeCommit(TxError::Db(e)) => match e.code() {
                 Some(code) if is_conflict(code) => Attempt::Conflict(e),
-                Some(code) if is_server_gone(code) => Attempt::Unreachable(describe(&e)),
-                None if closed || e.is_closed() => Attempt::Unreachable(describe(&e)),
+                Some(code) if is_server_gone(code) => Attempt::Unreachable {
+                    reason: describe(&e),
+                    sqlstate: sqlstate_label(code),
+                },
+                None if closed || e.is_closed() => Attempt::Unreachable {
+                    reason: describe(&e),
+                    sqlstate: "connection",
+                },
                 _ => Attempt::Fail(TxError::Db(e)),
             },
             Failed::BeforeCommit(store) => Attempt::Fail(store),
@@ -308,7 +382,7 @@ impl Failed {
             // outcome unknown.
             Failed::Commit(e) => match e.code() {
                 Some(code) if is_conflict(code) => Attempt::Conflict(e),
-                _ => Attempt::Fail(TxError::Db(e)),
+                _ => Attempt::InDoubt(e),
             },
         }
     }

@@ -723,6 +723,32 @@ mod tests {
     }
 
     #[test]
+    fn postgres_keys() {
+        let with = |postgres: &str| {
+            parse(&format!(
+                "[mail]\nstore = \"postgres\"\n[postgres]\n\
+                 url = \"postgresql://postie@db1:5432,db2:5432/postie?target_session_attrs=read-write\"\n{postgres}"
+            ))
+        };
+        let StoreConfig::Postgres {
+            database,
+            pool_size,
+            lease,
+        } = with("").unwrap().store
+        else {
+            panic!("a postgres store")
+        };
+        assert_eq!(database.get_hosts().len(), 2, "both hosts, in order");
+        assert_eq!((pool_size, lease), (16, Duration::from_secs(300)));
+        let StoreConfig::Postgres { lease, .. } = with("lease_secs = 3\n").unwrap().store else {
+            panic!("a postgres store")
+        };
+        assert_eq!(lease, Duration::from_secs(3));
+        let error = with("lease_secs = 0\n").unwrap_err().to_string();
+        assert!(error.contains("[postgres] lease_secs = 0"), "{error}");
+    }
+
+    #[test]
     fn unknown_keys_are_named() {
         let error = parse("[pop3]\nlisten = []\nlisen_tls = []\n")
             .unwrap_err()

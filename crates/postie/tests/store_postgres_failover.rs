@@ -9,6 +9,7 @@
 #[allow(dead_code)]
 mod cluster;
 mod common;
+mod ops_support;
 mod pg_support;
 
 use std::net::{SocketAddr, TcpStream};
@@ -17,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{Client, SmtpClient};
+use ops_support::{http, metric};
 use pg_support::{front_end, marker_of, message, view};
 
 /// How long the test waits for anything the failover delays: far longer than it takes.
@@ -58,6 +60,27 @@ fn send_until_stopped(lmtp: SocketAddr, prefix: &str, stop: &AtomicBool, sent: &
     }
 }
 
+/// `GET /healthz`: the status and the body.
+fn healthz(http_addr: SocketAddr) -> (u16, String) {
+    http(http_addr, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+}
+
+/// Waits until `/healthz` answers `status`, and returns its body.
+fn wait_for_health(http_addr: SocketAddr, status: u16) -> String {
+    let deadline = Instant::now() + BOUND;
+    loop {
+        let (now, body) = healthz(http_addr);
+        if now == status {
+            return body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/healthz still answers {now} {body:?}, not {status}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// A POP3 login as alice on `addr`, tried again on temporary failures until `BOUND`.
 fn login_within_bound(addr: SocketAddr) -> Client {
     let deadline = Instant::now() + BOUND;
@@ -83,6 +106,7 @@ fn login_within_bound(addr: SocketAddr) -> Client {
 fn a_front_end_finds_the_promoted_replica_and_loses_no_acknowledged_delivery() {
     let cluster = cluster::ReplicatedCluster::start();
     let front = front_end(&cluster.config(), "", true);
+    let http_addr = front.listener("http");
     let pid = front.pid();
     for n in 0..3 {
         let reply = common::lmtp_deliver(
@@ -92,6 +116,7 @@ fn a_front_end_finds_the_promoted_replica_and_loses_no_acknowledged_delivery() {
         );
         assert_eq!(reply.code, 250, "{}", reply.text());
     }
+    assert_eq!(wait_for_health(http_addr, 200), "ok\n");
 
     // A session that lives through the failover, without holding a transaction.
     let mut session = Client::plain(front.plain);
@@ -123,8 +148,21 @@ fn a_front_end_finds_the_promoted_replica_and_loses_no_acknowledged_delivery() {
     wait_for_deliveries(20, "run");
 
     cluster.kill_primary();
+    // No host takes writes until the promotion: the front end says so to load balancers.
+    let reason = wait_for_health(http_addr, 503);
+    assert!(
+        reason.starts_with("unhealthy: no read-write database host is reachable"),
+        "{reason}"
+    );
     cluster.promote_replica();
     wait_for_deliveries(20, "resume after the promotion");
+    assert_eq!(wait_for_health(http_addr, 200), "ok\n");
+    // Transactions that met the dead primary were run again on new connections.
+    let retries = metric(
+        &front,
+        "postie_db_transaction_retries_total{sqlstate=\"connection\"}",
+    );
+    assert!(retries > 0.0, "no retry counted");
     stop.store(true, Ordering::SeqCst);
     for sender in senders {
         sender.join().unwrap();
@@ -150,9 +188,18 @@ fn a_front_end_finds_the_promoted_replica_and_loses_no_acknowledged_delivery() {
     }
     assert_eq!(front.pid(), pid, "the front end was restarted");
     eprintln!(
-        "{} deliveries acknowledged, {} deferred and sent again; {} messages at the end",
+        "{} deliveries acknowledged, {} deferred and sent again; {} messages at the end; \
+         {retries} transactions retried, in-doubt commits: {} committed, {} absent",
         acknowledged(),
         sent.deferred.load(Ordering::SeqCst),
-        now.len()
+        now.len(),
+        metric(
+            &front,
+            "postie_db_in_doubt_commits_total{outcome=\"committed\"}"
+        ),
+        metric(
+            &front,
+            "postie_db_in_doubt_commits_total{outcome=\"absent\"}"
+        ),
     );
 }

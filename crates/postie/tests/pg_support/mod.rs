@@ -55,7 +55,7 @@ pub fn front_end(config: &Config, postgres: &str, http: bool) -> TestServer {
         .mail("store = \"postgres\"")
         .lmtp("")
         .sections(&format!(
-            "{top}[postgres]\nurl = \"{}\"\npool_size = 4\n{postgres}\n",
+            "{top}[postgres]\nurl = \"{}\"\n{postgres}\n",
             url(config)
         ))
         .start()
