@@ -21,12 +21,13 @@ use common::{Random, Reply, SmtpClient, TestServer};
 use harden_support::rounds;
 use pg_support::{front_end, login_when_free, message, uid_of, view};
 
-/// A short lease, so that a front end killed mid-session frees alice's maildrop quickly.
-const SHORT_LEASE: &str = "lease_secs = 2";
+/// A short lease, so that a front end killed mid-session frees alice's maildrop quickly;
+/// few connections, since this binary's tests run nine front ends on one cluster at once.
+const POSTGRES: &str = "lease_secs = 2\npool_size = 4";
 
 fn three_front_ends(db: &cluster::TestDb) -> Vec<TestServer> {
     (0..3)
-        .map(|_| front_end(db.config(), SHORT_LEASE, false))
+        .map(|_| front_end(db.config(), POSTGRES, false))
         .collect()
 }
 
