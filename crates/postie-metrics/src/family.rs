@@ -43,6 +43,37 @@ impl Counter {
     }
 }
 
+/// A gauge without labels, set to what was last measured.
+#[derive(Debug)]
+pub struct Gauge {
+    name: &'static str,
+    help: &'static str,
+    value: AtomicI64,
+}
+
+impl Gauge {
+    pub const fn new(name: &'static str, help: &'static str) -> Self {
+        Gauge {
+            name,
+            help,
+            value: AtomicI64::new(0),
+        }
+    }
+
+    pub fn set(&self, n: i64) {
+        self.value.store(n, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> i64 {
+        self.value.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn render(&self, out: &mut String) {
+        text::header(out, self.name, self.help, "gauge");
+        text::sample(out, self.name, &[], &[], self.get().to_string());
+    }
+}
+
 /// Values keyed by `L` label values. A series appears on first use; label values are
 /// `'static`, so only the program's own fixed sets can create series.
 #[derive(Debug)]

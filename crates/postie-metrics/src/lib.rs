@@ -15,7 +15,7 @@ mod histogram;
 mod registry;
 mod text;
 
-pub use family::{Counter, Family, Kind};
+pub use family::{Counter, Family, Gauge, Kind};
 pub use guard::OpenConnection;
 pub use histogram::Histogram;
 pub use registry::{Metrics, METRICS};

@@ -1,16 +1,22 @@
 //! The metrics postie keeps, by name.
 
-use crate::family::{Counter, Family, Kind};
+use crate::family::{Counter, Family, Gauge, Kind};
 use crate::histogram::Histogram;
 
 /// Session lengths: from a quick check to a long idle client (seconds).
 const SESSION_BOUNDS: [f64; 10] = [0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 1800.0, 3600.0];
 /// RETR from the command to the last byte handed to the socket (seconds).
 const RETR_BOUNDS: [f64; 10] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0, 30.0];
+/// Waits for a pooled database connection: from a moment's contention to the 30 s limit.
+const POOL_WAIT_BOUNDS: [f64; 10] = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0];
 
 /// Every metric of the process. Label values used across postie:
 /// `listener`: pop3, pop3s, lmtp, smtp, http; `outcome` of a login: ok, rejected, error,
-/// login_delay; `mechanism`: USER, APOP, PLAIN, LOGIN, SCRAM-SHA-256.
+/// login_delay; `mechanism`: USER, APOP, PLAIN, LOGIN, SCRAM-SHA-256. The `db_` metrics are
+/// the PostgreSQL store's (zero with Maildir): `sqlstate` of a retry is 40001, 40P01, 57P01,
+/// 57P02, 57P03, 25006 or `connection` (broken, or no host taking writes); a lease conflict's
+/// `result` is in_use (a login refused) or taken_over (a QUIT refused after its lease expired
+/// and was taken); an in-doubt commit's `outcome` is committed, absent or unresolved.
 #[derive(Debug)]
 pub struct Metrics {
     pub connections_open: Family<1>,
@@ -27,6 +33,11 @@ pub struct Metrics {
     pub reloads: Family<1>,
     pub session_duration: Histogram<10>,
     pub retr_duration: Histogram<10>,
+    pub db_pool_wait: Histogram<10>,
+    pub db_retries: Family<1>,
+    pub db_lease_conflicts: Family<1>,
+    pub db_in_doubt_commits: Family<1>,
+    pub db_sweep_backlog: Gauge,
 }
 
 /// The process's metrics.
@@ -107,6 +118,36 @@ pub static METRICS: Metrics = Metrics {
         "Time to send one message (RETR), from the command to the last byte.",
         RETR_BOUNDS,
     ),
+    db_pool_wait: Histogram::new(
+        "postie_db_pool_wait_seconds",
+        "Waits for a free pooled database connection, when none was free.",
+        POOL_WAIT_BOUNDS,
+    ),
+    db_retries: Family::new(
+        "postie_db_transaction_retries_total",
+        "Database transactions run again, by the SQLSTATE that ended the attempt (connection: \
+         the connection broke or no host took writes).",
+        Kind::Counter,
+        ["sqlstate"],
+    ),
+    db_lease_conflicts: Family::new(
+        "postie_db_lease_conflicts_total",
+        "Exclusive sessions that met another's lease, by result (in_use: login refused; \
+         taken_over: QUIT refused after the lease expired).",
+        Kind::Counter,
+        ["result"],
+    ),
+    db_in_doubt_commits: Family::new(
+        "postie_db_in_doubt_commits_total",
+        "Deliveries whose COMMIT lost its answer, by what the lookup of their delivery id found.",
+        Kind::Counter,
+        ["outcome"],
+    ),
+    db_sweep_backlog: Gauge::new(
+        "postie_db_sweep_backlog",
+        "Message bodies no message refers to any more, waiting for the sweep (grace included), \
+         as this front end's last sweep counted them.",
+    ),
 };
 
 impl Metrics {
@@ -126,6 +167,11 @@ impl Metrics {
         self.reloads.render(out);
         self.session_duration.render(out);
         self.retr_duration.render(out);
+        self.db_pool_wait.render(out);
+        self.db_retries.render(out);
+        self.db_lease_conflicts.render(out);
+        self.db_in_doubt_commits.render(out);
+        self.db_sweep_backlog.render(out);
     }
 }
 
@@ -153,7 +199,9 @@ mod tests {
         METRICS.logins.inc(["ok", "USER"]);
         METRICS.retr_duration.observe(Duration::from_millis(3));
         METRICS.retr_duration.observe(Duration::from_secs(60));
+        METRICS.db_sweep_backlog.set(7);
         let text = crate::render();
+        assert!(text.contains("# TYPE postie_db_sweep_backlog gauge\npostie_db_sweep_backlog 7\n"));
         assert!(
             text.contains("postie_connections_total{listener=\"pop3\"} 2\n"),
             "{text}"

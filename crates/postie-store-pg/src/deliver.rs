@@ -8,12 +8,13 @@
 use std::io::{self, Read};
 use std::sync::Arc;
 
+use postie_metrics::METRICS;
 use postie_store::{Delivery, MessageSource, Recipient, StoreError};
 use tokio::sync::mpsc;
 use tokio_postgres::{IsolationLevel, Transaction};
 
 use crate::maildrop::ensure_maildrop;
-use crate::pool::{Pool, TxError};
+use crate::pool::{Pool, TxError, TxFailure};
 use crate::size::{crlf_size, BodyCount};
 
 /// The largest chunk of a body, the schema's limit too.
@@ -205,19 +206,29 @@ async fn deliver_to(
         quota_messages: octets(recipient.quota.messages),
     };
     let added = pool
-        .transaction(IsolationLevel::ReadCommitted, &copy, |tx, copy| {
+        .transaction_or_in_doubt(IsolationLevel::ReadCommitted, &copy, |tx, copy| {
             Box::pin(add_copy(tx, copy))
         })
         .await;
     match added {
-        // Perhaps the connection failed during COMMIT, after the server had committed: the
-        // copy's row says which. Acknowledging a copy that is not there would lose mail, and
-        // refusing one that is would deliver it twice when the sender retries.
-        Err(StoreError::Temporary(reason)) => match committed(pool, &copy.delivery_id).await {
-            Ok(true) => Ok(()),
-            _ => Err(StoreError::Temporary(reason)),
-        },
-        other => other,
+        Ok(()) => Ok(()),
+        Err(TxFailure::Failed(e)) => Err(e),
+        // The connection failed during COMMIT, perhaps after the server had committed: the
+        // copy's row says which, on whichever host takes writes now (the lookup waits for a
+        // failover like any transaction). Acknowledging a copy that is not there would lose
+        // mail, and refusing one that is would deliver it twice when the sender retries.
+        Err(TxFailure::InDoubt(e)) => {
+            let (outcome, result) = match committed(pool, &copy.delivery_id).await {
+                Ok(true) => ("committed", Ok(())),
+                Ok(false) => ("absent", Err(e)),
+                Err(lookup) => {
+                    tracing::warn!(user = copy.user, error = %lookup, "a delivery's COMMIT lost its answer and could not be looked up: answering 451, so the sender's retry may store it twice");
+                    ("unresolved", Err(e))
+                }
+            };
+            METRICS.db_in_doubt_commits.inc([outcome]);
+            result
+        }
     }
 }
 

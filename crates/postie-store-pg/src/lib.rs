@@ -48,6 +48,9 @@ pub use pool::{Pool, TxError, TxFuture};
 pub use tokio_postgres::Config;
 pub use transfer::{Exported, Imported};
 
+/// How long a connect to one host may take when the URL does not say (`connect_timeout`).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How a [`PgStore`] uses the database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PgOptions {
@@ -55,6 +58,9 @@ pub struct PgOptions {
     pub pool_size: usize,
     /// How long a caller waits for a free connection before a temporary failure.
     pub acquire_timeout: Duration,
+    /// How long a transaction keeps trying while no host takes writes (the primary is
+    /// down and no replica promoted yet) before a temporary failure.
+    pub reconnect_within: Duration,
     /// How long an exclusive session's lease lasts without renewal: after a crash, the
     /// maildrop is free again this long after the last renewal.
     pub lease_ttl: Duration,
@@ -70,6 +76,7 @@ impl Default for PgOptions {
         PgOptions {
             pool_size: 8,
             acquire_timeout: Duration::from_secs(30),
+            reconnect_within: Duration::from_secs(30),
             lease_ttl: Duration::from_secs(300),
             lease_renew_every: Duration::from_secs(60),
             sweep_grace: Duration::from_secs(3600),
@@ -100,9 +107,19 @@ pub struct PgStore {
 impl PgStore {
     /// A store on the database `config` names. Connects lazily, on the runtime of the first
     /// call; TLS to the database is not configured yet (NoTls: loopback or a trusted network).
-    pub fn new(config: Config, options: PgOptions) -> Self {
+    pub fn new(mut config: Config, options: PgOptions) -> Self {
+        if config.get_connect_timeout().is_none() {
+            // A host that vanished without a word must not hold a connect forever: the next
+            // host, or the next attempt, gets its turn.
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
         PgStore {
-            pool: Pool::new(config, options.pool_size, options.acquire_timeout),
+            pool: Pool::new(
+                config,
+                options.pool_size,
+                options.acquire_timeout,
+                options.reconnect_within,
+            ),
             options,
             released: Arc::new(Mutex::new(HashSet::new())),
         }
@@ -146,6 +163,54 @@ impl PgStore {
             read_only: row.get(2),
             schema_version,
         })
+    }
+
+    /// Whether a database host that takes writes answers now, asked on a connection of its
+    /// own (the pool's may all be busy, or older than a failover): the server reached, or
+    /// why none was. Bounded by the connect timeout per host the URL names.
+    pub async fn check_writable(&self) -> Result<String, String> {
+        let unreachable = |why: String| format!("no read-write database host is reachable: {why}");
+        let (client, connection) = self
+            .pool
+            .config()
+            .connect(tokio_postgres::NoTls)
+            .await
+            .map_err(|e| unreachable(pool::describe(&e)))?;
+        tokio::spawn(connection);
+        let row = client
+            .query_one(
+                "SELECT coalesce(host(inet_server_addr()), 'a local socket') || ':'
+                        || current_setting('port'),
+                        current_setting('transaction_read_only') = 'on'",
+                &[],
+            )
+            .await
+            .map_err(|e| unreachable(pool::describe(&e)))?;
+        let server: String = row.get(0);
+        if row.get::<_, bool>(1) {
+            return Err(unreachable(format!("{server} is read-only (a standby)")));
+        }
+        Ok(server)
+    }
+
+    /// How many bodies wait for [`PgStore::sweep`]: no message refers to them any more
+    /// (those still within their grace period included).
+    pub async fn sweep_backlog(&self) -> Result<u64, StoreError> {
+        let count: i64 = self
+            .pool
+            .transaction(IsolationLevel::ReadCommitted, &(), |tx, ()| {
+                Box::pin(async move {
+                    Ok(tx
+                        .query_one(
+                            "SELECT count(*) FROM bodies WHERE released_at IS NOT NULL",
+                            &[],
+                        )
+                        .await?
+                        .get(0))
+                })
+            })
+            .await?;
+        Ok(u64::try_from(count).unwrap_or(0))
     }
 
     /// Deletes up to `batch` bodies that no message has referred to for at least

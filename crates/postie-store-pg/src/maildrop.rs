@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use postie_metrics::METRICS;
 use postie_store::{DeletePolicy, Maildrop, MessageInfo, StoreError, Update};
 use postie_types::Uidl;
 use tokio_postgres::{IsolationLevel, Transaction};
@@ -115,6 +116,7 @@ pub(crate) async fn open(
                 Box::pin(async move {
                     let maildrop = ensure_maildrop(tx, user).await?;
                     if !lease::acquire(tx, maildrop, *token, takeable, *ttl).await? {
+                        METRICS.db_lease_conflicts.inc(["in_use"]);
                         return Err(StoreError::InUse.into());
                     }
                     let listed = snapshot(tx, user).await?;
@@ -255,6 +257,7 @@ async fn apply(tx: &Transaction<'_>, changes: &Changes) -> Result<(), TxError> {
     let maildrop = &changes.maildrop;
     if let Some(token) = changes.lease_token {
         if !lease::release(tx, *maildrop, token).await? {
+            METRICS.db_lease_conflicts.inc(["taken_over"]);
             return Err(StoreError::Temporary(
                 "another session took the maildrop over after this one's hold expired; \
                  nothing was changed"

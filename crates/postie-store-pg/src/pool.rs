@@ -1,5 +1,6 @@
 //! A small bounded pool of connections, and the one way every transaction is run: retried on
-//! serialization failures and deadlocks with jittered backoff, its errors mapped to
+//! serialization failures and deadlocks with jittered backoff, and on a lost or unreachable
+//! database until a host that takes writes answers again (a failover), its errors mapped to
 //! [`StoreError`].
 //!
 //! Hand-rolled rather than deadpool-postgres: what the store needs is a semaphore, a stack of
@@ -10,11 +11,12 @@ use std::future::Future;
 use std::ops::{Deref, DerefMut};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use postie_metrics::METRICS;
 use postie_store::StoreError;
 use rand::Rng;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, Config, IsolationLevel, NoTls, Transaction};
 
@@ -24,6 +26,9 @@ const MAX_ATTEMPTS: u32 = 8;
 /// [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(4);
 const MAX_BACKOFF: Duration = Duration::from_millis(250);
+/// While no host takes writes, attempts are this far apart at most: a promoted replica is
+/// found within about this long.
+const MAX_RECONNECT_BACKOFF: Duration = Duration::from_secs(1);
 
 /// Connections to one database, at most `size` at once; clones share them.
 #[derive(Clone)]
@@ -36,6 +41,7 @@ struct Shared {
     permits: Arc<Semaphore>,
     idle: Mutex<Vec<Client>>,
     acquire_timeout: Duration,
+    reconnect_within: Duration,
 }
 
 /// What a transaction's body can fail with: the database, or a verdict of the store's own
@@ -61,35 +67,77 @@ impl From<StoreError> for TxError {
 /// The future a transaction's body returns, borrowing the transaction and the context.
 pub type TxFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, TxError>> + Send + 'a>>;
 
+/// Why no connection was handed out.
+enum Checkout {
+    /// Every connection is in use, and none came free in time.
+    Busy(StoreError),
+    /// No host named by the configuration took a connection that can write.
+    Unreachable(String),
+}
+
 impl Pool {
     /// A pool that connects lazily, on the runtime of whoever first needs a connection.
     /// `NoTls`: TLS to the database is not configured yet (loopback and trusted networks only).
-    pub fn new(config: Config, size: usize, acquire_timeout: Duration) -> Self {
+    /// A transaction waits up to `acquire_timeout` for a free connection, and keeps trying
+    /// for up to `reconnect_within` while the database cannot be reached.
+    pub fn new(
+        config: Config,
+        size: usize,
+        acquire_timeout: Duration,
+        reconnect_within: Duration,
+    ) -> Self {
         Pool {
             shared: Arc::new(Shared {
                 config,
                 permits: Arc::new(Semaphore::new(size.max(1))),
                 idle: Mutex::new(Vec::new()),
                 acquire_timeout,
+                reconnect_within,
             }),
         }
     }
 
+    /// How the pool connects.
+    pub(crate) fn config(&self) -> &Config {
+        &self.shared.config
+    }
+
     /// A connection for the caller alone until the returned guard is dropped.
     pub async fn get(&self) -> Result<Conn, StoreError> {
+        self.checkout().await.map_err(|e| match e {
+            Checkout::Busy(e) => e,
+            Checkout::Unreachable(reason) => StoreError::Temporary(reason),
+        })
+    }
+
+    async fn checkout(&self) -> Result<Conn, Checkout> {
         let shared = &self.shared;
-        let permit = tokio::time::timeout(
-            shared.acquire_timeout,
-            Arc::clone(&shared.permits).acquire_owned(),
-        )
-        .await
-        .map_err(|_| {
-            StoreError::Temporary(format!(
-                "no database connection free within {:?}",
-                shared.acquire_timeout
+        let closed = || {
+            Checkout::Busy(StoreError::Temporary(
+                "the connection pool is closed".into(),
             ))
-        })?
-        .map_err(|_| StoreError::Temporary("the connection pool is closed".into()))?;
+        };
+        let permit = match Arc::clone(&shared.permits).try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(TryAcquireError::Closed) => return Err(closed()),
+            Err(TryAcquireError::NoPermits) => {
+                let waiting = Instant::now();
+                let waited = tokio::time::timeout(
+                    shared.acquire_timeout,
+                    Arc::clone(&shared.permits).acquire_owned(),
+                )
+                .await;
+                METRICS.db_pool_wait.observe(waiting.elapsed());
+                waited
+                    .map_err(|_| {
+                        Checkout::Busy(StoreError::Temporary(format!(
+                            "no database connection free within {:?}",
+                            shared.acquire_timeout
+                        )))
+                    })?
+                    .map_err(|_| closed())?
+            }
+        };
         let reused = {
             let mut idle = shared.idle.lock().unwrap_or_else(|p| p.into_inner());
             // A client whose connection ended (server restart, network) is dropped here.
@@ -98,7 +146,7 @@ impl Pool {
         };
         let client = match reused {
             Some(client) => client,
-            None => self.connect().await?,
+            None => self.connect().await.map_err(Checkout::Unreachable)?,
         };
         Ok(Conn {
             client: Some(client),
@@ -107,13 +155,15 @@ impl Pool {
         })
     }
 
-    async fn connect(&self) -> Result<Client, StoreError> {
+    /// A new connection to the first host, in the configuration's order, that answers (and,
+    /// with `target_session_attrs=read-write`, takes writes).
+    async fn connect(&self) -> Result<Client, String> {
         let (client, connection) = self
             .shared
             .config
             .connect(NoTls)
             .await
-            .map_err(|e| StoreError::Temporary(format!("connecting to PostgreSQL: {e}")))?;
+            .map_err(|e| format!("connecting to PostgreSQL: {}", describe(&e)))?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::warn!(error = %e, "a PostgreSQL connection ended");
@@ -123,34 +173,80 @@ impl Pool {
     }
 
     /// Runs `body` in a transaction of `isolation` and commits it; the result is the body's
-    /// once COMMIT has returned. The one place where transactions are retried: a
-    /// serialization failure or a deadlock (the server rolled back, nothing was applied), or
-    /// a pooled connection found dead when the transaction began, runs `body` again on a
-    /// fresh transaction after a jittered backoff, up to a bounded number of attempts.
+    /// once COMMIT has returned. The one place where transactions are retried, always on a
+    /// fresh transaction, after a jittered backoff:
+    /// * a serialization failure or a deadlock (the server rolled back, nothing was
+    ///   applied), up to a bounded number of attempts;
+    /// * a connection that broke, or a server that shut down, recovers or went read-only,
+    ///   anywhere before COMMIT was sent (the server rolls back what it had), and a connect
+    ///   that found no host taking writes: the connection is dropped, never pooled again,
+    ///   and a new one made, for up to the pool's `reconnect_within`, which is what carries
+    ///   a front end across a failover.
+    ///
+    /// A COMMIT whose answer was lost is never retried: it may have been applied, and only
+    /// the caller can tell (see the delivery's in-doubt resolution).
     /// `context` is what the body reads, passed by reference so that each attempt can borrow
     /// it.
     pub async fn transaction<C, T, F>(
         &self,
         isolation: IsolationLevel,
         context: &C,
-        mut body: F,
+        body: F,
     ) -> Result<T, StoreError>
     where
         C: Sync + ?Sized,
         F: for<'a> FnMut(&'a Transaction<'a>, &'a C) -> TxFuture<'a, T> + Send,
     {
-        let mut attempt = 1;
+        self.transaction_or_in_doubt(isolation, context, body)
+            .await
+            .map_err(|e| match e {
+                TxFailure::InDoubt(e) | TxFailure::Failed(e) => e,
+            })
+    }
+
+    /// [`Pool::transaction`], telling a COMMIT whose outcome is unknown from a failure.
+    pub(crate) async fn transaction_or_in_doubt<C, T, F>(
+        &self,
+        isolation: IsolationLevel,
+        context: &C,
+        mut body: F,
+    ) -> Result<T, TxFailure>
+    where
+        C: Sync + ?Sized,
+        F: for<'a> FnMut(&'a Transaction<'a>, &'a C) -> TxFuture<'a, T> + Send,
+    {
+        let failed = |e| Err(TxFailure::Failed(e));
+        let mut conflicts = 1;
+        let mut unreachable_since: Option<Instant> = None;
+        let mut reconnects = 0;
         loop {
             match self.attempt(isolation, context, &mut body).await {
                 Ok(value) => return Ok(value),
-                Err(Attempt::Retry(e)) if attempt < MAX_ATTEMPTS => {
-                    tracing::debug!(attempt, error = %describe(&e), "retrying a transaction");
-                    tokio::time::sleep(backoff(attempt)).await;
-                    attempt += 1;
+                Err(Attempt::Conflict(e)) if conflicts < MAX_ATTEMPTS => {
+                    tracing::debug!(attempt = conflicts, error = %describe(&e), "retrying a transaction");
+                    METRICS
+                        .db_retries
+                        .inc([e.code().map_or("connection", sqlstate_label)]);
+                    tokio::time::sleep(backoff(conflicts, MAX_BACKOFF)).await;
+                    conflicts += 1;
                 }
-                Err(Attempt::Retry(e)) => return Err(temporary(&e)),
-                Err(Attempt::Fail(TxError::Db(e))) => return Err(temporary(&e)),
-                Err(Attempt::Fail(TxError::Store(e))) => return Err(e),
+                Err(Attempt::Conflict(e)) => return failed(temporary(&e)),
+                Err(Attempt::Unreachable { reason, sqlstate }) => {
+                    let since = *unreachable_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() >= self.shared.reconnect_within {
+                        return failed(StoreError::Temporary(format!(
+                            "{reason}; no PostgreSQL host that takes writes answered within {:?}",
+                            self.shared.reconnect_within
+                        )));
+                    }
+                    tracing::debug!(error = %reason, "the database is out of reach; trying again");
+                    METRICS.db_retries.inc([sqlstate]);
+                    reconnects += 1;
+                    tokio::time::sleep(backoff(reconnects, MAX_RECONNECT_BACKOFF)).await;
+                }
+                Err(Attempt::InDoubt(e)) => return Err(TxFailure::InDoubt(temporary(&e))),
+                Err(Attempt::Fail(TxError::Db(e))) => return failed(temporary(&e)),
+                Err(Attempt::Fail(TxError::Store(e))) => return failed(e),
             }
         }
     }
@@ -165,57 +261,137 @@ impl Pool {
         C: Sync + ?Sized,
         F: for<'a> FnMut(&'a Transaction<'a>, &'a C) -> TxFuture<'a, T> + Send,
     {
-        let mut conn = self.get().await.map_err(|e| Attempt::Fail(e.into()))?;
-        let transaction = match conn
-            .build_transaction()
-            .isolation_level(isolation)
-            .start()
-            .await
-        {
-            Ok(transaction) => transaction,
-            // Nothing was begun: safe to try again on another connection.
-            Err(e) if e.is_closed() => return Err(Attempt::Retry(e)),
-            Err(e) => return Err(Attempt::classify(TxError::Db(e))),
+        let mut conn = match self.checkout().await {
+            Ok(conn) => conn,
+            Err(Checkout::Busy(e)) => return Err(Attempt::Fail(e.into())),
+            Err(Checkout::Unreachable(reason)) => {
+                return Err(Attempt::Unreachable {
+                    reason,
+                    sqlstate: "connection",
+                })
+            }
         };
-        // On an error the transaction is dropped, which rolls it back.
-        let value = body(&transaction, context)
-            .await
-            .map_err(Attempt::classify)?;
-        transaction
-            .commit()
-            .await
-            .map_err(|e| Attempt::classify(TxError::Db(e)))?;
-        Ok(value)
+        let failed = match run(&mut conn, isolation, context, body).await {
+            Ok(value) => return Ok(value),
+            Err(failed) => failed,
+        };
+        let attempt = failed.classify(conn.is_closed());
+        if matches!(attempt, Attempt::Unreachable { .. }) {
+            conn.discard();
+        }
+        Err(attempt)
     }
 }
 
+/// One transaction on `conn`, and where it failed if it did.
+async fn run<C, T, F>(
+    conn: &mut Conn,
+    isolation: IsolationLevel,
+    context: &C,
+    body: &mut F,
+) -> Result<T, Failed>
+where
+    C: Sync + ?Sized,
+    F: for<'a> FnMut(&'a Transaction<'a>, &'a C) -> TxFuture<'a, T> + Send,
+{
+    let transaction = conn
+        .build_transaction()
+        .isolation_level(isolation)
+        .start()
+        .await
+        .map_err(|e| Failed::BeforeCommit(TxError::Db(e)))?;
+    // On an error the transaction is dropped, which rolls it back.
+    let value = body(&transaction, context)
+        .await
+        .map_err(Failed::BeforeCommit)?;
+    transaction.commit().await.map_err(Failed::Commit)?;
+    Ok(value)
+}
+
+/// Where a transaction failed: before its COMMIT was sent, nothing of it can be applied.
+enum Failed {
+    BeforeCommit(TxError),
+    Commit(tokio_postgres::Error),
+}
+
+/// What to do after a failed attempt.
 enum Attempt {
-    Retry(tokio_postgres::Error),
+    /// The server rolled back on a conflict with another transaction: run it again.
+    Conflict(tokio_postgres::Error),
+    /// The connection is unusable (or none could be made) and nothing was applied: run it
+    /// again on a new connection. `sqlstate` says why, for the metrics.
+    Unreachable {
+        reason: String,
+        sqlstate: &'static str,
+    },
+    /// The COMMIT was sent and its answer lost: it may or may not have been applied.
+    InDoubt(tokio_postgres::Error),
     Fail(TxError),
 }
 
-impl Attempt {
-    fn classify(e: TxError) -> Attempt {
-        match e {
-            TxError::Db(e)
-                if matches!(
-                    e.code(),
-                    Some(&SqlState::T_R_SERIALIZATION_FAILURE | &SqlState::T_R_DEADLOCK_DETECTED)
-                ) =>
-            {
-                Attempt::Retry(e)
-            }
-            other => Attempt::Fail(other),
+/// How a transaction failed, for a caller that can resolve a lost COMMIT.
+pub(crate) enum TxFailure {
+    /// The COMMIT was sent and its answer lost: only a lookup can tell whether it applied.
+    InDoubt(StoreError),
+    /// Nothing of the transaction was applied.
+    Failed(StoreError),
+}
+
+/// The SQLSTATEs the helper retries on, as the metrics' fixed label values.
+const RETRIED_SQLSTATES: [&str; 6] = ["40001", "40P01", "57P01", "57P02", "57P03", "25006"];
+
+fn sqlstate_label(code: &SqlState) -> &'static str {
+    RETRIED_SQLSTATES
+        .into_iter()
+        .find(|retried| *retried == code.code())
+        .unwrap_or("other")
+}
+
+/// SQLSTATEs after which the server has rolled back and a new attempt may succeed.
+fn is_conflict(code: &SqlState) -> bool {
+    *code == SqlState::T_R_SERIALIZATION_FAILURE || *code == SqlState::T_R_DEADLOCK_DETECTED
+}
+
+/// SQLSTATEs that say this connection's server cannot take the transaction (shutting down,
+/// crashed, recovering, or a standby now): another connection, perhaps to another host, may.
+fn is_server_gone(code: &SqlState) -> bool {
+    *code == SqlState::ADMIN_SHUTDOWN
+        || *code == SqlState::CRASH_SHUTDOWN
+        || *code == SqlState::CANNOT_CONNECT_NOW
+        || *code == SqlState::READ_ONLY_SQL_TRANSACTION
+}
+
+impl Failed {
+    /// `closed`: the connection has ended since.
+    fn classify(self, closed: bool) -> Attempt {
+        match self {
+            Failed::BeforeCommit(TxError::Db(e)) => match e.code() {
+                Some(code) if is_conflict(code) => Attempt::Conflict(e),
+                Some(code) if is_server_gone(code) => Attempt::Unreachable {
+                    reason: describe(&e),
+                    sqlstate: sqlstate_label(code),
+                },
+                None if closed || e.is_closed() => Attempt::Unreachable {
+                    reason: describe(&e),
+                    sqlstate: "connection",
+                },
+                _ => Attempt::Fail(TxError::Db(e)),
+            },
+            Failed::BeforeCommit(store) => Attempt::Fail(store),
+            // A COMMIT refused on a conflict was rolled back; any other failure leaves its
+            // outcome unknown.
+            Failed::Commit(e) => match e.code() {
+                Some(code) if is_conflict(code) => Attempt::Conflict(e),
+                _ => Attempt::InDoubt(e),
+            },
         }
     }
 }
 
 /// Full jitter: anywhere from nothing to an exponentially growing cap, so that transactions
 /// that collided once do not collide again in step.
-fn backoff(attempt: u32) -> Duration {
-    let cap = FIRST_BACKOFF
-        .saturating_mul(1 << attempt.min(16))
-        .min(MAX_BACKOFF);
+fn backoff(attempt: u32, max: Duration) -> Duration {
+    let cap = FIRST_BACKOFF.saturating_mul(1 << attempt.min(16)).min(max);
     rand::thread_rng().gen_range(Duration::ZERO..=cap)
 }
 
@@ -239,6 +415,13 @@ pub struct Conn {
     client: Option<Client>,
     shared: Arc<Shared>,
     _permit: OwnedSemaphorePermit,
+}
+
+impl Conn {
+    /// Closes the connection instead of pooling it: its server cannot take transactions.
+    fn discard(mut self) {
+        self.client = None;
+    }
 }
 
 impl Deref for Conn {

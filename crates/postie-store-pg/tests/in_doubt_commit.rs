@@ -101,10 +101,17 @@ async fn deliver_through(cut: Cut) -> (PgStore, Result<(), StoreError>) {
     (db.store(PgOptions::default()), result)
 }
 
+/// In-doubt commits resolved with `outcome`, as `/metrics` shows them.
+fn in_doubt(outcome: &'static str) -> i64 {
+    postie_metrics::METRICS.db_in_doubt_commits.get([outcome])
+}
+
 #[tokio::test]
 async fn a_commit_whose_answer_was_lost_is_acknowledged() {
     let (store, result) = deliver_through(Cut::AfterCommit).await;
     result.expect("the copy was committed, so the delivery is acknowledged");
+    // The tests of this binary share the process's metrics; each counts its own outcome.
+    assert!(in_doubt("committed") >= 1);
     let drop = store.open("alice", false).await.unwrap();
     assert_eq!(drop.messages().len(), 1, "delivered once");
 }
@@ -116,6 +123,7 @@ async fn a_commit_that_never_reached_the_server_is_a_temporary_failure() {
         matches!(result, Err(StoreError::Temporary(_))),
         "{result:?}"
     );
+    assert!(in_doubt("absent") >= 1);
     assert!(store
         .open("alice", false)
         .await

@@ -52,10 +52,17 @@ struct PostgresSection {
     password_file: Option<PathBuf>,
     #[serde(default = "default_pool_size")]
     pool_size: usize,
+    /// How long an exclusive POP3 session's hold on a maildrop outlives its front end.
+    #[serde(default = "default_lease_secs")]
+    lease_secs: u64,
 }
 
 fn default_pool_size() -> usize {
     16
+}
+
+fn default_lease_secs() -> u64 {
+    300
 }
 
 #[derive(Debug, Deserialize)]
@@ -289,6 +296,9 @@ pub enum StoreConfig {
     Postgres {
         database: Box<postie_store_pg::Config>,
         pool_size: usize,
+        /// How long a `lock_session` lease lasts without renewal: after a front end dies,
+        /// its users' maildrops are free again this long after its last renewal.
+        lease: Duration,
     },
 }
 
@@ -514,9 +524,13 @@ fn postgres_config(
     if section.pool_size == 0 {
         bail!("{file_name}: [postgres] pool_size = 0: a front end needs at least one connection");
     }
+    if section.lease_secs == 0 {
+        bail!("{file_name}: [postgres] lease_secs = 0: a session's hold on its maildrop must last at least a second (300 is the default)");
+    }
     Ok(StoreConfig::Postgres {
         database: Box::new(database),
         pool_size: section.pool_size,
+        lease: Duration::from_secs(section.lease_secs),
     })
 }
 
@@ -710,6 +724,32 @@ mod tests {
                 template: "/etc/postie/mail/{user}".into()
             }
         );
+    }
+
+    #[test]
+    fn postgres_keys() {
+        let with = |postgres: &str| {
+            parse(&format!(
+                "[mail]\nstore = \"postgres\"\n[postgres]\n\
+                 url = \"postgresql://postie@db1:5432,db2:5432/postie?target_session_attrs=read-write\"\n{postgres}"
+            ))
+        };
+        let StoreConfig::Postgres {
+            database,
+            pool_size,
+            lease,
+        } = with("").unwrap().store
+        else {
+            panic!("a postgres store")
+        };
+        assert_eq!(database.get_hosts().len(), 2, "both hosts, in order");
+        assert_eq!((pool_size, lease), (16, Duration::from_secs(300)));
+        let StoreConfig::Postgres { lease, .. } = with("lease_secs = 3\n").unwrap().store else {
+            panic!("a postgres store")
+        };
+        assert_eq!(lease, Duration::from_secs(3));
+        let error = with("lease_secs = 0\n").unwrap_err().to_string();
+        assert!(error.contains("[postgres] lease_secs = 0"), "{error}");
     }
 
     #[test]

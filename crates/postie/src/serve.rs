@@ -58,6 +58,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
         .is_enabled()
         .then(|| IntakeServer::new(config.intake.clone(), store.clone(), Arc::clone(&users)));
     let sweeper = crate::store::sweeper(&store);
+    let health_check = crate::store::health_check(&store);
     let server = Pop3Server::new(
         config.pop3.clone(),
         store,
@@ -90,12 +91,15 @@ pub fn run(args: ServeArgs) -> Result<()> {
             None
         } else {
             let mail = bound_ports(config.autoconfig.clone(), &running.local_addrs());
-            let http = HttpServer::bind(
+            let mut http = HttpServer::bind(
                 &config.http_listen,
                 |addr| activated.take_tcp("http", addr),
                 Some(mail),
             )
             .await?;
+            if let Some(check) = health_check {
+                http = http.with_health_check(check);
+            }
             for addr in http.local_addrs() {
                 info!(%addr, kind = "http", "listening");
             }

@@ -5,9 +5,12 @@
 
 use std::future::Future;
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
 use postie::config::StoreConfig;
+use postie_metrics::METRICS;
+use postie_server::http::HealthCheck;
 use postie_store::{
     Delivery, MailStore, MaildirBody, MaildirDrop, MaildirStore, Maildrop, MessageBody,
     MessageInfo, StoreError, Update, Usage,
@@ -43,10 +46,13 @@ pub fn open(config: &StoreConfig) -> ConfiguredStore {
         StoreConfig::Postgres {
             database,
             pool_size,
+            lease,
         } => ConfiguredStore::Postgres(PgStore::new(
             (**database).clone(),
             PgOptions {
                 pool_size: *pool_size,
+                lease_ttl: *lease,
+                lease_renew_every: *lease / 5,
                 ..PgOptions::default()
             },
         )),
@@ -80,8 +86,28 @@ pub fn sweeper(store: &ConfiguredStore) -> Option<impl Future<Output = ()> + Sen
                     }
                 }
             }
+            match store.sweep_backlog().await {
+                Ok(backlog) => METRICS
+                    .db_sweep_backlog
+                    .set(i64::try_from(backlog).unwrap_or(i64::MAX)),
+                Err(error) => tracing::warn!(%error, "counting what the sweep has left"),
+            }
         }
     })
+}
+
+/// What `/healthz` checks beyond the process itself: for a database store, that a host
+/// taking writes answers (a front end that cannot store mail should leave the load
+/// balancer's rotation); nothing for a Maildir.
+pub fn health_check(store: &ConfiguredStore) -> Option<HealthCheck> {
+    let ConfiguredStore::Postgres(store) = store else {
+        return None;
+    };
+    let store = store.clone();
+    Some(Arc::new(move || {
+        let store = store.clone();
+        Box::pin(async move { store.check_writable().await.map(drop) })
+    }))
 }
 
 // The database's futures are boxed: a session's task is as large as the largest future it

@@ -8,25 +8,12 @@
 #[allow(dead_code)]
 mod cluster;
 mod common;
+mod pg_support;
 
 use std::process::Command;
 
 use common::{lmtp_deliver, ServerBuilder, TestServer, BIN};
-use postie_store_pg::Config;
-
-/// The URL `[postgres] url` takes for the test database.
-fn url(config: &Config) -> String {
-    let host = match &config.get_hosts()[0] {
-        tokio_postgres::config::Host::Tcp(host) => host.clone(),
-        other => panic!("the test cluster listens on TCP, not {other:?}"),
-    };
-    format!(
-        "postgresql://{}@{host}:{}/{}",
-        config.get_user().expect("a user"),
-        config.get_ports()[0],
-        config.get_dbname().expect("a database")
-    )
-}
+use pg_support::url;
 
 fn front_end(db: &cluster::TestDb) -> TestServer {
     ServerBuilder::new()

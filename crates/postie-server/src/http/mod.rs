@@ -16,7 +16,9 @@ mod xml;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use postie_net::{Conn, ConnectionLimits, Door, Gate, Listener, Refusal, Serving};
 use postie_proto::proxy::ProxyNetworks;
@@ -33,10 +35,20 @@ use postie_types::limits::{
 use request::{Parsed, Refused};
 use routes::Response;
 
+/// What `/healthz` asks beyond the process answering: Ok, or why the server cannot serve
+/// (say, no database host that takes writes).
+pub type HealthCheck =
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync>;
+
+/// How long `/healthz` waits for its check before it reports failure: well inside the
+/// request's own limit, and what a load balancer's probe would wait.
+const HEALTH_CHECK_LIMIT: Duration = Duration::from_secs(5);
+
 /// The HTTP listeners, bound.
 pub struct HttpServer {
     listeners: Vec<TcpListener>,
     mail: Option<Arc<MailSettings>>,
+    health: Option<HealthCheck>,
 }
 
 impl HttpServer {
@@ -61,7 +73,14 @@ impl HttpServer {
         Ok(HttpServer {
             listeners,
             mail: mail.map(Arc::new),
+            health: None,
         })
+    }
+
+    /// `/healthz` answers 503 with the check's reason when `check` fails.
+    pub fn with_health_check(mut self, check: HealthCheck) -> Self {
+        self.health = Some(check);
+        self
     }
 
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
@@ -75,6 +94,7 @@ impl HttpServer {
     pub async fn serve(self, shutdown: impl Future<Output = ()>) {
         let door = Arc::new(HttpDoor {
             mail: self.mail,
+            health: self.health,
             limits: ConnectionLimits::new(HTTP_MAX_CONNECTIONS, HTTP_MAX_CONNECTIONS),
             proxy_from: ProxyNetworks::default(),
         });
@@ -89,6 +109,7 @@ impl HttpServer {
 /// cap are closed at once without an answer.
 struct HttpDoor {
     mail: Option<Arc<MailSettings>>,
+    health: Option<HealthCheck>,
     limits: Arc<ConnectionLimits>,
     /// None: the reverse proxy in front speaks HTTP and says who the client is its own way.
     proxy_from: ProxyNetworks,
@@ -117,7 +138,21 @@ impl Door for HttpDoor {
         let (response, head_only) =
             match tokio::time::timeout(HTTP_REQUEST_TIMEOUT, read_request(&mut conn)).await {
                 Ok(Ok((head, body))) => {
-                    (routes::respond(mail, &head, &body), head.method == "HEAD")
+                    let health = match &self.health {
+                        Some(check) if routes::asks_health(&head) => Some(
+                            tokio::time::timeout(HEALTH_CHECK_LIMIT, check())
+                                .await
+                                .unwrap_or_else(|_| {
+                                    Err(format!("no answer within {HEALTH_CHECK_LIMIT:?}"))
+                                }),
+                        ),
+                        _ => None,
+                    };
+                    let response = match health {
+                        Some(Err(reason)) => routes::unhealthy(&reason),
+                        _ => routes::respond(mail, &head, &body),
+                    };
+                    (response, head.method == "HEAD")
                 }
                 Ok(Err(Refused(status))) => (Response::error(status), false),
                 Err(_) => (Response::error(408), false),

@@ -70,12 +70,28 @@ pub(crate) fn reason(status: u16) -> &'static str {
         413 => "Content Too Large",
         431 => "Request Header Fields Too Large",
         501 => "Not Implemented",
+        503 => "Service Unavailable",
         505 => "HTTP Version Not Supported",
         _ => "Error",
     }
 }
 
 const XML: &str = "application/xml; charset=utf-8";
+
+/// Whether the request is a `/healthz` probe, which runs the server's health check first.
+pub(crate) fn asks_health(head: &Head) -> bool {
+    head.path == "/healthz" && matches!(head.method.as_str(), "GET" | "HEAD")
+}
+
+/// `/healthz` when the health check failed: 503, and why.
+pub(crate) fn unhealthy(reason: &str) -> Response {
+    Response {
+        status: 503,
+        content_type: "text/plain; charset=utf-8",
+        body: format!("unhealthy: {}\n", reason.replace(['\r', '\n'], " ")),
+        allow: None,
+    }
+}
 
 pub(crate) fn respond(mail: Option<&MailSettings>, head: &Head, body: &[u8]) -> Response {
     let get = matches!(head.method.as_str(), "GET" | "HEAD");

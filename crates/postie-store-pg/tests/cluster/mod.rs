@@ -10,7 +10,7 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use postie_store_pg::{Config, PgOptions, PgStore};
 
@@ -18,7 +18,6 @@ use postie_store_pg::{Config, PgOptions, PgStore};
 const DEBIAN_PG_BIN: &str = "/usr/lib/postgresql/15/bin";
 
 struct Cluster {
-    dir: PathBuf,
     port: u16,
 }
 
@@ -82,106 +81,138 @@ fn id_of_postgres(flag: &str) -> Result<u32, String> {
         .map_err(|_| "no `postgres` user to run PostgreSQL as".to_owned())
 }
 
-impl Cluster {
-    fn start() -> Result<Cluster, String> {
-        let dir = tempfile::Builder::new()
-            .prefix("postie-pg-")
-            .tempdir()
-            .map_err(|e| format!("a temporary folder: {e}"))?
-            .keep();
-        if running_as_root() {
-            let (uid, gid) = (id_of_postgres("-u")?, id_of_postgres("-g")?);
-            std::os::unix::fs::chown(&dir, Some(uid), Some(gid))
-                .map_err(|e| format!("handing {} to postgres: {e}", dir.display()))?;
-        }
-        let data = dir.join("data");
-        let mut initdb = as_postgres("initdb");
-        initdb.arg("-D").arg(&data).args([
-            "-U",
-            "postgres",
-            "--auth=trust",
-            "-E",
-            "UTF8",
-            "--no-locale",
-        ]);
-        run(initdb, "initdb")?;
-        let port = free_port()?;
-        let cluster = Cluster { dir, port };
-        cluster.watch_for_exit()?;
-        let settings = format!(
-            "-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={} \
-             -c fsync=on -c synchronous_commit=on -c max_connections=200",
-            cluster.dir.display()
-        );
-        let mut pg_ctl = as_postgres("pg_ctl");
-        pg_ctl
-            .arg("-D")
-            .arg(&data)
-            .arg("-l")
-            .arg(cluster.dir.join("log"))
-            .args(["-w", "-t", "60", "-o", &settings, "start"]);
-        if let Err(e) = run(pg_ctl, "pg_ctl start") {
-            let log = std::fs::read_to_string(cluster.dir.join("log")).unwrap_or_default();
-            return Err(format!("{e}\nserver log:\n{log}"));
-        }
-        // SAFETY: `stop_at_exit` is a plain function that only runs pg_ctl; registering it
-        // has no other effect.
-        unsafe { libc::atexit(stop_at_exit) };
-        Ok(cluster)
+/// A fresh folder for clusters, owned by the user PostgreSQL runs as.
+fn cluster_folder() -> Result<PathBuf, String> {
+    let dir = tempfile::Builder::new()
+        .prefix("postie-pg-")
+        .tempdir()
+        .map_err(|e| format!("a temporary folder: {e}"))?
+        .keep();
+    if running_as_root() {
+        let (uid, gid) = (id_of_postgres("-u")?, id_of_postgres("-g")?);
+        std::os::unix::fs::chown(&dir, Some(uid), Some(gid))
+            .map_err(|e| format!("handing {} to postgres: {e}", dir.display()))?;
     }
-
-    /// A process of its own that stops the cluster and removes its folder once this test
-    /// binary is gone, however it ended (Ctrl-C, a kill): immune to the terminal's signals.
-    fn watch_for_exit(&self) -> Result<(), String> {
-        let script = format!(
-            "trap '' INT HUP TERM; while [ -d /proc/{pid} ]; do sleep 0.2; done; {stop} >/dev/null 2>&1; rm -rf '{dir}'",
-            pid = std::process::id(),
-            stop = self.stop_command_line(),
-            dir = self.dir.display(),
-        );
-        Command::new("sh")
-            .args(["-c", &script])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map(drop)
-            .map_err(|e| format!("starting the cluster's watchdog: {e}"))
-    }
-
-    fn stop_command_line(&self) -> String {
-        let pg_ctl = bin("pg_ctl");
-        let as_user = if running_as_root() {
-            "runuser -u postgres -- "
-        } else {
-            ""
-        };
-        format!(
-            "{as_user}{} -D '{}' -m immediate -w stop",
-            pg_ctl.display(),
-            self.dir.join("data").display()
-        )
-    }
-
-    fn config(&self, database: &str) -> Config {
-        let mut config = Config::new();
-        config
-            .host("127.0.0.1")
-            .port(self.port)
-            .user("postgres")
-            .dbname(database);
-        config
-    }
+    Ok(dir)
 }
 
-extern "C" fn stop_at_exit() {
-    if let Some(cluster) = CLUSTER.get() {
+fn initdb(data: &Path) -> Result<(), String> {
+    let mut initdb = as_postgres("initdb");
+    initdb.arg("-D").arg(data).args([
+        "-U",
+        "postgres",
+        "--auth=trust",
+        "-E",
+        "UTF8",
+        "--no-locale",
+    ]);
+    run(initdb, "initdb")
+}
+
+/// Starts the server of `data` on 127.0.0.1:`port` (its socket and log in `dir`), with
+/// fsync and synchronous commit on and `extra` settings (`-c name=value …`).
+fn start_server(dir: &Path, data: &Path, port: u16, extra: &str) -> Result<(), String> {
+    let log = dir.join(format!("log-{port}"));
+    let settings = format!(
+        "-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={} \
+         -c fsync=on -c synchronous_commit=on -c max_connections=200 {extra}",
+        dir.display()
+    );
+    let mut pg_ctl = as_postgres("pg_ctl");
+    pg_ctl
+        .arg("-D")
+        .arg(data)
+        .arg("-l")
+        .arg(&log)
+        .args(["-w", "-t", "60", "-o", &settings, "start"]);
+    run(pg_ctl, "pg_ctl start").map_err(|e| {
+        let log = std::fs::read_to_string(&log).unwrap_or_default();
+        format!("{e}\nserver log:\n{log}")
+    })
+}
+
+/// The shell command that stops the server of `data` at once.
+fn stop_command_line(data: &Path) -> String {
+    let pg_ctl = bin("pg_ctl");
+    let as_user = if running_as_root() {
+        "runuser -u postgres -- "
+    } else {
+        ""
+    };
+    format!(
+        "{as_user}{} -D '{}' -m immediate -w stop",
+        pg_ctl.display(),
+        data.display()
+    )
+}
+
+/// Servers to stop when this test binary exits, as shell command lines.
+static STOP_AT_EXIT: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Stops the servers of `data_dirs` and removes `dir` once this test binary is gone, however
+/// it ends: at exit, and from a process of its own, immune to the terminal's signals, if the
+/// binary is killed.
+fn stop_at_exit(dir: &Path, data_dirs: &[&Path]) -> Result<(), String> {
+    let stops: Vec<String> = data_dirs.iter().map(|d| stop_command_line(d)).collect();
+    let script = format!(
+        "trap '' INT HUP TERM; while [ -d /proc/{pid} ]; do sleep 0.2; done; {stop} >/dev/null 2>&1; rm -rf '{dir}'",
+        pid = std::process::id(),
+        stop = stops.join(" >/dev/null 2>&1; "),
+        dir = dir.display(),
+    );
+    Command::new("sh")
+        .args(["-c", &script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map(drop)
+        .map_err(|e| format!("starting the cluster's watchdog: {e}"))?;
+    let mut at_exit = STOP_AT_EXIT.lock().unwrap_or_else(|p| p.into_inner());
+    if at_exit.is_empty() {
+        // SAFETY: `stop_servers` is a plain function that only runs pg_ctl; registering it
+        // has no other effect.
+        unsafe { libc::atexit(stop_servers) };
+    }
+    at_exit.extend(stops);
+    Ok(())
+}
+
+extern "C" fn stop_servers() {
+    let stops = STOP_AT_EXIT.lock().unwrap_or_else(|p| p.into_inner());
+    for stop in stops.iter() {
         let _ = Command::new("sh")
-            .args(["-c", &cluster.stop_command_line()])
+            .args(["-c", stop])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
+    }
+}
+
+fn loopback_config(port: u16, database: &str) -> Config {
+    let mut config = Config::new();
+    config
+        .host("127.0.0.1")
+        .port(port)
+        .user("postgres")
+        .dbname(database);
+    config
+}
+
+impl Cluster {
+    fn start() -> Result<Cluster, String> {
+        let dir = cluster_folder()?;
+        let data = dir.join("data");
+        initdb(&data)?;
+        let port = free_port()?;
+        stop_at_exit(&dir, &[&data])?;
+        start_server(&dir, &data, port, "")?;
+        Ok(Cluster { port })
+    }
+
+    fn config(&self, database: &str) -> Config {
+        loopback_config(self.port, database)
     }
 }
 
@@ -259,4 +290,186 @@ async fn connect(config: &Config) -> tokio_postgres::Client {
         .unwrap_or_else(|e| panic!("connecting to the test cluster: {e}"));
     tokio::spawn(connection);
     client
+}
+
+/// A primary and a synchronous streaming replica of it (initdb, pg_basebackup -R,
+/// `synchronous_standby_names`), each on a loopback port of its own, with one migrated
+/// database; for failover tests. Both servers stop when it is dropped or the binary exits.
+// Only the failover tests use it.
+#[allow(dead_code)]
+pub struct ReplicatedCluster {
+    dir: PathBuf,
+    primary: (PathBuf, u16),
+    replica: (PathBuf, u16),
+}
+
+#[allow(dead_code)]
+impl ReplicatedCluster {
+    /// Starts both servers and waits until the replica streams synchronously, so that every
+    /// commit acknowledged from then on is on both. A test that cannot start them fails.
+    pub fn start() -> ReplicatedCluster {
+        Self::try_start().unwrap_or_else(|e| {
+            panic!("this test needs PostgreSQL 15 and could not start a primary and a replica: {e}")
+        })
+    }
+
+    fn try_start() -> Result<ReplicatedCluster, String> {
+        let dir = cluster_folder()?;
+        let primary = (dir.join("primary"), free_port()?);
+        let replica = (dir.join("replica"), free_port()?);
+        stop_at_exit(&dir, &[&primary.0, &replica.0])?;
+        initdb(&primary.0)?;
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(primary.0.join("pg_hba.conf"))
+            .and_then(|mut hba| {
+                std::io::Write::write_all(&mut hba, b"host replication all 127.0.0.1/32 trust\n")
+            })
+            .map_err(|e| format!("allowing replication in pg_hba.conf: {e}"))?;
+        // Every commit on the primary waits until the standby has it on disk. Not on the
+        // replica: promoted, it has no standby of its own to wait for.
+        start_server(
+            &dir,
+            &primary.0,
+            primary.1,
+            "-c synchronous_standby_names='*'",
+        )?;
+        let mut basebackup = as_postgres("pg_basebackup");
+        basebackup
+            .arg("-D")
+            .arg(&replica.0)
+            .args(["-R", "-X", "stream", "-h", "127.0.0.1", "-U", "postgres"])
+            .arg("-p")
+            .arg(primary.1.to_string());
+        run(basebackup, "pg_basebackup")?;
+        start_server(&dir, &replica.0, replica.1, "")?;
+        let cluster = ReplicatedCluster {
+            dir,
+            primary,
+            replica,
+        };
+        cluster.wait_until_synchronous()?;
+        Ok(cluster)
+    }
+
+    fn wait_until_synchronous(&self) -> Result<(), String> {
+        let primary = loopback_config(self.primary.1, "postgres");
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("a tokio runtime: {e}"))?
+            .block_on(async {
+                let client = connect(&primary).await;
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+                loop {
+                    let streaming = client
+                        .query_opt(
+                            "SELECT 1 FROM pg_stat_replication WHERE sync_state = 'sync'",
+                            &[],
+                        )
+                        .await
+                        .map_err(|e| format!("asking the primary about its replica: {e}"))?;
+                    if streaming.is_some() {
+                        break;
+                    }
+                    if std::time::Instant::now() > deadline {
+                        return Err("the replica did not stream synchronously within 60 s".into());
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                client
+                    .batch_execute("CREATE DATABASE postie")
+                    .await
+                    .map_err(|e| format!("creating the database: {e}"))?;
+                let (db, connection) = loopback_config(self.primary.1, "postie")
+                    .connect(tokio_postgres::NoTls)
+                    .await
+                    .map_err(|e| format!("connecting to the new database: {e}"))?;
+                tokio::spawn(connection);
+                postie_store_pg::migrate(&db)
+                    .await
+                    .map(drop)
+                    .map_err(|e| format!("migrating: {e}"))
+            })
+    }
+
+    /// The database on both hosts, primary first, as a front end configured for failover
+    /// has it: `target_session_attrs=read-write` picks whichever takes writes.
+    pub fn config(&self) -> Config {
+        let mut config = loopback_config(self.primary.1, "postie");
+        config
+            .host("127.0.0.1")
+            .port(self.replica.1)
+            .target_session_attrs(tokio_postgres::config::TargetSessionAttrs::ReadWrite);
+        config
+    }
+
+    /// The database on the primary alone, or on the replica alone.
+    pub fn primary_config(&self) -> Config {
+        loopback_config(self.primary.1, "postie")
+    }
+
+    pub fn replica_config(&self) -> Config {
+        loopback_config(self.replica.1, "postie")
+    }
+
+    /// SIGKILL to the primary's postmaster and every process of it, as when its machine
+    /// dies: no shutdown, no last WAL sent; the connections to it break.
+    pub fn kill_primary(&self) {
+        let pid_file = self.primary.0.join("postmaster.pid");
+        let text = std::fs::read_to_string(&pid_file)
+            .unwrap_or_else(|e| panic!("reading {}: {e}", pid_file.display()));
+        let postmaster: i32 = text
+            .lines()
+            .next()
+            .and_then(|l| l.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no pid in {}", pid_file.display()));
+        let children = children_of(postmaster);
+        for pid in std::iter::once(postmaster).chain(children) {
+            // SAFETY: kill with a valid signal on a process of the cluster this test started.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+
+    /// `pg_ctl promote` of the replica, waiting until it takes writes.
+    pub fn promote_replica(&self) {
+        let mut promote = as_postgres("pg_ctl");
+        promote
+            .arg("-D")
+            .arg(&self.replica.0)
+            .args(["-w", "-t", "60", "promote"]);
+        run(promote, "pg_ctl promote").unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
+impl Drop for ReplicatedCluster {
+    fn drop(&mut self) {
+        for data in [&self.primary.0, &self.replica.0] {
+            let _ = Command::new("sh")
+                .args(["-c", &stop_command_line(data)])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The processes whose parent is `parent`.
+fn children_of(parent: i32) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                // The parent is the second field after the command name in parentheses.
+                stat.rsplit_once(')')
+                    .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<i32>().ok())
+                    == Some(parent)
+            })
+        })
+        .collect()
 }
