@@ -14,6 +14,8 @@
 //! * `leases`: an exclusive POP3 session's hold on a maildrop, with an expiry renewed by a
 //!   background task while the session lives. A session whose lease was taken over after it
 //!   expired cannot apply its QUIT.
+//! * `users` (`migrations/0002_users.sql`): the users of `[auth] users = "postgres"`,
+//!   [`PgUsers`], their passwords as Dovecot's `{SCHEME}hash` strings.
 //!
 //! Every transaction goes through [`Pool::transaction`], which retries serialization failures
 //! and deadlocks. The SQL keeps to what CockroachDB and YugabyteDB also run: no advisory
@@ -30,6 +32,7 @@ mod maildrop;
 mod migrate;
 mod pool;
 mod size;
+mod users;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -43,6 +46,7 @@ pub use maildrop::PgDrop;
 pub use migrate::{migrate, SCHEMA_VERSION};
 pub use pool::{Pool, TxError, TxFuture};
 pub use tokio_postgres::Config;
+pub use users::{PgUsers, UsersError};
 
 /// How a [`PgStore`] uses the database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

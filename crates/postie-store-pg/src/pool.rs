@@ -133,8 +133,28 @@ impl Pool {
         &self,
         isolation: IsolationLevel,
         context: &C,
-        mut body: F,
+        body: F,
     ) -> Result<T, StoreError>
+    where
+        C: Sync + ?Sized,
+        F: for<'a> FnMut(&'a Transaction<'a>, &'a C) -> TxFuture<'a, T> + Send,
+    {
+        self.transaction_raw(isolation, context, body)
+            .await
+            .map_err(|error| match error {
+                TxError::Db(e) => temporary(&e),
+                TxError::Store(e) => e,
+            })
+    }
+
+    /// [`Pool::transaction`], with a failure left as the database gave it, for callers that
+    /// tell some SQLSTATEs apart (a missing table: the schema was not migrated).
+    pub async fn transaction_raw<C, T, F>(
+        &self,
+        isolation: IsolationLevel,
+        context: &C,
+        mut body: F,
+    ) -> Result<T, TxError>
     where
         C: Sync + ?Sized,
         F: for<'a> FnMut(&'a Transaction<'a>, &'a C) -> TxFuture<'a, T> + Send,
@@ -148,9 +168,8 @@ impl Pool {
                     tokio::time::sleep(backoff(attempt)).await;
                     attempt += 1;
                 }
-                Err(Attempt::Retry(e)) => return Err(temporary(&e)),
-                Err(Attempt::Fail(TxError::Db(e))) => return Err(temporary(&e)),
-                Err(Attempt::Fail(TxError::Store(e))) => return Err(e),
+                Err(Attempt::Retry(e)) => return Err(TxError::Db(e)),
+                Err(Attempt::Fail(error)) => return Err(error),
             }
         }
     }

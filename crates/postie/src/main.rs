@@ -15,6 +15,7 @@ mod serve;
 mod store;
 mod store_admin;
 mod systemd;
+mod user_db;
 mod users;
 
 use std::process::ExitCode;

@@ -1,0 +1,198 @@
+//! `[auth] users = "postgres"`: the real binary on a real PostgreSQL 15 (the test cluster
+//! support of postie-store-pg): `postie user add|passwd|del|list` on the database, POP3 logins
+//! (USER/PASS, APOP, SASL PLAIN) against its users, and `check-config`'s count.
+
+#[path = "../../postie-store-pg/tests/cluster/mod.rs"]
+#[allow(dead_code)]
+mod cluster;
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use common::{ServerBuilder, TestServer, BIN};
+use md5::{Digest, Md5};
+use postie_store_pg::Config;
+
+/// The URL `[postgres] url` takes for the test database.
+fn url(config: &Config) -> String {
+    let host = match &config.get_hosts()[0] {
+        tokio_postgres::config::Host::Tcp(host) => host.clone(),
+        other => panic!("the test cluster listens on TCP, not {other:?}"),
+    };
+    format!(
+        "postgresql://{}@{host}:{}/{}",
+        config.get_user().expect("a user"),
+        config.get_ports()[0],
+        config.get_dbname().expect("a database")
+    )
+}
+
+fn front_end(db: &cluster::TestDb, pop3: &str) -> TestServer {
+    ServerBuilder::new()
+        .pop3(pop3)
+        .auth("users = \"postgres\"")
+        .mail("store = \"postgres\"")
+        .sections(&format!(
+            "[postgres]\nurl = \"{}\"\npool_size = 4\n",
+            url(db.config())
+        ))
+        .start()
+}
+
+/// `postie user ARGS --config CONFIG`, with `stdin` as its standard input.
+fn user(config: &Path, args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(BIN)
+        .arg("user")
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("postie runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn succeeds(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn fails_saying(output: &Output, what: &str) {
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "expected a failure: {said}");
+    assert!(said.contains(what), "expected {what:?} in: {said}");
+}
+
+fn add(config: &Path, name: &str, password: &str, scheme: &str) {
+    succeeds(&user(
+        config,
+        &["add", name, "--password-stdin", "--scheme", scheme],
+        &format!("{password}\n"),
+    ));
+}
+
+fn logs_in(server: &TestServer, name: &str, password: &str) -> bool {
+    let mut client = server.plain_client();
+    assert!(client.command(&format!("USER {name}")).starts_with("+OK"));
+    let answer = client.command(&format!("PASS {password}"));
+    client.command("QUIT");
+    answer.starts_with("+OK")
+}
+
+#[test]
+fn user_commands_edit_the_database_and_logins_follow() {
+    let db = cluster::TestDb::new();
+    let server = front_end(&db, "");
+    let config = server.config_path();
+
+    add(&config, "carol", "first secret", "SHA512-CRYPT");
+    fails_saying(
+        &user(&config, &["add", "carol", "--password-stdin"], "other\n"),
+        "exists already",
+    );
+    assert_eq!(succeeds(&user(&config, &["list"], "")), "carol\n");
+    assert!(logs_in(&server, "carol", "first secret"));
+    assert!(!logs_in(&server, "carol", "wrong"));
+    // The passwd-file's users are not the database's.
+    assert!(!logs_in(&server, "alice", "wonderland"));
+
+    succeeds(&user(
+        &config,
+        &["passwd", "carol", "--password-stdin", "--scheme", "SSHA512"],
+        "second secret\n",
+    ));
+    assert!(
+        logs_in(&server, "carol", "second secret"),
+        "the new password, at once"
+    );
+    assert!(!logs_in(&server, "carol", "first secret"));
+    fails_saying(
+        &user(&config, &["passwd", "dave", "--password-stdin"], "x\n"),
+        "no user \"dave\"",
+    );
+
+    add(&config, "dave", "dave's", "PLAIN");
+    let check = Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        report.contains("[auth] users = \"postgres\": 2 users in the database"),
+        "{report}"
+    );
+
+    succeeds(&user(&config, &["del", "carol"], ""));
+    assert_eq!(succeeds(&user(&config, &["list"], "")), "dave\n");
+    assert!(!logs_in(&server, "carol", "second secret"));
+    fails_saying(&user(&config, &["del", "carol"], ""), "no user \"carol\"");
+}
+
+#[test]
+fn a_database_without_the_users_table_says_to_migrate() {
+    let db = cluster::TestDb::new();
+    let server = front_end(&db, "");
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            db.client()
+                .await
+                .batch_execute("DROP TABLE users")
+                .await
+                .unwrap()
+        });
+    fails_saying(
+        &user(&server.config_path(), &["list"], ""),
+        "run `postie store migrate`",
+    );
+}
+
+#[test]
+fn apop_and_sasl_plain_check_database_users() {
+    let db = cluster::TestDb::new();
+    let server = front_end(&db, "apop = true");
+    add(&server.config_path(), "erin", "open sesame", "PLAIN");
+
+    let mut client = server.plain_client();
+    let timestamp = client.greeting[client.greeting.find('<').unwrap()..].to_owned();
+    let wrong = hex::encode(Md5::digest(format!("{timestamp}closed").as_bytes()));
+    assert!(client
+        .command(&format!("APOP erin {wrong}"))
+        .starts_with("-ERR [AUTH]"));
+    let digest = hex::encode(Md5::digest(format!("{timestamp}open sesame").as_bytes()));
+    assert!(client
+        .command(&format!("APOP erin {digest}"))
+        .starts_with("+OK"));
+    client.command("QUIT");
+
+    let mut client = server.plain_client();
+    let wrong = B64.encode(b"\0erin\0closed sesame");
+    assert!(client
+        .command(&format!("AUTH PLAIN {wrong}"))
+        .starts_with("-ERR [AUTH]"));
+    let right = B64.encode(b"\0erin\0open sesame");
+    assert!(client
+        .command(&format!("AUTH PLAIN {right}"))
+        .starts_with("+OK"));
+    assert!(client.command("STAT").starts_with("+OK 0 0"));
+}
