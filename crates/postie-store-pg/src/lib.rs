@@ -16,6 +16,8 @@
 //!   expired cannot apply its QUIT.
 //! * `users` (`migrations/0002_users.sql`): the users of `[auth] users = "postgres"`,
 //!   [`PgUsers`], their passwords as Dovecot's `{SCHEME}hash` strings.
+//! * `login_failures` and `last_logins` (`migrations/0003_login_state.sql`): the brute-force
+//!   counts and LOGIN-DELAY's last logins every front end shares, [`PgLoginState`].
 //!
 //! Every transaction goes through [`Pool::transaction`], which retries serialization failures
 //! and deadlocks. The SQL keeps to what CockroachDB and YugabyteDB also run: no advisory
@@ -28,6 +30,7 @@
 mod body;
 mod deliver;
 mod lease;
+mod login_state;
 mod maildrop;
 mod migrate;
 mod pool;
@@ -42,6 +45,7 @@ use postie_store::{Delivery, MailStore, StoreError, Usage};
 use tokio_postgres::IsolationLevel;
 
 pub use body::PgBody;
+pub use login_state::{FailureCounts, PgLoginState};
 pub use maildrop::PgDrop;
 pub use migrate::{migrate, SCHEMA_VERSION};
 pub use pool::{Pool, TxError, TxFuture};

@@ -51,10 +51,12 @@ pub fn run(args: ServeArgs) -> Result<()> {
         .is_enabled()
         .then(|| IntakeServer::new(config.intake.clone(), store.clone(), Arc::clone(&users)));
     let sweeper = crate::store::sweeper(&store);
-    let server = Pop3Server::new(
+    let login_records = crate::login_records::open(&store);
+    let server = Pop3Server::with_login_records(
         config.pop3.clone(),
         store,
         Authenticator::new(Arc::clone(&users)),
+        login_records,
     )?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -1,6 +1,7 @@
 //! `[auth] users = "postgres"`: the real binary on a real PostgreSQL 15 (the test cluster
 //! support of postie-store-pg): `postie user add|passwd|del|list` on the database, POP3 logins
-//! (USER/PASS, APOP, SASL PLAIN) against its users, and `check-config`'s count.
+//! (USER/PASS, APOP, SASL PLAIN) against its users, `check-config`'s count, and the login
+//! state two front ends of one database share (LOGIN-DELAY, the brute-force brake).
 
 #[path = "../../postie-store-pg/tests/cluster/mod.rs"]
 #[allow(dead_code)]
@@ -32,7 +33,11 @@ fn url(config: &Config) -> String {
 }
 
 fn front_end(db: &cluster::TestDb, pop3: &str) -> TestServer {
-    ServerBuilder::new()
+    front_end_with(ServerBuilder::new(), db, pop3)
+}
+
+fn front_end_with(builder: ServerBuilder, db: &cluster::TestDb, pop3: &str) -> TestServer {
+    builder
         .pop3(pop3)
         .auth("users = \"postgres\"")
         .mail("store = \"postgres\"")
@@ -195,4 +200,70 @@ fn apop_and_sasl_plain_check_database_users() {
         .command(&format!("AUTH PLAIN {right}"))
         .starts_with("+OK"));
     assert!(client.command("STAT").starts_with("+OK 0 0"));
+}
+
+#[test]
+fn login_delay_holds_across_front_ends() {
+    let db = cluster::TestDb::new();
+    let first = front_end(&db, "login_delay_secs = 600");
+    let second = front_end(&db, "login_delay_secs = 600");
+    add(&first.config_path(), "frank", "frank's", "PLAIN");
+    add(&first.config_path(), "grace", "grace's", "PLAIN");
+
+    assert!(logs_in(&first, "frank", "frank's"));
+    let mut client = second.plain_client();
+    assert!(client.command("USER frank").starts_with("+OK"));
+    let refused = client.command("PASS frank's");
+    assert!(refused.starts_with("-ERR [LOGIN-DELAY]"), "{refused}");
+    assert!(
+        logs_in(&second, "grace", "grace's"),
+        "other users are not held"
+    );
+    assert!(!logs_in(&first, "grace", "grace's"), "nor on the first");
+}
+
+/// The delay the front end's log gives its `n`th failed login (from 1).
+fn failure_delay_ms(server: &TestServer, n: usize) -> u64 {
+    let log = server.wait_for_log("authentication failed", n);
+    let line = log
+        .lines()
+        .filter(|line| line.contains("authentication failed"))
+        .nth(n - 1)
+        .unwrap();
+    let at = line.find("delay_ms=").expect("the delay is logged") + "delay_ms=".len();
+    line[at..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+fn fails_to_log_in(server: &TestServer, name: &str) {
+    let mut client = server.plain_client();
+    assert!(client.command(&format!("USER {name}")).starts_with("+OK"));
+    assert!(client.command("PASS guess").starts_with("-ERR [AUTH]"));
+}
+
+#[test]
+fn failures_spread_over_front_ends_trip_the_brake_as_on_one() {
+    let db = cluster::TestDb::new();
+    let builder = ServerBuilder::new().failure_delay_secs(1);
+    let first = front_end_with(builder.clone(), &db, "");
+    let second = front_end_with(builder, &db, "");
+    add(&first.config_path(), "heidi", "heidi's", "PLAIN");
+
+    // From one address, alternating front ends: each failure costs what it would on one.
+    fails_to_log_in(&first, "heidi");
+    fails_to_log_in(&second, "heidi");
+    fails_to_log_in(&first, "heidi");
+    assert_eq!(failure_delay_ms(&first, 1), 0, "the first failure is free");
+    assert_eq!(
+        failure_delay_ms(&second, 1),
+        1000,
+        "the second front end counts the first's failure"
+    );
+    assert_eq!(failure_delay_ms(&first, 2), 2000, "and doubles on");
+    // The right password waits as long (the brake holds every answer) and then passes.
+    assert!(logs_in(&second, "heidi", "heidi's"));
 }
