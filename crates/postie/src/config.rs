@@ -836,4 +836,24 @@ mod tests {
             "{error:#}"
         );
     }
+
+    #[test]
+    fn users_source() {
+        assert_eq!(parse("").unwrap().users, UserSource::PasswdFile);
+        let config = parse(
+            "[auth]\nusers = \"postgres\"\n[mail]\nstore = \"postgres\"\n\
+             [postgres]\nurl = \"postgresql://postie@db/postie\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.users, UserSource::Postgres);
+        let error = parse("[auth]\nusers = \"postgres\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("[mail] store = \"postgres\""), "{error}");
+        let error = parse("[auth]\nusers = \"ldap\"\n").unwrap_err().to_string();
+        assert!(
+            error.contains("[auth] users") && error.contains("passwd-file"),
+            "{error}"
+        );
+    }
 }

@@ -34,6 +34,8 @@ pub fn run(args: ServeArgs) -> Result<()> {
     // Read before the runtime starts threads: taking the sockets clears the environment.
     let mut activated = Activated::from_env()?;
     let notifier = Arc::new(Notifier::from_env());
+    let store = crate::store::open(&config.store);
+    let users = crate::user_db::open(&config, &store)?;
     // The demo binds loopback ports in a scratch folder: nothing there for root to guard.
     let plan = if args.demo {
         Plan::Stay
@@ -43,8 +45,6 @@ pub fn run(args: ServeArgs) -> Result<()> {
     if privileges::is_root() && matches!(plan, Plan::Stay) && !args.demo {
         warn!("running as root (--allow-root)");
     }
-    let store = crate::store::open(&config.store);
-    let users = crate::user_db::open(&config, &store)?;
     // LMTP and SMTP deliver into the store POP3 reads, for the same users.
     let intake = config
         .intake

@@ -14,7 +14,7 @@ use std::process::{Command, Output, Stdio};
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use common::{ServerBuilder, TestServer, BIN};
+use common::{lmtp_deliver, ServerBuilder, TestServer, BIN};
 use md5::{Digest, Md5};
 use postie_store_pg::Config;
 
@@ -38,6 +38,7 @@ fn front_end(db: &cluster::TestDb, pop3: &str) -> TestServer {
 
 fn front_end_with(builder: ServerBuilder, db: &cluster::TestDb, pop3: &str) -> TestServer {
     builder
+        .lmtp("")
         .pop3(pop3)
         .auth("users = \"postgres\"")
         .mail("store = \"postgres\"")
@@ -266,4 +267,42 @@ fn failures_spread_over_front_ends_trip_the_brake_as_on_one() {
     assert_eq!(failure_delay_ms(&first, 2), 2000, "and doubles on");
     // The right password waits as long (the brake holds every answer) and then passes.
     assert!(logs_in(&second, "heidi", "heidi's"));
+}
+
+#[test]
+fn lmtp_and_postie_deliver_find_database_users() {
+    let db = cluster::TestDb::new();
+    let server = front_end(&db, "");
+    let config = server.config_path();
+    add(&config, "ivan", "ivan's", "PLAIN");
+    let message = b"Subject: hello\r\n\r\nbody\r\n";
+
+    let reply = lmtp_deliver(server.lmtp.unwrap(), "ivan@example.org", message);
+    assert_eq!(reply.code, 250, "{}", reply.text());
+    let reply = lmtp_deliver(server.lmtp.unwrap(), "alice@example.org", message);
+    assert_eq!(reply.code, 550, "a passwd-file user is not the database's");
+
+    let deliver = |user: &str| {
+        let mut child = Command::new(BIN)
+            .args(["deliver", "--config"])
+            .arg(&config)
+            .args(["-d", user])
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(message).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let delivered = deliver("ivan");
+    assert!(
+        delivered.status.success(),
+        "{}",
+        String::from_utf8_lossy(&delivered.stderr)
+    );
+    assert_eq!(deliver("nobody").status.code(), Some(67), "EX_NOUSER");
+
+    let mut client = server.plain_client();
+    client.login("ivan", "ivan's");
+    assert!(client.command("STAT").starts_with("+OK 2 "));
 }
