@@ -39,6 +39,10 @@ pub enum AuthError {
     #[error("unknown SASL mechanism {0:?}")]
     UnknownMechanism(String),
 
+    /// A user database that is not a file could not answer (a network database).
+    #[error("user database: {0}")]
+    UserDb(String),
+
     /// For callers that run these checks elsewhere (a blocking thread pool) and lose the
     /// result, e.g. to a panicked task.
     #[error("internal error: {0}")]

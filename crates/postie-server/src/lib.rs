@@ -18,3 +18,7 @@ mod shared;
 pub use config::Pop3Config;
 pub use error::ServerError;
 pub use listener::{Pop3Reloader, Pop3Server, RunningServer};
+pub use login_policy::{
+    LocalRecords, LoginRecords, LoginRecordsError, RecentFailures, RecordsFuture,
+    FORGET_FAILURES_AFTER,
+};

@@ -16,6 +16,7 @@ use tracing::{info, warn};
 
 use crate::config::Pop3Config;
 use crate::error::ServerError;
+use crate::login_policy::{LocalRecords, LoginRecords};
 use crate::session;
 use crate::shared::{latest, Current, Shared};
 
@@ -29,12 +30,24 @@ pub struct Pop3Server<S, U> {
 }
 
 impl<S: MailStore, U: UserDb> Pop3Server<S, U> {
+    /// A server whose login records (failure counts, last logins) live in this process.
     pub fn new(config: Pop3Config, store: S, auth: Authenticator<U>) -> Result<Self, ServerError> {
+        Self::with_login_records(config, store, auth, Arc::new(LocalRecords::default()))
+    }
+
+    /// A server keeping its login records in `records`, e.g. a database that other front ends
+    /// of the same store share.
+    pub fn with_login_records(
+        config: Pop3Config,
+        store: S,
+        auth: Authenticator<U>,
+        records: Arc<dyn LoginRecords>,
+    ) -> Result<Self, ServerError> {
         if !config.listen_tls.is_empty() && config.tls.is_none() {
             return Err(ServerError::TlsMissing);
         }
         Ok(Pop3Server {
-            shared: Arc::new(Shared::new(config, store, auth)),
+            shared: Arc::new(Shared::new(config, store, auth, records)),
         })
     }
 

@@ -21,6 +21,7 @@ use tracing::{error, info, warn};
 
 use postie_net::Conn;
 
+use crate::login_policy::LoginRecordsError;
 use crate::shared::Shared;
 
 /// Counters for the session's log line (Dovecot's pop3_logout_format: top, retr, del).
@@ -233,12 +234,22 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
     }
 
     /// Answers a login attempt for the `claimed` user name, after the brute-force brake's
-    /// delay, which holds right and wrong passwords alike.
+    /// delay, which holds right and wrong passwords alike. A failure is counted before the
+    /// wait, so parallel guesses see each other at once. Records that cannot be reached
+    /// answer every attempt with a temporary failure: the brake cannot be skipped, and the
+    /// answer tells nothing of the password.
     async fn finish_login(&mut self, verdict: Result<Verdict, AuthError>, claimed: Option<String>) {
-        let delay = self
-            .shared
-            .failures
-            .delay(self.peer.ip(), claimed.as_deref(), Instant::now());
+        let ip = self.peer.ip();
+        let records = Arc::clone(&self.shared.login_records);
+        let failures = match &verdict {
+            Ok(Verdict::Rejected) => records.record_failure(ip, claimed.as_deref()).await,
+            _ => records.recent_failures(ip, claimed.as_deref()).await,
+        };
+        let failures = match failures {
+            Ok(failures) => failures,
+            Err(error) => return self.records_unavailable(&error),
+        };
+        let delay = self.shared.brake.delay(failures);
         if !delay.is_zero() {
             METRICS.auth_delays.add(1);
             METRICS
@@ -250,9 +261,6 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
             Ok(Verdict::Accepted { user }) => user,
             Ok(Verdict::Rejected) => {
                 METRICS.logins.inc(["rejected", self.mechanism]);
-                self.shared
-                    .failures
-                    .failed(self.peer.ip(), claimed.as_deref(), Instant::now());
                 info!(
                     peer = %self.peer,
                     user = claimed.as_deref().unwrap_or("-"),
@@ -270,14 +278,14 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
             }
         };
         if let Some(delay) = self.shared.config.login_delay {
-            if !self
-                .shared
-                .login_times
-                .try_login(&user, delay, Instant::now())
-            {
-                METRICS.logins.inc(["login_delay", self.mechanism]);
-                self.answer(|core| core.login_rejected(ErrorKind::LoginDelay));
-                return;
+            match records.try_login(&user, delay).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    METRICS.logins.inc(["login_delay", self.mechanism]);
+                    self.answer(|core| core.login_rejected(ErrorKind::LoginDelay));
+                    return;
+                }
+                Err(error) => return self.records_unavailable(&error),
             }
         }
         let exclusive = self.shared.config.lock_session;
@@ -298,6 +306,12 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
                 self.answer(|core| core.login_rejected(store_error_kind(&error)));
             }
         }
+    }
+
+    fn records_unavailable(&mut self, error: &LoginRecordsError) {
+        METRICS.logins.inc(["error", self.mechanism]);
+        warn!(peer = %self.peer, %error, "the login records could not be reached");
+        self.answer(|core| core.login_rejected(ErrorKind::Temporary));
     }
 
     async fn start_tls(&mut self, conn: &mut Conn) -> Result<(), Disconnected> {

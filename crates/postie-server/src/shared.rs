@@ -8,7 +8,7 @@ use postie_proto::Capabilities;
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::Pop3Config;
-use crate::login_policy::{FailureTracker, LoginTimes};
+use crate::login_policy::{FailureBrake, LoginRecords};
 
 /// What every session of one server shares. Rebuilt on reload; the limits, the failure and
 /// login records, the store and the users carry over.
@@ -18,18 +18,23 @@ pub(crate) struct Shared<S, U> {
     pub(crate) auth: Arc<Authenticator<U>>,
     pub(crate) acceptor: Option<TlsAcceptor>,
     pub(crate) limits: Arc<ConnectionLimits>,
-    pub(crate) failures: Arc<FailureTracker>,
-    pub(crate) login_times: Arc<LoginTimes>,
+    pub(crate) brake: Arc<FailureBrake>,
+    pub(crate) login_records: Arc<dyn LoginRecords>,
     pub(crate) capabilities: Capabilities,
 }
 
 impl<S, U> Shared<S, U> {
-    pub(crate) fn new(config: Pop3Config, store: S, auth: Authenticator<U>) -> Self {
+    pub(crate) fn new(
+        config: Pop3Config,
+        store: S,
+        auth: Authenticator<U>,
+        login_records: Arc<dyn LoginRecords>,
+    ) -> Self {
         Shared {
             acceptor: config.tls.clone().map(TlsAcceptor::from),
             limits: ConnectionLimits::new(config.max_connections, config.max_connections_per_ip),
-            failures: Arc::new(FailureTracker::new(config.failure_delay)),
-            login_times: Arc::new(LoginTimes::default()),
+            brake: Arc::new(FailureBrake::new(config.failure_delay)),
+            login_records,
             capabilities: capabilities(&config),
             store: Arc::new(store),
             auth: Arc::new(auth),
@@ -41,15 +46,15 @@ impl<S, U> Shared<S, U> {
     pub(crate) fn with_config(&self, config: Pop3Config) -> Self {
         self.limits
             .set_maxima(config.max_connections, config.max_connections_per_ip);
-        self.failures.set_base(config.failure_delay);
+        self.brake.set_base(config.failure_delay);
         Shared {
             acceptor: config.tls.clone().map(TlsAcceptor::from),
             capabilities: capabilities(&config),
             store: Arc::clone(&self.store),
             auth: Arc::clone(&self.auth),
             limits: Arc::clone(&self.limits),
-            failures: Arc::clone(&self.failures),
-            login_times: Arc::clone(&self.login_times),
+            brake: Arc::clone(&self.brake),
+            login_records: Arc::clone(&self.login_records),
             config,
         }
     }

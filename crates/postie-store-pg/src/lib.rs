@@ -14,6 +14,10 @@
 //! * `leases`: an exclusive POP3 session's hold on a maildrop, with an expiry renewed by a
 //!   background task while the session lives. A session whose lease was taken over after it
 //!   expired cannot apply its QUIT.
+//! * `users` (`migrations/0002_users.sql`): the users of `[auth] users = "postgres"`,
+//!   [`PgUsers`], their passwords as Dovecot's `{SCHEME}hash` strings.
+//! * `login_failures` and `last_logins` (`migrations/0003_login_state.sql`): the brute-force
+//!   counts and LOGIN-DELAY's last logins every front end shares, [`PgLoginState`].
 //!
 //! Every transaction goes through [`Pool::transaction`], which retries serialization failures
 //! and deadlocks. The SQL keeps to what CockroachDB and YugabyteDB also run: no advisory
@@ -27,11 +31,13 @@ mod body;
 mod check;
 mod deliver;
 mod lease;
+mod login_state;
 mod maildrop;
 mod migrate;
 mod pool;
 mod size;
 mod transfer;
+mod users;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -42,11 +48,13 @@ use tokio_postgres::IsolationLevel;
 
 pub use body::PgBody;
 pub use check::{CheckReport, Checked, Finding};
+pub use login_state::{FailureCounts, PgLoginState};
 pub use maildrop::PgDrop;
 pub use migrate::{migrate, SCHEMA_VERSION};
 pub use pool::{Pool, TxError, TxFuture};
 pub use tokio_postgres::Config;
 pub use transfer::{Exported, Imported};
+pub use users::{PgUsers, UsersError};
 
 /// How long a connect to one host may take when the URL does not say (`connect_timeout`).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);

@@ -12,7 +12,11 @@ use tokio_postgres::Client;
 use crate::pool::describe;
 
 /// Every migration, in order: (version, SQL).
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("../migrations/0001_init.sql")),
+    (2, include_str!("../migrations/0002_users.sql")),
+    (3, include_str!("../migrations/0003_login_state.sql")),
+];
 
 /// The schema version this build of postie reads and writes.
 pub const SCHEMA_VERSION: i32 = MIGRATIONS[MIGRATIONS.len() - 1].0;

@@ -197,10 +197,32 @@ impl Pool {
         C: Sync + ?Sized,
         F: for<'a> FnMut(&'a Transaction<'a>, &'a C) -> TxFuture<'a, T> + Send,
     {
-        self.transaction_or_in_doubt(isolation, context, body)
+        self.retrying(isolation, context, body)
             .await
             .map_err(|e| match e {
-                TxFailure::InDoubt(e) | TxFailure::Failed(e) => e,
+                Gave::InDoubt(e) => temporary(&e),
+                Gave::Failed(TxError::Db(e)) => temporary(&e),
+                Gave::Failed(TxError::Store(e)) => e,
+            })
+    }
+
+    /// [`Pool::transaction`], with a failure left as the database gave it, for callers that
+    /// tell some SQLSTATEs apart (a missing table: the schema was not migrated).
+    pub async fn transaction_raw<C, T, F>(
+        &self,
+        isolation: IsolationLevel,
+        context: &C,
+        body: F,
+    ) -> Result<T, TxError>
+    where
+        C: Sync + ?Sized,
+        F: for<'a> FnMut(&'a Transaction<'a>, &'a C) -> TxFuture<'a, T> + Send,
+    {
+        self.retrying(isolation, context, body)
+            .await
+            .map_err(|e| match e {
+                Gave::InDoubt(e) => TxError::Store(temporary(&e)),
+                Gave::Failed(e) => e,
             })
     }
 
@@ -209,13 +231,33 @@ impl Pool {
         &self,
         isolation: IsolationLevel,
         context: &C,
-        mut body: F,
+        body: F,
     ) -> Result<T, TxFailure>
     where
         C: Sync + ?Sized,
         F: for<'a> FnMut(&'a Transaction<'a>, &'a C) -> TxFuture<'a, T> + Send,
     {
-        let failed = |e| Err(TxFailure::Failed(e));
+        self.retrying(isolation, context, body)
+            .await
+            .map_err(|e| match e {
+                Gave::InDoubt(e) => TxFailure::InDoubt(temporary(&e)),
+                Gave::Failed(TxError::Db(e)) => TxFailure::Failed(temporary(&e)),
+                Gave::Failed(TxError::Store(e)) => TxFailure::Failed(e),
+            })
+    }
+
+    /// The retry loop itself; what it gives up on is left as it came.
+    async fn retrying<C, T, F>(
+        &self,
+        isolation: IsolationLevel,
+        context: &C,
+        mut body: F,
+    ) -> Result<T, Gave>
+    where
+        C: Sync + ?Sized,
+        F: for<'a> FnMut(&'a Transaction<'a>, &'a C) -> TxFuture<'a, T> + Send,
+    {
+        let failed = |e| Err(Gave::Failed(e));
         let mut conflicts = 1;
         let mut unreachable_since: Option<Instant> = None;
         let mut reconnects = 0;
@@ -230,23 +272,22 @@ impl Pool {
                     tokio::time::sleep(backoff(conflicts, MAX_BACKOFF)).await;
                     conflicts += 1;
                 }
-                Err(Attempt::Conflict(e)) => return failed(temporary(&e)),
+                Err(Attempt::Conflict(e)) => return failed(TxError::Db(e)),
                 Err(Attempt::Unreachable { reason, sqlstate }) => {
                     let since = *unreachable_since.get_or_insert_with(Instant::now);
                     if since.elapsed() >= self.shared.reconnect_within {
-                        return failed(StoreError::Temporary(format!(
+                        return failed(TxError::Store(StoreError::Temporary(format!(
                             "{reason}; no PostgreSQL host that takes writes answered within {:?}",
                             self.shared.reconnect_within
-                        )));
+                        ))));
                     }
                     tracing::debug!(error = %reason, "the database is out of reach; trying again");
                     METRICS.db_retries.inc([sqlstate]);
                     reconnects += 1;
                     tokio::time::sleep(backoff(reconnects, MAX_RECONNECT_BACKOFF)).await;
                 }
-                Err(Attempt::InDoubt(e)) => return Err(TxFailure::InDoubt(temporary(&e))),
-                Err(Attempt::Fail(TxError::Db(e))) => return failed(temporary(&e)),
-                Err(Attempt::Fail(TxError::Store(e))) => return failed(e),
+                Err(Attempt::InDoubt(e)) => return Err(Gave::InDoubt(e)),
+                Err(Attempt::Fail(e)) => return failed(e),
             }
         }
     }
@@ -335,6 +376,14 @@ pub(crate) enum TxFailure {
     InDoubt(StoreError),
     /// Nothing of the transaction was applied.
     Failed(StoreError),
+}
+
+/// What the retry loop gave up on.
+enum Gave {
+    /// The COMMIT was sent and its answer lost.
+    InDoubt(tokio_postgres::Error),
+    /// Nothing of the transaction was applied.
+    Failed(TxError),
 }
 
 /// The SQLSTATEs the helper retries on, as the metrics' fixed label values.

@@ -18,7 +18,7 @@ pub struct Cli {
 pub enum Command {
     /// Run the POP3 server.
     Serve(ServeArgs),
-    /// Manage the users of the passwd-file.
+    /// Manage the users: of the passwd-file, or of the database with [auth] users = "postgres".
     User(UserArgs),
     /// Password hashing, like `doveadm pw`.
     Pw(PwArgs),
@@ -155,7 +155,7 @@ pub enum LogFormat {
 pub struct UserArgs {
     #[command(subcommand)]
     pub action: UserAction,
-    /// The configuration file naming the passwd-file.
+    /// The configuration file naming the passwd-file or the database.
     #[arg(long, short = 'c', global = true, default_value = DEFAULT_CONFIG)]
     pub config: PathBuf,
     /// The passwd-file to edit, instead of the one the configuration names.
@@ -165,7 +165,8 @@ pub struct UserArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum UserAction {
-    /// Add a user (or replace its password if it exists).
+    /// Add a user (in a passwd-file, or replace its password if it exists; the database
+    /// refuses a name taken: use passwd).
     Add(PasswordArgs),
     /// Change a user's password.
     Passwd(PasswordArgs),

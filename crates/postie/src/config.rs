@@ -132,6 +132,7 @@ struct TlsSection {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 struct AuthSection {
+    users: String,
     passwd_file: PathBuf,
     failure_delay_secs: u64,
 }
@@ -139,6 +140,7 @@ struct AuthSection {
 impl Default for AuthSection {
     fn default() -> Self {
         AuthSection {
+            users: "passwd-file".to_owned(),
             passwd_file: PathBuf::from("users"),
             failure_delay_secs: 2,
         }
@@ -277,6 +279,8 @@ pub struct Config {
     /// What autoconfig and Autodiscover answer; ports still 0 take the bound ones.
     pub autoconfig: MailSettings,
     pub passwd_file: PathBuf,
+    /// Where the users are (`[auth] users`); opened by `crate::user_source` in the binary.
+    pub users: UserSource,
     /// Where mail is kept (`[mail] store`); opened by `crate::store` in the binary.
     pub store: StoreConfig,
     /// `[mail] maildir`, resolved: where the Maildir store keeps each user's mail, and where
@@ -284,6 +288,23 @@ pub struct Config {
     pub maildir_template: String,
     /// LMTP and SMTP listeners, and the delivery policy `postie deliver` shares.
     pub intake: IntakeConfig,
+}
+
+/// Where the users are, as `[auth] users` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserSource {
+    /// The passwd-file `[auth] passwd_file` names.
+    PasswdFile,
+    /// The `users` table of the mail's database (`[mail] store = "postgres"`).
+    Postgres,
+}
+
+/// What `postie user` edits.
+#[derive(Debug)]
+pub enum UserEditing {
+    PasswdFile(PathBuf),
+    /// The database of a `[mail] store = "postgres"` configuration.
+    Postgres(StoreConfig),
 }
 
 /// The store `[mail] store` names, with its settings.
@@ -327,8 +348,9 @@ impl Config {
         Self::parse_with(path, &text, false)
     }
 
-    /// Only the passwd-file's location, for `postie user`: needs no certificate.
-    pub fn passwd_file(path: &Path) -> Result<PathBuf> {
+    /// Where `postie user` edits the users: the passwd-file's location, or with `[auth]
+    /// users = "postgres"` the database. Needs no certificate.
+    pub fn user_editing(path: &Path) -> Result<UserEditing> {
         let text = std::fs::read_to_string(path).with_context(|| {
             format!(
                 "cannot read the configuration file {}: name it with --config, or the passwd-file with --passwd-file",
@@ -337,7 +359,13 @@ impl Config {
         })?;
         let file: File = toml::from_str(&text)
             .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message()))?;
-        Ok(base_dir(path).join(file.auth.passwd_file))
+        if user_source(&file.auth.users, &path.display().to_string())? == UserSource::PasswdFile {
+            return Ok(UserEditing::PasswdFile(
+                base_dir(path).join(file.auth.passwd_file),
+            ));
+        }
+        let config = Self::parse_with(path, &text, false)?;
+        Ok(UserEditing::Postgres(config.store))
     }
 
     pub fn parse(path: &Path, text: &str) -> Result<Config> {
@@ -445,6 +473,10 @@ impl Config {
                 "{file_name}: [mail] store = {other:?} is not a store postie has: use \"maildir\" or \"postgres\""
             ),
         };
+        let users = user_source(&file.auth.users, &file_name.to_string())?;
+        if users == UserSource::Postgres && store.is_none() {
+            bail!("{file_name}: [auth] users = \"postgres\" keeps the users in the mail's database: set [mail] store = \"postgres\" and its [postgres] section too");
+        }
         let template = &file.mail.maildir;
         if !template.contains("{user}") {
             bail!("{file_name}: [mail] maildir = {template:?} lacks {{user}}: every user would share one maildrop");
@@ -487,12 +519,21 @@ impl Config {
             autoconfig,
             pop3,
             passwd_file: base.join(file.auth.passwd_file),
+            users,
             store: store.unwrap_or(StoreConfig::Maildir {
                 template: maildir_template.clone(),
             }),
             maildir_template,
             intake,
         })
+    }
+}
+
+fn user_source(name: &str, file_name: &str) -> Result<UserSource> {
+    match name {
+        "passwd-file" => Ok(UserSource::PasswdFile),
+        "postgres" => Ok(UserSource::Postgres),
+        other => bail!("{file_name}: [auth] users = {other:?} is not a user database postie has: use \"passwd-file\" or \"postgres\""),
     }
 }
 
@@ -837,6 +878,26 @@ mod tests {
         assert!(
             format!("{error:#}").contains("/nonexistent/cert.pem"),
             "{error:#}"
+        );
+    }
+
+    #[test]
+    fn users_source() {
+        assert_eq!(parse("").unwrap().users, UserSource::PasswdFile);
+        let config = parse(
+            "[auth]\nusers = \"postgres\"\n[mail]\nstore = \"postgres\"\n\
+             [postgres]\nurl = \"postgresql://postie@db/postie\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.users, UserSource::Postgres);
+        let error = parse("[auth]\nusers = \"postgres\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("[mail] store = \"postgres\""), "{error}");
+        let error = parse("[auth]\nusers = \"ldap\"\n").unwrap_err().to_string();
+        assert!(
+            error.contains("[auth] users") && error.contains("passwd-file"),
+            "{error}"
         );
     }
 }

@@ -6,7 +6,6 @@ use std::io::{self, BufRead, BufReader, Read};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use postie_auth::PasswdFile;
 use postie_intake::{trace_headers, uses_crlf, Deliverer, Door, Spooled};
 use postie_proto::smtp::DeliveryError;
 
@@ -46,13 +45,8 @@ fn deliver(args: &DeliverArgs) -> Result<(), Failure> {
         message,
     };
     let config = Config::load_without_tls(&args.config).map_err(|e| temporary(format!("{e:#}")))?;
-    let users = PasswdFile::open(&config.passwd_file).map_err(|e| {
-        temporary(format!(
-            "{}: [auth] passwd_file: {e}",
-            config.path.display()
-        ))
-    })?;
     let store = crate::store::open(&config.store);
+    let users = crate::user_db::open(&config, &store).map_err(|e| temporary(format!("{e:#}")))?;
     let deliverer = Arc::new(Deliverer::new(store, users, config.intake.policy.clone()));
     // One message, one thing at a time: a single-threaded runtime; its blocking pool takes
     // the Maildir writes.

@@ -6,6 +6,7 @@ mod deliver;
 mod demo;
 mod dns_records;
 mod fetch;
+mod login_records;
 mod manual;
 mod open_files;
 mod privileges;
@@ -15,6 +16,7 @@ mod serve;
 mod store;
 mod store_admin;
 mod systemd;
+mod user_db;
 mod users;
 
 use std::process::ExitCode;

@@ -5,8 +5,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use postie::config::StoreConfig;
-use postie_auth::PasswdFile;
+use postie::config::{StoreConfig, UserSource};
 use postie_metrics::METRICS;
 use postie_net::ReloadableCert;
 use postie_server::Pop3Reloader;
@@ -15,13 +14,14 @@ use tracing::{info, warn};
 use postie::config::Config;
 
 use crate::open_files::cap_connections;
+use crate::user_db::ConfiguredUsers;
 
 /// What a reload touches, and what it compares against to say what needs a restart.
 pub struct Reloader {
     pub config_path: PathBuf,
     pub cert: Option<Arc<ReloadableCert>>,
-    pub users: Arc<PasswdFile>,
-    pub pop3: Pop3Reloader<crate::store::ConfiguredStore, Arc<PasswdFile>>,
+    pub users: Arc<ConfiguredUsers>,
+    pub pop3: Pop3Reloader<crate::store::ConfiguredStore, Arc<ConfiguredUsers>>,
     /// The settings read at start that only a restart changes.
     pub fixed: Fixed,
     /// The open-file limit `max_connections` is kept under.
@@ -32,6 +32,7 @@ pub struct Reloader {
 #[derive(Debug, PartialEq, Eq)]
 pub struct Fixed {
     passwd_file: PathBuf,
+    users: UserSource,
     store: StoreConfig,
     tls_files: Option<(PathBuf, PathBuf)>,
     http_listen: Vec<std::net::SocketAddr>,
@@ -42,6 +43,7 @@ impl Fixed {
     pub fn of(config: &Config) -> Self {
         Fixed {
             passwd_file: config.passwd_file.clone(),
+            users: config.users,
             store: config.store.clone(),
             tls_files: config.tls_files.clone(),
             http_listen: config.http_listen.clone(),
@@ -70,13 +72,16 @@ impl Reloader {
                 }
             }
         }
-        match self.users.reload() {
-            Ok(count) => {
-                info!(path = %self.users.path().display(), users = count, "reloaded the passwd-file")
-            }
-            Err(error) => {
-                ok = false;
-                warn!(%error, "kept the users loaded before: fix the passwd-file and send SIGHUP again");
+        // A database's users need no reload: every lookup reads the table.
+        if let ConfiguredUsers::PasswdFile(users) = &*self.users {
+            match users.reload() {
+                Ok(count) => {
+                    info!(path = %users.path().display(), users = count, "reloaded the passwd-file")
+                }
+                Err(error) => {
+                    ok = false;
+                    warn!(%error, "kept the users loaded before: fix the passwd-file and send SIGHUP again");
+                }
             }
         }
         match Config::load_without_tls(&self.config_path) {
@@ -85,7 +90,7 @@ impl Reloader {
                 let mut restart = Vec::new();
                 if Fixed::of(&config) != self.fixed {
                     restart.push(
-                        "user, [auth] passwd_file, [mail] maildir, [tls] or [http]".to_owned(),
+                        "user, [auth] users or passwd_file, [mail], [tls] or [http]".to_owned(),
                     );
                 }
                 restart.extend(self.pop3.apply(config.pop3));

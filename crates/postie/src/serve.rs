@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use postie_auth::{Authenticator, PasswdFile};
+use postie_auth::Authenticator;
 use postie_intake::{Inherited, IntakeServer, Listen};
 use postie_proto::smtp::Role;
 use postie_server::http::HttpServer;
@@ -34,14 +34,8 @@ pub fn run(args: ServeArgs) -> Result<()> {
     // Read before the runtime starts threads: taking the sockets clears the environment.
     let mut activated = Activated::from_env()?;
     let notifier = Arc::new(Notifier::from_env());
-    let users = PasswdFile::open(&config.passwd_file).map(Arc::new).with_context(|| {
-        format!(
-            "{}: [auth] passwd_file: cannot use {}: create it with `postie user add NAME --config {}`",
-            config.path.display(),
-            config.passwd_file.display(),
-            config.path.display()
-        )
-    })?;
+    let store = crate::store::open(&config.store);
+    let users = crate::user_db::open(&config, &store)?;
     // The demo binds loopback ports in a scratch folder: nothing there for root to guard.
     let plan = if args.demo {
         Plan::Stay
@@ -51,7 +45,6 @@ pub fn run(args: ServeArgs) -> Result<()> {
     if privileges::is_root() && matches!(plan, Plan::Stay) && !args.demo {
         warn!("running as root (--allow-root)");
     }
-    let store = crate::store::open(&config.store);
     // LMTP and SMTP deliver into the store POP3 reads, for the same users.
     let intake = config
         .intake
@@ -59,10 +52,12 @@ pub fn run(args: ServeArgs) -> Result<()> {
         .then(|| IntakeServer::new(config.intake.clone(), store.clone(), Arc::clone(&users)));
     let sweeper = crate::store::sweeper(&store);
     let health_check = crate::store::health_check(&store);
-    let server = Pop3Server::new(
+    let login_records = crate::login_records::open(&store);
+    let server = Pop3Server::with_login_records(
         config.pop3.clone(),
         store,
         Authenticator::new(Arc::clone(&users)),
+        login_records,
     )?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()

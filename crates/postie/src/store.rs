@@ -64,14 +64,15 @@ const SWEEP_EVERY: Duration = Duration::from_secs(60);
 /// Bodies reclaimed per sweep transaction: each batch is short, whatever the backlog.
 const SWEEP_BATCH: u32 = 100;
 
-/// The background task that reclaims a database store's space after QUITs, in small
-/// batches, for as long as the server runs (any number of front ends may run it); none for a
-/// Maildir, which frees space at QUIT.
+/// The background task that reclaims a database store's space after QUITs and forgets old
+/// login failures, in small batches, for as long as the server runs (any number of front
+/// ends may run it); none for a Maildir, which frees space at QUIT.
 pub fn sweeper(store: &ConfiguredStore) -> Option<impl Future<Output = ()> + Send + 'static> {
     let ConfiguredStore::Postgres(store) = store else {
         return None;
     };
     let store = store.clone();
+    let login_state = crate::login_records::state(&store);
     Some(async move {
         let mut every = tokio::time::interval(SWEEP_EVERY);
         loop {
@@ -82,6 +83,18 @@ pub fn sweeper(store: &ConfiguredStore) -> Option<impl Future<Output = ()> + Sen
                     Ok(_) => break,
                     Err(error) => {
                         tracing::warn!(%error, "reclaiming space in the database failed; retrying later");
+                        break;
+                    }
+                }
+            }
+            // Failure counts of addresses and names that went quiet: a flood of made-up
+            // ones must not grow the table for ever.
+            loop {
+                match login_state.forget_stale(SWEEP_BATCH).await {
+                    Ok(forgotten) if forgotten == u64::from(SWEEP_BATCH) => continue,
+                    Ok(_) => break,
+                    Err(error) => {
+                        tracing::warn!(%error, "forgetting old login failures failed; retrying later");
                         break;
                     }
                 }

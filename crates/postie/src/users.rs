@@ -1,31 +1,42 @@
-//! `postie user …` and `postie pw …`: the passwd-file, edited in place.
+//! `postie user …` and `postie pw …`: the users, in the passwd-file edited in place or, with
+//! `[auth] users = "postgres"`, in the database.
 
 use std::io::BufRead;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
+use postie::config::{Config, StoreConfig, UserEditing};
 use postie_auth::{hash_password, passwd_file, Scheme};
+use postie_store_pg::PgUsers;
 
 use crate::cli::{PasswordArgs, PwAction, PwArgs, UserAction, UserArgs};
-use postie::config::Config;
+use crate::store::ConfiguredStore;
 
 pub fn user(args: UserArgs) -> Result<()> {
-    let path = match &args.passwd_file {
-        Some(path) => path.clone(),
-        None => Config::passwd_file(&args.config)?,
+    let editing = match &args.passwd_file {
+        Some(path) => UserEditing::PasswdFile(path.clone()),
+        None => Config::user_editing(&args.config)?,
     };
-    match args.action {
-        UserAction::Add(password) => set(&path, password, false),
-        UserAction::Passwd(password) => set(&path, password, true),
+    match editing {
+        UserEditing::PasswdFile(path) => in_passwd_file(&path, args.action),
+        UserEditing::Postgres(store) => in_database(&store, args.action)
+            .with_context(|| format!("{}: [auth] users = \"postgres\"", args.config.display())),
+    }
+}
+
+fn in_passwd_file(path: &Path, action: UserAction) -> Result<()> {
+    match action {
+        UserAction::Add(password) => set(path, password, false),
+        UserAction::Passwd(password) => set(path, password, true),
         UserAction::Del { name } => {
-            if !passwd_file::remove_user(&path, &name)? {
+            if !passwd_file::remove_user(path, &name)? {
                 bail!("no user {name:?} in {}", path.display());
             }
             eprintln!("removed {name} from {}", path.display());
             Ok(())
         }
         UserAction::List => {
-            for name in passwd_file::list_users(&path)? {
+            for name in passwd_file::list_users(path)? {
                 println!("{name}");
             }
             Ok(())
@@ -51,6 +62,54 @@ fn set(path: &Path, args: PasswordArgs, must_exist: bool) -> Result<()> {
     let verb = if exists { "updated" } else { "added" };
     eprintln!("{verb} {} in {}", args.name, path.display());
     Ok(())
+}
+
+/// The same actions on the `users` table. Unlike the passwd-file's `add`, the database's
+/// refuses a name taken: with several operators and front ends, replacing a password is
+/// `passwd`'s job, said explicitly.
+fn in_database(store: &StoreConfig, action: UserAction) -> Result<()> {
+    let ConfiguredStore::Postgres(store) = crate::store::open(store) else {
+        bail!("[auth] users = \"postgres\" needs [mail] store = \"postgres\"");
+    };
+    let users = PgUsers::new(store.pool().clone());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    runtime.block_on(async {
+        match action {
+            UserAction::Add(args) => {
+                let scheme = parse_scheme(&args.scheme)?;
+                passwd_file::validate_user_name(&args.name)?;
+                // Before asking for a password that could not be used.
+                if users.get(&args.name).await?.is_some() {
+                    bail!(postie_store_pg::UsersError::Exists(args.name));
+                }
+                let hash = hash_password(read_password(args.password_stdin)?.as_bytes(), scheme)?;
+                users.add(&args.name, &hash).await?;
+                eprintln!("added {} to the database", args.name);
+            }
+            UserAction::Passwd(args) => {
+                let scheme = parse_scheme(&args.scheme)?;
+                if users.get(&args.name).await?.is_none() {
+                    bail!(postie_store_pg::UsersError::NoSuchUser(args.name));
+                }
+                let hash = hash_password(read_password(args.password_stdin)?.as_bytes(), scheme)?;
+                users.set_password(&args.name, &hash).await?;
+                eprintln!("updated {} in the database", args.name);
+            }
+            UserAction::Del { name } => {
+                users.remove(&name).await?;
+                eprintln!("removed {name} from the database");
+            }
+            UserAction::List => {
+                for name in users.list().await? {
+                    println!("{name}");
+                }
+            }
+        }
+        Ok(())
+    })
 }
 
 pub fn pw(args: PwArgs) -> Result<()> {

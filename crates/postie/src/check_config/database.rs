@@ -1,10 +1,10 @@
 //! `[mail] store = "postgres"`: the database is reached, takes writes, and has this
-//! postie's schema.
+//! postie's schema; with `[auth] users = "postgres"`, how many users it holds.
 
 use std::time::Duration;
 
-use postie::config::Config;
-use postie_store_pg::SCHEMA_VERSION;
+use postie::config::{Config, UserSource};
+use postie_store_pg::{PgUsers, SCHEMA_VERSION};
 
 use super::report::Report;
 use crate::store::ConfiguredStore;
@@ -49,7 +49,19 @@ pub(super) fn check(config: &Config, report: &mut Report) {
             }
             match status.schema_version {
                 Some(SCHEMA_VERSION) => {
-                    report.ok(format!("[postgres] schema is current (version {SCHEMA_VERSION})"))
+                    report.ok(format!("[postgres] schema is current (version {SCHEMA_VERSION})"));
+                    if config.users == UserSource::Postgres {
+                        let users = PgUsers::new(store.pool().clone());
+                        match runtime.block_on(users.count()) {
+                            Ok(count) => report.ok(format!(
+                                "[auth] users = \"postgres\": {count} users in the database"
+                            )),
+                            Err(error) => report.error(
+                                format!("[auth] users = \"postgres\": {error}"),
+                                "check the database's users table",
+                            ),
+                        }
+                    }
                 }
                 Some(version) if version > SCHEMA_VERSION => report.error(
                     format!("[postgres] schema version {version} is newer than this postie's {SCHEMA_VERSION}"),

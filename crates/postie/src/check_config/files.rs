@@ -1,4 +1,4 @@
-//! The passwd-file and the maildir template (for a Maildir store), readable and writable by the user `serve`
+//! The passwd-file (for `[auth] users = "passwd-file"`) and the maildir template (for a Maildir store), readable and writable by the user `serve`
 //! runs as.
 
 use std::fs::Metadata;
@@ -9,7 +9,7 @@ use postie_auth::PasswdFile;
 
 use super::report::Report;
 use crate::privileges::SystemUser;
-use postie::config::{Config, StoreConfig};
+use postie::config::{Config, StoreConfig, UserSource};
 
 pub(super) fn check(config: &Config, user: Option<&SystemUser>, report: &mut Report) {
     if let (Some(user), Ok(meta)) = (user, std::fs::metadata(&config.path)) {
@@ -29,7 +29,10 @@ pub(super) fn check(config: &Config, user: Option<&SystemUser>, report: &mut Rep
             );
         }
     }
-    passwd_file(&config.passwd_file, user, report);
+    // A database's users are counted by the database check.
+    if config.users == UserSource::PasswdFile {
+        passwd_file(&config.passwd_file, user, report);
+    }
     match &config.store {
         StoreConfig::Maildir { template } => maildir(template, user, report),
         StoreConfig::Postgres { .. } => {}

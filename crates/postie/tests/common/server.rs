@@ -48,6 +48,7 @@ pub struct ServerBuilder {
     listen: (String, String),
     pop3: String,
     failure_delay_secs: u64,
+    auth: String,
     mail: String,
     lmtp: Option<String>,
     lmtp_socket: bool,
@@ -69,6 +70,7 @@ impl ServerBuilder {
             listen: ("127.0.0.1:0".into(), "127.0.0.1:0".into()),
             pop3: String::new(),
             failure_delay_secs: 0,
+            auth: String::new(),
             mail: String::new(),
             lmtp: None,
             lmtp_socket: false,
@@ -106,6 +108,12 @@ impl ServerBuilder {
 
     pub fn failure_delay_secs(mut self, secs: u64) -> Self {
         self.failure_delay_secs = secs;
+        self
+    }
+
+    /// Lines for the [auth] section.
+    pub fn auth(mut self, lines: &str) -> Self {
+        self.auth = lines.into();
         self
     }
 
@@ -174,12 +182,18 @@ impl ServerBuilder {
     /// The configuration file's text.
     pub fn config(&self) -> String {
         let (plain, tls) = &self.listen;
-        let (top, pop3, delay, mail) = (&self.top, &self.pop3, self.failure_delay_secs, &self.mail);
+        let (top, pop3, delay, auth, mail) = (
+            &self.top,
+            &self.pop3,
+            self.failure_delay_secs,
+            &self.auth,
+            &self.mail,
+        );
         let mut config = format!(
             "hostname = \"test.example\"\n{top}\n\
              [pop3]\nlisten = [\"{plain}\"]\nlisten_tls = [\"{tls}\"]\n{pop3}\n\
              [tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n\
-             [auth]\npasswd_file = \"users\"\nfailure_delay_secs = {delay}\n\
+             [auth]\npasswd_file = \"users\"\nfailure_delay_secs = {delay}\n{auth}\n\
              [mail]\nmaildir = \"mail/{{user}}/Maildir\"\n{mail}\n"
         );
         if let Some(lmtp) = &self.lmtp {
