@@ -232,19 +232,35 @@ async fn deliver_to(
     }
 }
 
+/// Whether the copy `delivery_id` names was committed, found by fencing it: inserting its id
+/// waits for the delivery's transaction if that is still running on a server process of the
+/// lost connection, and a fence put first stops it from ever committing. Never a guess.
 async fn committed(pool: &Pool, delivery_id: &[u8; 16]) -> Result<bool, StoreError> {
     pool.transaction(
         IsolationLevel::ReadCommitted,
         delivery_id,
         |tx, delivery_id| {
             Box::pin(async move {
-                let found = tx
+                let id = delivery_id.as_slice();
+                let fenced_now = tx
                     .query_opt(
-                        "SELECT 1 FROM messages WHERE delivery_id = $1",
-                        &[&delivery_id.as_slice()],
+                        "INSERT INTO delivery_fences (delivery_id, fenced) VALUES ($1, true)
+                         ON CONFLICT (delivery_id) DO NOTHING RETURNING 1",
+                        &[&id],
                     )
                     .await?;
-                Ok(found.is_some())
+                if fenced_now.is_some() {
+                    return Ok(false);
+                }
+                // There already: the delivery's own row, or a fence an earlier lookup put.
+                let fenced: bool = tx
+                    .query_one(
+                        "SELECT fenced FROM delivery_fences WHERE delivery_id = $1",
+                        &[&id],
+                    )
+                    .await?
+                    .get(0);
+                Ok(!fenced)
             })
         },
     )
@@ -289,8 +305,10 @@ async fn add_copy(tx: &Transaction<'_>, copy: &RecipientCopy<'_>) -> Result<(), 
         )
         .into());
     }
+    // The fence row in the same statement: see `committed`.
     tx.execute(
-        "INSERT INTO messages
+        "WITH fence AS (INSERT INTO delivery_fences (delivery_id) VALUES ($7))
+         INSERT INTO messages
              (maildrop_id, uid, body_id, headers, raw_size, crlf_size, delivery_id)
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
         &[

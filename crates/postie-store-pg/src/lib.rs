@@ -258,6 +258,30 @@ impl PgStore {
             )
             .await
     }
+
+    /// Forgets up to `batch` delivery fences a day old (no transaction lives that long, so
+    /// none can still need one); how many it forgot. Any number of front ends may run it.
+    pub async fn forget_fences(&self, batch: u32) -> Result<u64, StoreError> {
+        self.pool
+            .transaction(
+                IsolationLevel::ReadCommitted,
+                &i64::from(batch),
+                |tx, batch| {
+                    Box::pin(async move {
+                        Ok(tx
+                            .execute(
+                                "DELETE FROM delivery_fences WHERE delivery_id IN (
+                                 SELECT delivery_id FROM delivery_fences
+                                 WHERE created_at < now() - interval '1 day'
+                                 LIMIT $1)",
+                                &[batch],
+                            )
+                            .await?)
+                    })
+                },
+            )
+            .await
+    }
 }
 
 impl MailStore for PgStore {

@@ -16,6 +16,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("../migrations/0001_init.sql")),
     (2, include_str!("../migrations/0002_users.sql")),
     (3, include_str!("../migrations/0003_login_state.sql")),
+    (4, include_str!("../migrations/0004_delivery_fences.sql")),
 ];
 
 /// The schema version this build of postie reads and writes.

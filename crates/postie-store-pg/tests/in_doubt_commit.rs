@@ -17,6 +17,10 @@ use tokio::net::{TcpListener, TcpStream};
 
 /// The simple-protocol query tokio-postgres sends to commit.
 const COMMIT: &[u8] = b"Q\0\0\0\x0bCOMMIT\0";
+/// How long [`Cut::HeldBack`] keeps the COMMIT from PostgreSQL: far longer than the lookup.
+const HOLD_BACK: std::time::Duration = std::time::Duration::from_secs(3);
+/// PostgreSQL's CommandComplete for a COMMIT.
+const COMMITTED: &[u8] = b"C\0\0\0\x0bCOMMIT\0";
 /// Sent in the recipient's transaction, before its COMMIT.
 const MESSAGE_INSERT: &[u8] = b"INSERT INTO messages";
 
@@ -26,6 +30,9 @@ enum Cut {
     AfterCommit,
     /// Drop the connection instead of forwarding the COMMIT.
     BeforeCommit,
+    /// Close the store's side at once, and forward the COMMIT to PostgreSQL only later, as a
+    /// server process still busy with it would: the store's lookup runs meanwhile.
+    HeldBack,
 }
 
 /// Listens on 127.0.0.1 and forwards to `port`; cuts the first recipient COMMIT as `cut`
@@ -55,10 +62,22 @@ async fn forward(mut client: TcpStream, mut server: TcpStream, cut: Cut, done: A
                 let data = &from_client[..n];
                 armed |= contains(data, MESSAGE_INSERT);
                 if armed && contains(data, COMMIT) && !done.swap(true, Ordering::SeqCst) {
-                    if cut == Cut::AfterCommit {
+                    if cut == Cut::HeldBack {
+                        let _ = client.shutdown().await;
+                        tokio::time::sleep(HOLD_BACK).await;
+                    }
+                    if cut != Cut::BeforeCommit {
                         server.write_all(data).await.unwrap();
-                        // Any answer means PostgreSQL has committed (synchronous_commit on).
-                        let _ = server.read(&mut from_server).await;
+                        // Until the COMMIT's own CommandComplete: answers to earlier
+                        // statements may still be on their way, and dropping the connection
+                        // before PostgreSQL has committed would make the test race it.
+                        let mut answer = Vec::new();
+                        while !contains(&answer, COMMITTED) {
+                            match server.read(&mut from_server).await {
+                                Ok(n @ 1..) => answer.extend_from_slice(&from_server[..n]),
+                                _ => break,
+                            }
+                        }
                     }
                     return;
                 }
@@ -130,4 +149,12 @@ async fn a_commit_that_never_reached_the_server_is_a_temporary_failure() {
         .unwrap()
         .messages()
         .is_empty());
+}
+
+#[tokio::test]
+async fn a_lookup_waits_for_a_commit_still_on_its_way_to_the_server() {
+    let (store, result) = deliver_through(Cut::HeldBack).await;
+    result.expect("the COMMIT reached the server after the connection failed: acknowledged");
+    let drop = store.open("alice", false).await.unwrap();
+    assert_eq!(drop.messages().len(), 1, "delivered once");
 }

@@ -65,8 +65,8 @@ const SWEEP_EVERY: Duration = Duration::from_secs(60);
 const SWEEP_BATCH: u32 = 100;
 
 /// The background task that reclaims a database store's space after QUITs and forgets old
-/// login failures, in small batches, for as long as the server runs (any number of front
-/// ends may run it); none for a Maildir, which frees space at QUIT.
+/// delivery fences and login failures, in small batches, for as long as the server runs
+/// (any number of front ends may run it); none for a Maildir, which frees space at QUIT.
 pub fn sweeper(store: &ConfiguredStore) -> Option<impl Future<Output = ()> + Send + 'static> {
     let ConfiguredStore::Postgres(store) = store else {
         return None;
@@ -77,28 +77,20 @@ pub fn sweeper(store: &ConfiguredStore) -> Option<impl Future<Output = ()> + Sen
         let mut every = tokio::time::interval(SWEEP_EVERY);
         loop {
             every.tick().await;
-            loop {
-                match store.sweep(SWEEP_BATCH).await {
-                    Ok(reclaimed) if reclaimed == u64::from(SWEEP_BATCH) => continue,
-                    Ok(_) => break,
-                    Err(error) => {
-                        tracing::warn!(%error, "reclaiming space in the database failed; retrying later");
-                        break;
-                    }
-                }
-            }
+            in_batches("reclaiming space in the database", || {
+                store.sweep(SWEEP_BATCH)
+            })
+            .await;
+            in_batches("forgetting old delivery fences", || {
+                store.forget_fences(SWEEP_BATCH)
+            })
+            .await;
             // Failure counts of addresses and names that went quiet: a flood of made-up
             // ones must not grow the table for ever.
-            loop {
-                match login_state.forget_stale(SWEEP_BATCH).await {
-                    Ok(forgotten) if forgotten == u64::from(SWEEP_BATCH) => continue,
-                    Ok(_) => break,
-                    Err(error) => {
-                        tracing::warn!(%error, "forgetting old login failures failed; retrying later");
-                        break;
-                    }
-                }
-            }
+            in_batches("forgetting old login failures", || {
+                login_state.forget_stale(SWEEP_BATCH)
+            })
+            .await;
             match store.sweep_backlog().await {
                 Ok(backlog) => METRICS
                     .db_sweep_backlog
@@ -107,6 +99,25 @@ pub fn sweeper(store: &ConfiguredStore) -> Option<impl Future<Output = ()> + Sen
             }
         }
     })
+}
+
+/// Runs `batch` until a batch does less than [`SWEEP_BATCH`]; a failure waits for the next
+/// round.
+async fn in_batches<F, E>(what: &str, mut batch: impl FnMut() -> F)
+where
+    F: Future<Output = Result<u64, E>>,
+    E: std::fmt::Display,
+{
+    loop {
+        match batch().await {
+            Ok(done) if done == u64::from(SWEEP_BATCH) => continue,
+            Ok(_) => break,
+            Err(error) => {
+                tracing::warn!(%error, "{what} failed; retrying later");
+                break;
+            }
+        }
+    }
 }
 
 /// What `/healthz` checks beyond the process itself: for a database store, that a host

@@ -1,8 +1,14 @@
 //! A real Postfix, run by the test with a throwaway configuration and queue on loopback ports,
-//! relays a message to postie over LMTP; then POP3 fetches it byte for byte.
+//! relays a message to postie over LMTP; then POP3 fetches it byte for byte. Once into a
+//! Maildir, once into a front end on PostgreSQL.
 
+// The one PostgreSQL test support, shared with postie-store-pg's own tests.
+#[path = "../../postie-store-pg/tests/cluster/mod.rs"]
+#[allow(dead_code)]
+mod cluster;
 mod common;
 mod intake_support;
+mod pg_support;
 
 use std::net::{SocketAddr, TcpListener};
 use std::os::unix::fs::PermissionsExt;
@@ -10,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::SmtpClient;
+use common::{ServerBuilder, SmtpClient, TestServer};
 use intake_support::{fetch_all, intake_server, require, split_trace};
 use postie_proto::smtp::dot_stuff;
 
@@ -160,7 +166,26 @@ impl Drop for Postfix {
 
 #[test]
 fn postfix_relays_to_postie_over_lmtp() {
-    let server = intake_server("");
+    postfix_relays_to(intake_server(""));
+}
+
+#[test]
+fn postfix_relays_to_postie_on_postgresql_over_lmtp() {
+    let db = cluster::TestDb::new();
+    let server = ServerBuilder::new()
+        .lmtp("")
+        .lmtp_socket()
+        .smtp("")
+        .mail("store = \"postgres\"")
+        .sections(&format!(
+            "[postgres]\nurl = \"{}\"\n",
+            pg_support::url(db.config())
+        ))
+        .start();
+    postfix_relays_to(server);
+}
+
+fn postfix_relays_to(server: TestServer) {
     let postfix = Postfix::start(server.lmtp.unwrap());
     let message = "From: sender@example.net\r\nTo: alice@example.org\r\nSubject: through Postfix\r\nMessage-ID: <postfix-test@example.net>\r\n\r\n.leading dot\r\nGrüße, 8-bit\r\nlast line\r\n".as_bytes();
 

@@ -4,16 +4,24 @@
 //! the trace headers a client documents that it adds, and the CRLF-to-LF conversion a client
 //! documents that it does when it delivers to a file; each is named where it is undone.
 //!
+//! Each client runs once against a server on Maildir and once against one on PostgreSQL
+//! (seeded by `postie store import-maildir`, so the bytes are the same).
+//!
 //! A missing client fails the test (never skips): `scripts/test` installs them all.
 
+// The one PostgreSQL test support, shared with postie-store-pg's own tests.
+#[path = "../../postie-store-pg/tests/cluster/mod.rs"]
+#[allow(dead_code)]
+mod cluster;
 mod common;
+mod pg_support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{crlf_form, TestServer};
+use common::{crlf_form, ServerBuilder, TestServer, BIN};
 
 const INSTALL_HINT: &str = "run scripts/test (it installs curl fetchmail mpop getmail6)";
 
@@ -98,15 +106,96 @@ fn seeds() -> Vec<Seed> {
     ]
 }
 
-/// Starts a server (with `pop3_extra` in its [pop3] section) and seeds alice's Maildir, in order.
-fn seeded_server(pop3_extra: &str) -> (TestServer, Vec<Seed>) {
-    let server = TestServer::start_with(pop3_extra);
-    let seeds = seeds();
-    for seed in &seeds {
-        server.add_message("alice", &seed.bytes);
+/// Where the server under test keeps its mail.
+#[derive(Clone, Copy, Debug)]
+enum Store {
+    Maildir,
+    Postgres,
+}
+
+/// A server seeded with [`seeds`], and the database behind it if it has one.
+struct Seeded {
+    server: TestServer,
+    seeds: Vec<Seed>,
+    store: Store,
+    _db: Option<cluster::TestDb>,
+}
+
+impl Seeded {
+    /// Gives `user` the `messages`, in order, as an MTA would on Maildir; on PostgreSQL by
+    /// importing that Maildir, which keeps the bytes as they are.
+    fn seed(&self, user: &str, messages: &[&[u8]]) {
+        for message in messages {
+            self.server.add_message(user, message);
+        }
+        if let Store::Postgres = self.store {
+            let import = Command::new(BIN)
+                .args(["store", "import-maildir", "--config"])
+                .arg(self.server.config_path())
+                .args(["--user", user])
+                .arg(self.server.maildir(user))
+                .output()
+                .unwrap();
+            assert!(
+                import.status.success(),
+                "postie store import-maildir: {}{}",
+                String::from_utf8_lossy(&import.stdout),
+                String::from_utf8_lossy(&import.stderr)
+            );
+        }
+        assert_eq!(self.stored(user), messages.len());
     }
-    assert_eq!(server.message_files("alice").len(), seeds.len());
-    (server, seeds)
+
+    /// How many messages `user` has on the server, however it stores them.
+    fn stored(&self, user: &str) -> usize {
+        match self.store {
+            Store::Maildir => self.server.message_files(user).len(),
+            Store::Postgres => {
+                let mut client = self.server.plain_client();
+                client.login(user, password(user));
+                let stat = client.command("STAT");
+                assert!(client.command("QUIT").starts_with("+OK"));
+                stat.split_whitespace().nth(1).unwrap().parse().unwrap()
+            }
+        }
+    }
+}
+
+/// The password of each user the test server has (`common::USERS`).
+fn password(user: &str) -> &'static str {
+    match user {
+        "bob" => "pass word with spaces",
+        _ => "wonderland",
+    }
+}
+
+/// Starts a server on `store` (with `pop3_extra` in its [pop3] section) and seeds alice's
+/// maildrop, in order.
+fn seeded_server(store: Store, pop3_extra: &str) -> Seeded {
+    let builder = ServerBuilder::new().pop3(pop3_extra);
+    let (server, db) = match store {
+        Store::Maildir => (builder.start(), None),
+        Store::Postgres => {
+            let db = cluster::TestDb::new();
+            let server = builder
+                .mail("store = \"postgres\"")
+                .sections(&format!(
+                    "[postgres]\nurl = \"{}\"\n",
+                    pg_support::url(db.config())
+                ))
+                .start();
+            (server, Some(db))
+        }
+    };
+    let seeded = Seeded {
+        server,
+        seeds: seeds(),
+        store,
+        _db: db,
+    };
+    let messages: Vec<&[u8]> = seeded.seeds.iter().map(|s| s.bytes.as_slice()).collect();
+    seeded.seed("alice", &messages);
+    seeded
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -366,7 +455,8 @@ fn expected_listing(seeds: &[Seed]) -> String {
         .collect()
 }
 
-fn curl_session(server: &TestServer, base_url: &str, extra: &[&str], seeds: &[Seed]) {
+fn curl_session(seeded: &Seeded, base_url: &str, extra: &[&str]) {
+    let (server, seeds) = (&seeded.server, &seeded.seeds);
     let curl = require("curl");
     let work = tempfile::tempdir().unwrap();
     let (cert, other_cert) = write_certs(server, work.path());
@@ -419,31 +509,38 @@ fn curl_session(server: &TestServer, base_url: &str, extra: &[&str], seeds: &[Se
         );
     }
     // Nothing was deleted.
-    assert_eq!(server.message_files("alice").len(), seeds.len());
+    assert_eq!(seeded.stored("alice"), seeds.len());
 }
 
 #[test]
 fn curl_implicit_tls_and_stls() {
-    let (server, seeds) = seeded_server("");
+    curl_implicit_tls_and_stls_on(Store::Maildir);
+}
+
+#[test]
+fn curl_implicit_tls_and_stls_on_postgresql() {
+    curl_implicit_tls_and_stls_on(Store::Postgres);
+}
+
+fn curl_implicit_tls_and_stls_on(store: Store) {
+    let seeded = seeded_server(store, "");
+    let server = &seeded.server;
     // Implicit TLS; 127.0.0.1 is checked against the certificate's IP address name.
     curl_session(
-        &server,
+        &seeded,
         &format!("pop3s://127.0.0.1:{}", server.tls.port()),
         &[],
-        &seeds,
     );
     curl_session(
-        &server,
+        &seeded,
         &format!("pop3s://localhost:{}", server.tls.port()),
         &[],
-        &seeds,
     );
     // STLS: --ssl-reqd makes curl fail rather than continue in the clear.
     curl_session(
-        &server,
+        &seeded,
         &format!("pop3://localhost:{}", server.plain.port()),
         &["--ssl-reqd"],
-        &seeds,
     );
 }
 
@@ -519,10 +616,20 @@ pop.quit()
 
 #[test]
 fn python_poplib_stls_and_apop() {
+    python_poplib_stls_and_apop_on(Store::Maildir);
+}
+
+#[test]
+fn python_poplib_stls_and_apop_on_postgresql() {
+    python_poplib_stls_and_apop_on(Store::Postgres);
+}
+
+fn python_poplib_stls_and_apop_on(store: Store) {
     let python = require("python3");
-    let (server, seeds) = seeded_server("apop = true");
+    let seeded = seeded_server(store, "apop = true");
+    let (server, seeds) = (&seeded.server, &seeded.seeds);
     let bob_message = b"From: a@example.org\r\nSubject: for bob\r\n\r\nhello bob\r\n";
-    server.add_message("bob", bob_message);
+    seeded.seed("bob", &[bob_message]);
     let work = tempfile::tempdir().unwrap();
     let (cert, other_cert) = write_certs(&server, work.path());
     let script = work.path().join("poplib_client.py");
@@ -580,7 +687,7 @@ fn python_poplib_stls_and_apop() {
     );
     assert_same("poplib bob RETR 1", &read("bob.1"), bob_message);
     // poplib never deletes without DELE.
-    assert_eq!(server.message_files("alice").len(), seeds.len());
+    assert_eq!(seeded.stored("alice"), seeds.len());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -589,8 +696,18 @@ fn python_poplib_stls_and_apop() {
 
 #[test]
 fn fetchmail_keep_uidl_implicit_tls() {
+    fetchmail_keep_uidl_implicit_tls_on(Store::Maildir);
+}
+
+#[test]
+fn fetchmail_keep_uidl_implicit_tls_on_postgresql() {
+    fetchmail_keep_uidl_implicit_tls_on(Store::Postgres);
+}
+
+fn fetchmail_keep_uidl_implicit_tls_on(store: Store) {
     let fetchmail = require("fetchmail");
-    let (server, seeds) = seeded_server("");
+    let seeded = seeded_server(store, "");
+    let (server, seeds) = (&seeded.server, &seeded.seeds);
     let work = tempfile::tempdir().unwrap();
     let (cert, other_cert) = write_certs(&server, work.path());
     let delivered = work.path().join("delivered");
@@ -651,7 +768,7 @@ fn fetchmail_keep_uidl_implicit_tls() {
         // With an MDA, fetchmail strips CRs ("stripcr" defaults to on when an MDA is declared).
         |seed| lf_form(&crlf_form(seed)),
     );
-    assert_eq!(server.message_files("alice").len(), seeds.len(), "keep");
+    assert_eq!(seeded.stored("alice"), seeds.len(), "keep");
 
     let second = fetch("fetchmail (second run)");
     // Exit status 1: no new mail; the UIDL list says everything has been seen.
@@ -662,7 +779,7 @@ fn fetchmail_keep_uidl_implicit_tls() {
         "{}",
         second.describe()
     );
-    assert_eq!(server.message_files("alice").len(), seeds.len(), "keep");
+    assert_eq!(seeded.stored("alice"), seeds.len(), "keep");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -671,8 +788,18 @@ fn fetchmail_keep_uidl_implicit_tls() {
 
 #[test]
 fn mpop_maildir_keep_implicit_tls() {
+    mpop_maildir_keep_implicit_tls_on(Store::Maildir);
+}
+
+#[test]
+fn mpop_maildir_keep_implicit_tls_on_postgresql() {
+    mpop_maildir_keep_implicit_tls_on(Store::Postgres);
+}
+
+fn mpop_maildir_keep_implicit_tls_on(store: Store) {
     let mpop = require("mpop");
-    let (server, seeds) = seeded_server("");
+    let seeded = seeded_server(store, "");
+    let (server, seeds) = (&seeded.server, &seeded.seeds);
     let work = tempfile::tempdir().unwrap();
     let home = work.path().join("home");
     std::fs::create_dir(&home).unwrap();
@@ -741,7 +868,7 @@ fn mpop_maildir_keep_implicit_tls() {
         // mpop's maildir delivery stores messages with LF line ends (it converts CRLF to LF).
         |seed| lf_form(&crlf_form(seed)),
     );
-    assert_eq!(server.message_files("alice").len(), seeds.len(), "keep");
+    assert_eq!(seeded.stored("alice"), seeds.len(), "keep");
 
     let second = fetch("mpop (second run)");
     second.assert_success("mpop (second run)");
@@ -751,7 +878,7 @@ fn mpop_maildir_keep_implicit_tls() {
         "{}",
         second.describe()
     );
-    assert_eq!(server.message_files("alice").len(), seeds.len(), "keep");
+    assert_eq!(seeded.stored("alice"), seeds.len(), "keep");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -760,8 +887,18 @@ fn mpop_maildir_keep_implicit_tls() {
 
 #[test]
 fn getmail_maildir_then_delete() {
+    getmail_maildir_then_delete_on(Store::Maildir);
+}
+
+#[test]
+fn getmail_maildir_then_delete_on_postgresql() {
+    getmail_maildir_then_delete_on(Store::Postgres);
+}
+
+fn getmail_maildir_then_delete_on(store: Store) {
     let getmail = require("getmail");
-    let (server, seeds) = seeded_server("");
+    let seeded = seeded_server(store, "");
+    let (server, seeds) = (&seeded.server, &seeded.seeds);
     let work = tempfile::tempdir().unwrap();
     let getmaildir = work.path().join("getmail");
     std::fs::create_dir(&getmaildir).unwrap();
@@ -833,11 +970,7 @@ fn getmail_maildir_then_delete() {
         // getmail writes messages "with native EOL convention": LF on Unix.
         |seed| lf_form(&crlf_form(seed)),
     );
-    assert_eq!(
-        server.message_files("alice").len(),
-        seeds.len(),
-        "delete = false"
-    );
+    assert_eq!(seeded.stored("alice"), seeds.len(), "delete = false");
 
     // read_all = false: the second run retrieves nothing (getmail remembers the UIDLs).
     let second = fetch("getmail (second run)", "keep.rc");
@@ -847,11 +980,7 @@ fn getmail_maildir_then_delete() {
         "{}",
         second.describe()
     );
-    assert_eq!(
-        server.message_files("alice").len(),
-        seeds.len(),
-        "delete = false"
-    );
+    assert_eq!(seeded.stored("alice"), seeds.len(), "delete = false");
 
     // delete = true: the messages already retrieved are deleted from the server.
     let third = fetch("getmail (delete run)", "delete.rc");
@@ -861,12 +990,7 @@ fn getmail_maildir_then_delete() {
         "{}",
         third.describe()
     );
-    assert_eq!(
-        server.message_files("alice"),
-        Vec::<PathBuf>::new(),
-        "{}",
-        third.describe()
-    );
+    assert_eq!(seeded.stored("alice"), 0, "{}", third.describe());
 }
 
 /// getmail refuses to deliver into a Maildir as root (as in CI containers): then it must be told
