@@ -631,7 +631,7 @@ fn python_poplib_stls_and_apop_on(store: Store) {
     let bob_message = b"From: a@example.org\r\nSubject: for bob\r\n\r\nhello bob\r\n";
     seeded.seed("bob", &[bob_message]);
     let work = tempfile::tempdir().unwrap();
-    let (cert, other_cert) = write_certs(&server, work.path());
+    let (cert, other_cert) = write_certs(server, work.path());
     let script = work.path().join("poplib_client.py");
     std::fs::write(&script, POPLIB_SCRIPT).unwrap();
     let out = work.path().join("out");
@@ -660,7 +660,7 @@ fn python_poplib_stls_and_apop_on(store: Store) {
         );
         assert_eq!(
             String::from_utf8(read(&format!("{tag}.list"))).unwrap(),
-            expected_listing(&seeds)
+            expected_listing(seeds)
         );
         for (i, seed) in seeds.iter().enumerate() {
             assert_same(
@@ -709,7 +709,7 @@ fn fetchmail_keep_uidl_implicit_tls_on(store: Store) {
     let seeded = seeded_server(store, "");
     let (server, seeds) = (&seeded.server, &seeded.seeds);
     let work = tempfile::tempdir().unwrap();
-    let (cert, other_cert) = write_certs(&server, work.path());
+    let (cert, other_cert) = write_certs(server, work.path());
     let delivered = work.path().join("delivered");
     std::fs::create_dir(&delivered).unwrap();
     let rcfile = work.path().join("fetchmailrc");
@@ -762,7 +762,7 @@ fn fetchmail_keep_uidl_implicit_tls_on(store: Store) {
     assert_delivered(
         "fetchmail",
         &files,
-        &seeds,
+        seeds,
         // fetchmail prepends its own Received: trace field to every message it delivers.
         |bytes| strip_prepended(bytes, &["Received"]),
         // With an MDA, fetchmail strips CRs ("stripcr" defaults to on when an MDA is declared).
@@ -803,7 +803,7 @@ fn mpop_maildir_keep_implicit_tls_on(store: Store) {
     let work = tempfile::tempdir().unwrap();
     let home = work.path().join("home");
     std::fs::create_dir(&home).unwrap();
-    let (cert, other_cert) = write_certs(&server, work.path());
+    let (cert, other_cert) = write_certs(server, work.path());
     let maildir = work.path().join("Maildir");
     make_maildir(&maildir);
     let config = work.path().join("mpoprc");
@@ -862,7 +862,7 @@ fn mpop_maildir_keep_implicit_tls_on(store: Store) {
     assert_delivered(
         "mpop",
         &messages,
-        &seeds,
+        seeds,
         // mpop prepends a Received: trace field ("received_header", on by default).
         |bytes| strip_prepended(bytes, &["Received"]),
         // mpop's maildir delivery stores messages with LF line ends (it converts CRLF to LF).
@@ -902,7 +902,7 @@ fn getmail_maildir_then_delete_on(store: Store) {
     let work = tempfile::tempdir().unwrap();
     let getmaildir = work.path().join("getmail");
     std::fs::create_dir(&getmaildir).unwrap();
-    let (cert, other_cert) = write_certs(&server, work.path());
+    let (cert, other_cert) = write_certs(server, work.path());
     let maildir = work.path().join("Maildir");
     make_maildir(&maildir);
     let deliver_as = deliver_as_non_root(work.path(), &maildir);
@@ -963,7 +963,7 @@ fn getmail_maildir_then_delete_on(store: Store) {
     assert_delivered(
         "getmail",
         &messages,
-        &seeds,
+        seeds,
         // getmail prepends Return-Path:, Delivered-To: and Received: ("delivered_to" and
         // "received" default to true; Return-Path is always written).
         |bytes| strip_prepended(bytes, &["Return-Path", "Delivered-To", "Received"]),
