@@ -905,7 +905,6 @@ fn getmail_maildir_then_delete_on(store: Store) {
     let (cert, other_cert) = write_certs(server, work.path());
     let maildir = work.path().join("Maildir");
     make_maildir(&maildir);
-    let deliver_as = deliver_as_non_root(work.path(), &maildir);
     let rc = |cert: &Path, delete: bool| {
         format!(
             "[retriever]\n\
@@ -919,7 +918,6 @@ fn getmail_maildir_then_delete_on(store: Store) {
              [destination]\n\
              type = Maildir\n\
              path = {maildir}/\n\
-             {deliver_as}\
              [options]\n\
              read_all = false\n\
              delete = {delete}\n\
@@ -932,15 +930,19 @@ fn getmail_maildir_then_delete_on(store: Store) {
     write_private(&getmaildir.join("untrusted.rc"), &rc(&other_cert, false));
     write_private(&getmaildir.join("keep.rc"), &rc(&cert, false));
     write_private(&getmaildir.join("delete.rc"), &rc(&cert, true));
+    let user = getmail_user(work.path());
     let try_fetch = |what: &str, rcfile: &str| {
-        run(
-            what,
-            Command::new(&getmail)
-                .arg("--getmaildir")
-                .arg(&getmaildir)
-                .args(["--rcfile", rcfile])
-                .env("HOME", work.path()),
-        )
+        let mut command = Command::new(&getmail);
+        command
+            .arg("--getmaildir")
+            .arg(&getmaildir)
+            .args(["--rcfile", rcfile])
+            .env("HOME", work.path());
+        if let Some((uid, gid)) = user {
+            use std::os::unix::process::CommandExt;
+            command.uid(uid).gid(gid);
+        }
+        run(what, &mut command)
     };
     let fetch = |what: &str, rcfile: &str| {
         let outcome = try_fetch(what, rcfile);
@@ -993,30 +995,30 @@ fn getmail_maildir_then_delete_on(store: Store) {
     assert_eq!(seeded.stored("alice"), 0, "{}", third.describe());
 }
 
-/// getmail refuses to deliver into a Maildir as root (as in CI containers): then it must be told
-/// to deliver as an ordinary user, `nobody`, who gets the Maildir and a way to reach it. Returns
-/// the destination's `user = ...` line, or nothing when not running as root.
-fn deliver_as_non_root(work: &Path, maildir: &Path) -> String {
-    use std::os::unix::fs::PermissionsExt;
+/// The user getmail runs as when the tests run as root (as in CI containers): getmail
+/// refuses to deliver into a Maildir as root, and its own way round (`user =` in the
+/// destination) forks a child whose exit it can miss (a SIGCHLD before its wait: "waiting
+/// child pid … timed out"). `nobody` then owns everything under `work`. None when not root.
+fn getmail_user(work: &Path) -> Option<(u32, u32)> {
     // SAFETY: geteuid has no preconditions; getpwnam gets a NUL-terminated name and its result
     // is read at once, before any other call could reuse its static buffer.
     let (uid, gid) = unsafe {
         if libc::geteuid() != 0 {
-            return String::new();
+            return None;
         }
         let entry = libc::getpwnam(c"nobody".as_ptr());
-        assert!(
-            !entry.is_null(),
-            "no user `nobody` to let getmail deliver as"
-        );
+        assert!(!entry.is_null(), "no user `nobody` to run getmail as");
         ((*entry).pw_uid, (*entry).pw_gid)
     };
-    std::fs::set_permissions(work, std::fs::Permissions::from_mode(0o711)).unwrap();
-    for dir in [maildir.to_path_buf()]
-        .into_iter()
-        .chain(["tmp", "new", "cur"].map(|sub| maildir.join(sub)))
-    {
-        std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).unwrap();
+    chown_tree(work, uid, gid);
+    Some((uid, gid))
+}
+
+fn chown_tree(path: &Path, uid: u32, gid: u32) {
+    std::os::unix::fs::chown(path, Some(uid), Some(gid)).unwrap();
+    if path.is_dir() {
+        for entry in std::fs::read_dir(path).unwrap() {
+            chown_tree(&entry.unwrap().path(), uid, gid);
+        }
     }
-    "user = nobody\n".to_owned()
 }
