@@ -54,6 +54,7 @@ pub use maildrop::PgDrop;
 pub use migrate::{migrate, SCHEMA_VERSION};
 pub use pool::{Pool, TxError, TxFuture};
 pub use tls::{DbTls, DbTlsError, Transport};
+pub use tokio_postgres::config::SslMode;
 pub use tokio_postgres::Config;
 pub use transfer::{Exported, Imported};
 pub use users::{PgUsers, UsersError};

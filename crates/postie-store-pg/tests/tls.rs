@@ -83,12 +83,17 @@ async fn with_the_servers_ca_mail_is_delivered_and_read_over_tls() {
 
 #[tokio::test]
 async fn a_server_certificate_from_another_ca_is_refused() {
-    let store = PgStore::with_transport(server().config(), options(), tls(&another_ca()));
+    let mut config = server().config();
+    config.password("pw-that-must-not-show");
+    let store = PgStore::with_transport(config, options(), tls(&another_ca()));
     let error = store.migrate().await.unwrap_err().to_string();
     assert!(error.contains("TLS handshake"), "{error}");
     assert!(error.contains("UnknownIssuer"), "{error}");
-    let error = store.check_writable().await.unwrap_err();
-    assert!(error.contains("UnknownIssuer"), "{error}");
+    let writable = store.check_writable().await.unwrap_err();
+    assert!(writable.contains("UnknownIssuer"), "{writable}");
+    for said in [error, writable] {
+        assert!(!said.contains("pw-that-must-not-show"), "{said}");
+    }
 }
 
 #[tokio::test]
