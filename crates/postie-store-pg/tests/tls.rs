@@ -3,6 +3,8 @@
 //! refused with an error that says why. On a real PostgreSQL 15 that takes TLS connections
 //! only.
 
+// The TLS tests use the TLS-only server alone of it.
+#[allow(dead_code)]
 mod cluster;
 
 use std::sync::{Arc, OnceLock};
