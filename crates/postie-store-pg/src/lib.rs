@@ -36,6 +36,7 @@ mod maildrop;
 mod migrate;
 mod pool;
 mod size;
+mod tls;
 mod transfer;
 mod users;
 
@@ -52,6 +53,8 @@ pub use login_state::{FailureCounts, PgLoginState};
 pub use maildrop::PgDrop;
 pub use migrate::{migrate, SCHEMA_VERSION};
 pub use pool::{Pool, TxError, TxFuture};
+pub use tls::{DbTls, DbTlsError, Transport};
+pub use tokio_postgres::config::SslMode;
 pub use tokio_postgres::Config;
 pub use transfer::{Exported, Imported};
 pub use users::{PgUsers, UsersError};
@@ -113,9 +116,15 @@ pub struct PgStore {
 }
 
 impl PgStore {
-    /// A store on the database `config` names. Connects lazily, on the runtime of the first
-    /// call; TLS to the database is not configured yet (NoTls: loopback or a trusted network).
-    pub fn new(mut config: Config, options: PgOptions) -> Self {
+    /// A store on the database `config` names, without TLS (loopback or a trusted network).
+    /// Connects lazily, on the runtime of the first call.
+    pub fn new(config: Config, options: PgOptions) -> Self {
+        PgStore::with_transport(config, options, Transport::Plain)
+    }
+
+    /// [`PgStore::new`] over `transport`: with [`Transport::Tls`], every connection uses TLS
+    /// and the server's certificate is verified.
+    pub fn with_transport(mut config: Config, options: PgOptions, transport: Transport) -> Self {
         if config.get_connect_timeout().is_none() {
             // A host that vanished without a word must not hold a connect forever: the next
             // host, or the next attempt, gets its turn.
@@ -124,6 +133,7 @@ impl PgStore {
         PgStore {
             pool: Pool::new(
                 config,
+                transport,
                 options.pool_size,
                 options.acquire_timeout,
                 options.reconnect_within,
@@ -178,13 +188,11 @@ impl PgStore {
     /// why none was. Bounded by the connect timeout per host the URL names.
     pub async fn check_writable(&self) -> Result<String, String> {
         let unreachable = |why: String| format!("no read-write database host is reachable: {why}");
-        let (client, connection) = self
+        let client = self
             .pool
-            .config()
-            .connect(tokio_postgres::NoTls)
+            .connect_raw()
             .await
             .map_err(|e| unreachable(pool::describe(&e)))?;
-        tokio::spawn(connection);
         let row = client
             .query_one(
                 "SELECT coalesce(host(inet_server_addr()), 'a local socket') || ':'

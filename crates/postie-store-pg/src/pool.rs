@@ -18,7 +18,9 @@ use postie_store::StoreError;
 use rand::Rng;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{Client, Config, IsolationLevel, NoTls, Transaction};
+use tokio_postgres::{Client, Config, IsolationLevel, Transaction};
+
+use crate::tls::Transport;
 
 /// Attempts of one transaction before a serialization failure is given up as temporary.
 const MAX_ATTEMPTS: u32 = 8;
@@ -38,6 +40,7 @@ pub struct Pool {
 
 struct Shared {
     config: Config,
+    transport: Transport,
     permits: Arc<Semaphore>,
     idle: Mutex<Vec<Client>>,
     acquire_timeout: Duration,
@@ -76,19 +79,22 @@ enum Checkout {
 }
 
 impl Pool {
-    /// A pool that connects lazily, on the runtime of whoever first needs a connection.
-    /// `NoTls`: TLS to the database is not configured yet (loopback and trusted networks only).
+    /// A pool that connects lazily, on the runtime of whoever first needs a connection, over
+    /// `transport` (with TLS, the server must take it).
     /// A transaction waits up to `acquire_timeout` for a free connection, and keeps trying
     /// for up to `reconnect_within` while the database cannot be reached.
     pub fn new(
-        config: Config,
+        mut config: Config,
+        transport: Transport,
         size: usize,
         acquire_timeout: Duration,
         reconnect_within: Duration,
     ) -> Self {
+        transport.prepare(&mut config);
         Pool {
             shared: Arc::new(Shared {
                 config,
+                transport,
                 permits: Arc::new(Semaphore::new(size.max(1))),
                 idle: Mutex::new(Vec::new()),
                 acquire_timeout,
@@ -97,9 +103,9 @@ impl Pool {
         }
     }
 
-    /// How the pool connects.
-    pub(crate) fn config(&self) -> &Config {
-        &self.shared.config
+    /// Whether the pool's connections use TLS.
+    pub fn is_tls(&self) -> bool {
+        self.shared.transport.is_tls()
     }
 
     /// A connection for the caller alone until the returned guard is dropped.
@@ -158,18 +164,14 @@ impl Pool {
     /// A new connection to the first host, in the configuration's order, that answers (and,
     /// with `target_session_attrs=read-write`, takes writes).
     async fn connect(&self) -> Result<Client, String> {
-        let (client, connection) = self
-            .shared
-            .config
-            .connect(NoTls)
+        self.connect_raw()
             .await
-            .map_err(|e| format!("connecting to PostgreSQL: {}", describe(&e)))?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::warn!(error = %e, "a PostgreSQL connection ended");
-            }
-        });
-        Ok(client)
+            .map_err(|e| format!("connecting to PostgreSQL: {}", describe(&e)))
+    }
+
+    /// A new connection outside the pool, as the pool makes them.
+    pub(crate) async fn connect_raw(&self) -> Result<Client, tokio_postgres::Error> {
+        self.shared.transport.connect(&self.shared.config).await
     }
 
     /// Runs `body` in a transaction of `isolation` and commits it; the result is the body's
@@ -451,12 +453,20 @@ fn temporary(e: &tokio_postgres::Error) -> StoreError {
 }
 
 /// The server's message and SQLSTATE where there is one (the error's own Display says only
-/// "db error").
+/// "db error"), or the error with its causes (a TLS failure's says only "error performing
+/// TLS handshake"; the certificate problem is in its source).
 pub(crate) fn describe(e: &tokio_postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => format!("{} ({})", db.message(), db.code().code()),
-        None => e.to_string(),
+    if let Some(db) = e.as_db_error() {
+        return format!("{} ({})", db.message(), db.code().code());
     }
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// A pooled connection; back to the pool when dropped, unless its connection has ended.

@@ -50,6 +50,8 @@ struct File {
 struct PostgresSection {
     url: String,
     password_file: Option<PathBuf>,
+    /// The CA that signed the database server's certificate: TLS, mandatory and verified.
+    ca_file: Option<PathBuf>,
     #[serde(default = "default_pool_size")]
     pool_size: usize,
     /// How long an exclusive POP3 session's hold on a maildrop outlives its front end.
@@ -320,7 +322,17 @@ pub enum StoreConfig {
         /// How long a `lock_session` lease lasts without renewal: after a front end dies,
         /// its users' maildrops are free again this long after its last renewal.
         lease: Duration,
+        /// TLS to the database (`[postgres] ca_file`); None: plain connections.
+        tls: Option<DatabaseTls>,
     },
+}
+
+/// `[postgres] ca_file`: every connection uses TLS, verified against this CA.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabaseTls {
+    /// Where the CA was read from, for messages.
+    pub ca_file: PathBuf,
+    pub trust: postie_store_pg::DbTls,
 }
 
 impl Config {
@@ -562,6 +574,10 @@ fn postgres_config(
         let password = password.strip_suffix(b"\r").unwrap_or(password);
         database.password(password);
     }
+    let tls = match &section.ca_file {
+        Some(path) => Some(database_tls(&base.join(path), &database, file_name)?),
+        None => None,
+    };
     if section.pool_size == 0 {
         bail!("{file_name}: [postgres] pool_size = 0: a front end needs at least one connection");
     }
@@ -572,6 +588,30 @@ fn postgres_config(
         database: Box::new(database),
         pool_size: section.pool_size,
         lease: Duration::from_secs(section.lease_secs),
+        tls,
+    })
+}
+
+/// `[postgres] ca_file`, read and checked now, so that a missing or wrong file stops the
+/// configuration rather than every connection later.
+fn database_tls(
+    ca_file: &Path,
+    database: &postie_store_pg::Config,
+    file_name: &str,
+) -> Result<DatabaseTls> {
+    let ca = ca_file.display();
+    if database.get_ssl_mode() == postie_store_pg::SslMode::Disable {
+        bail!("{file_name}: [postgres] ca_file = {ca:?} asks for TLS, but the url says sslmode=disable: remove one of them");
+    }
+    let pem = std::fs::read(ca_file).with_context(|| {
+        format!("{file_name}: [postgres] ca_file: cannot read {ca}: put the PEM certificate of the CA that signed the database server's certificate there (readable by the user serve runs as), or remove ca_file to connect without TLS")
+    })?;
+    let trust = postie_store_pg::DbTls::from_pem(&pem).map_err(|error| {
+        anyhow::anyhow!("{file_name}: [postgres] ca_file {ca}: {error}: it must hold the PEM certificate (-----BEGIN CERTIFICATE-----) of the CA that signed the database server's certificate")
+    })?;
+    Ok(DatabaseTls {
+        ca_file: ca_file.to_path_buf(),
+        trust,
     })
 }
 
@@ -779,18 +819,32 @@ mod tests {
             database,
             pool_size,
             lease,
+            tls,
         } = with("").unwrap().store
         else {
             panic!("a postgres store")
         };
         assert_eq!(database.get_hosts().len(), 2, "both hosts, in order");
         assert_eq!((pool_size, lease), (16, Duration::from_secs(300)));
+        assert_eq!(tls, None, "plain connections without ca_file");
         let StoreConfig::Postgres { lease, .. } = with("lease_secs = 3\n").unwrap().store else {
             panic!("a postgres store")
         };
         assert_eq!(lease, Duration::from_secs(3));
         let error = with("lease_secs = 0\n").unwrap_err().to_string();
         assert!(error.contains("[postgres] lease_secs = 0"), "{error}");
+    }
+
+    #[test]
+    fn a_ca_file_with_sslmode_disable_is_refused() {
+        let error = parse(
+            "[mail]\nstore = \"postgres\"\n[postgres]\n\
+             url = \"postgresql://postie@db1/postie?sslmode=disable\"\nca_file = \"db-ca.pem\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("[postgres] ca_file"), "{error}");
+        assert!(error.contains("sslmode=disable"), "{error}");
     }
 
     #[test]

@@ -15,7 +15,7 @@ use postie_store::{
     Delivery, MailStore, MaildirBody, MaildirDrop, MaildirStore, Maildrop, MessageBody,
     MessageInfo, StoreError, Update, Usage,
 };
-use postie_store_pg::{PgBody, PgDrop, PgOptions, PgStore};
+use postie_store_pg::{PgBody, PgDrop, PgOptions, PgStore, Transport};
 
 /// The store the configuration names.
 #[derive(Clone)]
@@ -47,7 +47,8 @@ pub fn open(config: &StoreConfig) -> ConfiguredStore {
             database,
             pool_size,
             lease,
-        } => ConfiguredStore::Postgres(PgStore::new(
+            tls,
+        } => ConfiguredStore::Postgres(PgStore::with_transport(
             (**database).clone(),
             PgOptions {
                 pool_size: *pool_size,
@@ -55,6 +56,8 @@ pub fn open(config: &StoreConfig) -> ConfiguredStore {
                 lease_renew_every: *lease / 5,
                 ..PgOptions::default()
             },
+            tls.as_ref()
+                .map_or(Transport::Plain, |tls| Transport::Tls(tls.trust.clone())),
         )),
     }
 }

@@ -473,3 +473,89 @@ fn children_of(parent: i32) -> Vec<i32> {
         })
         .collect()
 }
+
+/// A server of its own that takes only TLS connections from loopback (`ssl = on`, pg_hba
+/// `hostssl` alone), its certificate for `localhost` and 127.0.0.1 signed by a CA the test
+/// made; for the tests of TLS to the database. It stops with the test binary.
+// Only the TLS tests use it.
+#[allow(dead_code)]
+pub struct TlsCluster {
+    port: u16,
+    ca_pem: String,
+}
+
+#[allow(dead_code)]
+impl TlsCluster {
+    /// Starts it; a test that cannot fails.
+    pub fn start() -> TlsCluster {
+        Self::try_start().unwrap_or_else(|e| {
+            panic!("this test needs PostgreSQL 15 and could not start a TLS-only server: {e}")
+        })
+    }
+
+    fn try_start() -> Result<TlsCluster, String> {
+        let dir = cluster_folder()?;
+        let data = dir.join("data");
+        initdb(&data)?;
+        let (ca_pem, cert_pem, key_pem) = test_certificates()?;
+        for (name, pem) in [("server.crt", &cert_pem), ("server.key", &key_pem)] {
+            write_for_postgres(&data.join(name), pem.as_bytes())?;
+        }
+        write_for_postgres(
+            &data.join("pg_hba.conf"),
+            b"local all all trust\nhostssl all all 127.0.0.1/32 trust\n",
+        )?;
+        let port = free_port()?;
+        stop_at_exit(&dir, &[&data])?;
+        start_server(
+            &dir,
+            &data,
+            port,
+            "-c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key",
+        )?;
+        Ok(TlsCluster { port, ca_pem })
+    }
+
+    /// The PEM certificate of the CA that signed the server's.
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+
+    /// Its `postgres` database over 127.0.0.1.
+    pub fn config(&self) -> Config {
+        loopback_config(self.port, "postgres")
+    }
+}
+
+/// A CA, and a server certificate and key it signed for `localhost` and 127.0.0.1, as PEM.
+fn test_certificates() -> Result<(String, String, String), String> {
+    let failed = |e: rcgen::Error| format!("making the test certificates: {e}");
+    let ca_key = rcgen::KeyPair::generate().map_err(failed)?;
+    let mut ca = rcgen::CertificateParams::new(Vec::new()).map_err(failed)?;
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "postie test database CA");
+    let ca_cert = ca.self_signed(&ca_key).map_err(failed)?;
+    let server_key = rcgen::KeyPair::generate().map_err(failed)?;
+    let server = rcgen::CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()])
+        .map_err(failed)?;
+    let server_cert = server
+        .signed_by(&server_key, &ca_cert, &ca_key)
+        .map_err(failed)?;
+    Ok((ca_cert.pem(), server_cert.pem(), server_key.serialize_pem()))
+}
+
+/// Writes a file the server reads, owned by the user it runs as and readable by it alone (as
+/// PostgreSQL demands of a key).
+fn write_for_postgres(path: &Path, contents: &[u8]) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, contents)
+        .and_then(|()| std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)))
+        .map_err(|e| format!("writing {}: {e}", path.display()))?;
+    if running_as_root() {
+        let (uid, gid) = (id_of_postgres("-u")?, id_of_postgres("-g")?);
+        std::os::unix::fs::chown(path, Some(uid), Some(gid))
+            .map_err(|e| format!("handing {} to postgres: {e}", path.display()))?;
+    }
+    Ok(())
+}

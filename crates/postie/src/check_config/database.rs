@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use postie::config::{Config, UserSource};
+use postie::config::{Config, StoreConfig, UserSource};
 use postie_store_pg::{PgUsers, SCHEMA_VERSION};
 
 use super::report::Report;
@@ -15,6 +15,16 @@ const CONNECT_LIMIT: Duration = Duration::from_secs(10);
 pub(super) fn check(config: &Config, report: &mut Report) {
     let ConfiguredStore::Postgres(store) = crate::store::open(&config.store) else {
         return;
+    };
+    let (transport, unusable_hint) = match &config.store {
+        StoreConfig::Postgres { tls: Some(tls), .. } => (
+            format!("over TLS, its certificate verified against [postgres] ca_file {}", tls.ca_file.display()),
+            "check the url, the user, password_file and the server's pg_hba.conf; for TLS, that the server has ssl = on and a certificate signed by the ca_file's CA for the url's host name (or IP)",
+        ),
+        _ => (
+            "without TLS (set [postgres] ca_file for TLS)".to_owned(),
+            "check the url, the user, password_file and the server's pg_hba.conf (a hostssl-only server needs [postgres] ca_file)",
+        ),
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -36,7 +46,7 @@ pub(super) fn check(config: &Config, report: &mut Report) {
         ),
         Ok(Err(error)) => report.error(
             format!("[postgres] url: cannot use the database: {error}"),
-            "check the url, the user, password_file and the server's pg_hba.conf",
+            unusable_hint,
         ),
         Ok(Ok(status)) => {
             if status.read_only {
@@ -45,7 +55,10 @@ pub(super) fn check(config: &Config, report: &mut Report) {
                     "list the primary in the url, or every host with ?target_session_attrs=read-write",
                 );
             } else {
-                report.ok(format!("[postgres] reached {}, read-write", status.server));
+                report.ok(format!(
+                    "[postgres] reached {}, read-write, {transport}",
+                    status.server
+                ));
             }
             match status.schema_version {
                 Some(SCHEMA_VERSION) => {

@@ -35,7 +35,28 @@ pub(super) fn check(config: &Config, user: Option<&SystemUser>, report: &mut Rep
     }
     match &config.store {
         StoreConfig::Maildir { template } => maildir(template, user, report),
-        StoreConfig::Postgres { .. } => {}
+        StoreConfig::Postgres { tls: Some(tls), .. } => ca_file(&tls.ca_file, user, report),
+        StoreConfig::Postgres { tls: None, .. } => {}
+    }
+}
+
+/// `[postgres] ca_file` was read to load the configuration; a reload reads it again as the
+/// user serve runs as.
+fn ca_file(path: &Path, user: Option<&SystemUser>, report: &mut Report) {
+    let (Some(user), Ok(meta)) = (user, std::fs::metadata(path)) else {
+        return;
+    };
+    if can_read(&meta, user) {
+        report.ok(format!("[postgres] ca_file {} is readable", path.display()));
+    } else {
+        report.error(
+            format!(
+                "[postgres] ca_file {}: user {} may not read it, so a reload as that user fails",
+                path.display(),
+                user.name
+            ),
+            format!("chmod a+r {} (a CA certificate is public)", path.display()),
+        );
     }
 }
 
