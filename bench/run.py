@@ -48,6 +48,7 @@ def parse_args():
     p.add_argument("--idle-sessions", type=int, default=90, help="sessions held for the side-by-side memory figure (Dovecot's default process_limit is 100)")
     p.add_argument("--idle-max", type=int, default=19000, help="sessions postie alone must hold at once (each is a descriptor: keep below the hard RLIMIT_NOFILE)")
     p.add_argument("--skip-dovecot", action="store_true")
+    p.add_argument("--port-offset", type=int, default=0, help="added to every server port, for a second run beside another")
     p.add_argument("--skip-pg", action="store_true", help="leave out postie on PostgreSQL")
     p.add_argument("--no-build", action="store_true", help="use the binaries already built")
     p.add_argument("--bin-dir", help="take postie and postie-bench from here instead of target/")
@@ -397,10 +398,17 @@ def main():
     for _ in range(0 if args.append else repeat):
         record("loopback throughput (MB/s)", "loopback", bench(bench_bin, "loopback", "--megabytes", 256 if args.smoke else 4096)["value"])
 
+    for ports in (PORTS, LMTP_PORTS):
+        for name, port in ports.items():
+            ports[name] = tuple(p + args.port_offset for p in port) if isinstance(port, tuple) else port + args.port_offset
     names = servers + (["postie-pg-2"] if "postie-pg" in servers else [])
-    busy = [p for server in names for p in PORTS[server] + (LMTP_PORTS[server],) if not port_free(p)]
-    if busy:
-        sys.exit(f"ports {busy} are in use: stop what listens there (an earlier run?)")
+
+    def check_ports():
+        busy = [p for server in names for p in PORTS[server] + (LMTP_PORTS[server],) if not port_free(p)]
+        if busy:
+            sys.exit(f"ports {busy} are in use: stop what listens there (an earlier run?) or pass --port-offset")
+
+    check_ports()
     pg = PgCluster(root)
     try:
         if "postie-pg" in servers:
@@ -410,6 +418,7 @@ def main():
             started = time.time()
             load_pg(root, postie_bin, cert, key, pg, boxes)
             print(f"postie-pg: schema and fixtures loaded in {time.time() - started:.1f} s", file=sys.stderr)
+            check_ports()  # again: loading takes minutes
         run_scenarios(args, root, servers, only, fixture, postie_bin, bench_bin, cert, key, pg, record)
     finally:
         pg.stop()
