@@ -8,7 +8,7 @@ paths and ports) on the same data, runs the scenarios of postie-bench against ea
 each figure, and prints a table of medians and ratios. It also writes the table as Markdown and
 an SVG chart (bench/results.md, bench/chart.svg).
 
-Usage: bench/run.py [--smoke] [--debug] [--repeat N] [--dir DIR]
+Usage: bench/run.py [--smoke] [--debug] [--repeat N] [--dir DIR] [--only LIST] [--skip-pg] [--port-offset N]
 Loopback only; every loop is bounded. Run as root (Dovecot needs a mail user it can switch to).
 """
 
