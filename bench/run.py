@@ -51,7 +51,7 @@ def parse_args():
     p.add_argument("--port-offset", type=int, default=0, help="added to every server port, for a second run beside another")
     p.add_argument("--skip-pg", action="store_true", help="leave out postie on PostgreSQL")
     p.add_argument("--no-build", action="store_true", help="use the binaries already built")
-    p.add_argument("--bin-dir", help="take postie and postie-bench from here instead of target/")
+    p.add_argument("--bin-dir", help="take postie and postie-bench from here instead of $CARGO_TARGET_DIR or target/")
     p.add_argument("--append", action="store_true", help="add to the results.json of an earlier run in --dir (e.g. --only fetch later)")
     p.add_argument("--only", default=SCENARIOS, help="comma-separated scenarios to run")
     return p.parse_args()
@@ -519,7 +519,7 @@ def deliver_two_front_ends(bench_bin, deliveries):
                               "--messages", str(deliveries), "--concurrency", "8"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             for name in ("postie-pg", "postie-pg-2")]
     for run in runs:
-        out, err = run.communicate(timeout=600)
+        _, err = run.communicate(timeout=600)
         if run.returncode != 0:
             sys.exit(f"postie-bench deliver (two front ends) failed:\n{err[-2000:]}")
     return 2 * deliveries / (time.time() - started)
