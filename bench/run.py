@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """postie vs Dovecot, side by side on this machine.
 
-Builds deterministic fixtures, starts postie and a throwaway Dovecot (Debian's dovecot-pop3d,
-default settings apart from paths and ports) on the same data, runs every scenario of
-postie-bench against both, repeats each figure, and prints a table of medians and ratios. It
-also writes the table as Markdown and an SVG chart (bench/results.md, bench/chart.svg).
+Builds deterministic fixtures, starts postie on Maildir, postie on PostgreSQL ("postie-pg": a
+throwaway PostgreSQL 15 cluster started here, the fixtures imported with `postie store
+import-maildir`) and a throwaway Dovecot (Debian's dovecot-pop3d, default settings apart from
+paths and ports) on the same data, runs the scenarios of postie-bench against each, repeats
+each figure, and prints a table of medians and ratios. It also writes the table as Markdown and
+an SVG chart (bench/results.md, bench/chart.svg).
 
-Usage: bench/run.py [--smoke] [--debug] [--repeat N] [--dir DIR]
+Usage: bench/run.py [--smoke] [--debug] [--repeat N] [--dir DIR] [--only LIST] [--skip-pg] [--port-offset N]
 Loopback only; every loop is bounded. Run as root (Dovecot needs a mail user it can switch to).
 """
 
@@ -24,8 +26,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 MAIL_USER = "postiebench"
-PORTS = {"postie": (31110, 31995), "dovecot": (32110, 32995)}
-LMTP_PORTS = {"postie": 31024, "dovecot": 32024}
+PORTS = {"postie": (31110, 31995), "dovecot": (32110, 32995), "postie-pg": (33110, 33995), "postie-pg-2": (34110, 34995)}
+LMTP_PORTS = {"postie": 31024, "dovecot": 32024, "postie-pg": 33024, "postie-pg-2": 34024}
+# Where Debian's postgresql-15 puts its programs.
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+SCENARIOS = "sessions,retr,deliver,bigbox,fetch,idle,rss,frontends"
 
 
 def sh(*args, **kwargs):
@@ -41,10 +48,12 @@ def parse_args():
     p.add_argument("--idle-sessions", type=int, default=90, help="sessions held for the side-by-side memory figure (Dovecot's default process_limit is 100)")
     p.add_argument("--idle-max", type=int, default=19000, help="sessions postie alone must hold at once (each is a descriptor: keep below the hard RLIMIT_NOFILE)")
     p.add_argument("--skip-dovecot", action="store_true")
+    p.add_argument("--port-offset", type=int, default=0, help="added to every server port, for a second run beside another")
+    p.add_argument("--skip-pg", action="store_true", help="leave out postie on PostgreSQL")
     p.add_argument("--no-build", action="store_true", help="use the binaries already built")
-    p.add_argument("--bin-dir", help="take postie and postie-bench from here instead of target/")
+    p.add_argument("--bin-dir", help="take postie and postie-bench from here instead of $CARGO_TARGET_DIR or target/")
     p.add_argument("--append", action="store_true", help="add to the results.json of an earlier run in --dir (e.g. --only fetch later)")
-    p.add_argument("--only", default="sessions,retr,deliver,bigbox,fetch,idle", help="comma-separated scenarios to run")
+    p.add_argument("--only", default=SCENARIOS, help="comma-separated scenarios to run")
     return p.parse_args()
 
 
@@ -56,6 +65,7 @@ class Fixture:
         self.retr_size = (64 << 10) if smoke else (1 << 20)
         self.big_messages = 1000 if smoke else 100_000
         self.fetch_messages = 50 if smoke else 1000
+        self.huge_size = (2 << 20) if smoke else (50 << 20)
 
     @staticmethod
     def message(box, i, size):
@@ -91,6 +101,8 @@ class Fixture:
             self.write_box(data / "retr" / "Maildir", "retr", self.retr_messages, self.retr_size)
             self.write_box(data / "big" / "Maildir", "big", self.big_messages, 400)
             self.write_box(data / "fetch" / "Maildir", "fetch", self.fetch_messages, 8000)
+            if server == "postie":  # for postie and postie-pg: Dovecot's RSS is not measured
+                self.write_box(data / "huge" / "Maildir", "huge", 1, self.huge_size)
             for sub in ("tmp", "new", "cur"):
                 (data / "lmtp" / "Maildir" / sub).mkdir(parents=True, exist_ok=True)
             # Dovecot allows 10 sessions per user and address by default: idle sessions spread over users.
@@ -123,14 +135,22 @@ def make_cert(root):
 
 
 IDLE_USERS = 100
-USERS = "sess:{PLAIN}bench\nretr:{PLAIN}bench\nbig:{PLAIN}bench\nfetch:{PLAIN}bench\nlmtp:{PLAIN}bench\n" + "".join(f"idle{n}:{{PLAIN}}bench\n" for n in range(IDLE_USERS))
+USERS = "sess:{PLAIN}bench\nretr:{PLAIN}bench\nbig:{PLAIN}bench\nfetch:{PLAIN}bench\nlmtp:{PLAIN}bench\nhuge:{PLAIN}bench\n" + "".join(f"idle{n}:{{PLAIN}}bench\n" for n in range(IDLE_USERS))
 
 
-def start_postie(root, binary, cert, key):
-    home = root / "postie"
+def postie_config(root, name, cert, key, pg_url=None):
+    """Writes the configuration of the postie called `name` (a key of PORTS): its mail in
+    Maildirs, or in the database at `pg_url`. Returns its path."""
+    home = root / name
+    home.mkdir(parents=True, exist_ok=True)
     (home / "users").write_text(USERS)
-    plain, tls = PORTS["postie"]
-    (home / "postie.toml").write_text(f"""hostname = "localhost"
+    plain, tls = PORTS[name]
+    store = f"""store = "postgres"
+[postgres]
+url = "{pg_url}"
+""" if pg_url else ""
+    config = home / "postie.toml"
+    config.write_text(f"""hostname = "localhost"
 # Like Dovecot's mail processes, postie serves as an unprivileged user.
 user = "{MAIL_USER}"
 [pop3]
@@ -139,7 +159,7 @@ listen_tls = ["127.0.0.1:{tls}"]
 max_connections = 100000
 max_connections_per_ip = 100000
 [lmtp]
-listen = ["127.0.0.1:{LMTP_PORTS["postie"]}"]
+listen = ["127.0.0.1:{LMTP_PORTS[name]}"]
 [tls]
 cert = "{cert}"
 key = "{key}"
@@ -147,11 +167,87 @@ key = "{key}"
 passwd_file = "users"
 [mail]
 maildir = "mail/{{user}}/Maildir"
-""")
-    log = open(home / "postie.log", "w")
-    proc = subprocess.Popen([str(binary), "serve", "--config", str(home / "postie.toml")], stdout=log, stderr=log)
-    wait_port(plain)
+{store}""")
+    return config
+
+
+def start_postie(root, binary, cert, key, name="postie", pg_url=None):
+    config = postie_config(root, name, cert, key, pg_url)
+    log = open(config.parent / "postie.log", "w")
+    proc = subprocess.Popen([str(binary), "serve", "--config", str(config)], stdout=log, stderr=log)
+    wait_port(PORTS[name][0])
     return proc
+
+
+class PgCluster:
+    """A throwaway PostgreSQL 15 cluster under the bench directory, run by the postgres user on
+    a free loopback port, with its default settings (fsync and synchronous_commit on) apart
+    from where it listens; one database, `postie`."""
+
+    def __init__(self, root):
+        self.dir = root / "pg"
+        self.data = self.dir / "data"
+        self.port = None
+
+    def pg(self, tool, *args):
+        done = subprocess.run(["runuser", "-u", "postgres", "--", str(PG_BIN / tool), *map(str, args)],
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300)
+        if done.returncode != 0:
+            log = self.dir / "log"
+            sys.exit(f"{tool} {' '.join(map(str, args))} failed (exit {done.returncode}):\n{done.stdout}{done.stderr}"
+                     + (f"\nserver log:\n{log.read_text()[-3000:]}" if log.exists() else ""))
+
+    def start(self):
+        if (self.data / "postmaster.pid").exists():
+            # Left running by an earlier run that was killed.
+            subprocess.run(["runuser", "-u", "postgres", "--", str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop"],
+                           capture_output=True)
+        shutil.rmtree(self.dir, ignore_errors=True)
+        self.dir.mkdir(parents=True)
+        shutil.chown(self.dir, "postgres", "postgres")
+        self.pg("initdb", "-D", self.data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-locale")
+        self.port = free_port()
+        settings = f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories={self.dir}"
+        self.pg("pg_ctl", "-D", self.data, "-l", self.dir / "log", "-w", "-t", "60", "-o", settings, "start")
+        self.pg("createdb", "-h", "127.0.0.1", "-p", self.port, "-U", "postgres", "postie")
+
+    def psql(self, sql):
+        self.pg("psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", self.port, "-U", "postgres", "-d", "postie", "-c", sql)
+
+    def url(self):
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postie"
+
+    def stop(self):
+        if self.port is not None:
+            self.pg("pg_ctl", "-D", self.data, "-m", "fast", "-w", "-t", "60", "stop")
+            self.port = None
+
+
+def load_pg(root, binary, cert, key, pg, boxes):
+    """Creates the schema of postie-pg's database and imports the fixtures' Maildirs (those
+    of postie, before postie has served them) into it, box by box."""
+    config = postie_config(root, "postie-pg", cert, key, pg.url())
+    # As the mail user: the import takes the Maildir's lock and may write its uidlist, which
+    # postie must be able to open later.
+    admin = lambda *args: sh("runuser", "-u", MAIL_USER, "--", str(binary), "store", *args, "--config", str(config), stdout=subprocess.DEVNULL)
+    admin("migrate")
+    # Loading is not measured: without waiting for a WAL flush per commit (an import stores
+    # each body in transactions of its own), 100,000 messages load in minutes, not in an hour.
+    # The front ends connect later and get the default back, synchronous_commit = on.
+    pg.psql("ALTER DATABASE postie SET synchronous_commit = off")
+    for box in boxes:
+        admin("import-maildir", "--user", box, str(root / "postie" / "mail" / box / "Maildir"))
+    pg.psql("ALTER DATABASE postie RESET synchronous_commit")
+    # As after any bulk load: statistics and the visibility map now, not from an autovacuum
+    # that starts during a timed run.
+    pg.psql("VACUUM (ANALYZE)")
+
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def start_dovecot(root, cert, key):
@@ -272,7 +368,7 @@ def main():
     cargo = ["cargo", "build", "-q", "-p", "postie", "-p", "postie-bench"] + ([] if args.debug else ["--release"])
     if not args.no_build:
         sh(*cargo, cwd=ROOT)
-    bins = Path(args.bin_dir) if args.bin_dir else ROOT / "target" / profile
+    bins = Path(args.bin_dir) if args.bin_dir else Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / profile
     postie_bin = bins / "postie"
     bench_bin = bins / "postie-bench"
     root = Path(args.dir)
@@ -282,9 +378,11 @@ def main():
     fixture = Fixture(args.smoke)
     if not args.append:
         fixture.build(root)
-    servers = ["postie"] + ([] if args.skip_dovecot else ["dovecot"])
+    servers = ["postie"] + ([] if args.skip_pg else ["postie-pg"]) + ([] if args.skip_dovecot else ["dovecot"])
     only = set(args.only.split(","))
-    seconds = 0.5 if args.smoke else 5
+    unknown = only - set(SCENARIOS.split(","))
+    if unknown:
+        sys.exit(f"--only: no scenario called {', '.join(sorted(unknown))}; there are {SCENARIOS}")
     repeat = 1 if args.smoke else args.repeat
     results = {}  # (figure) -> {server: [values]}
     if args.append and (root / "results.json").exists():
@@ -300,35 +398,77 @@ def main():
     for _ in range(0 if args.append else repeat):
         record("loopback throughput (MB/s)", "loopback", bench(bench_bin, "loopback", "--megabytes", 256 if args.smoke else 4096)["value"])
 
-    busy = [p for server in servers for p in PORTS[server] if not port_free(p)]
-    if busy:
-        sys.exit(f"ports {busy} are in use: stop what listens there (an earlier run?)")
+    for ports in (PORTS, LMTP_PORTS):
+        for name, port in ports.items():
+            ports[name] = tuple(p + args.port_offset for p in port) if isinstance(port, tuple) else port + args.port_offset
+    names = servers + (["postie-pg-2"] if "postie-pg" in servers else [])
+
+    def check_ports():
+        busy = [p for server in names for p in PORTS[server] + (LMTP_PORTS[server],) if not port_free(p)]
+        if busy:
+            sys.exit(f"ports {busy} are in use: stop what listens there (an earlier run?) or pass --port-offset")
+
+    check_ports()
+    pg = PgCluster(root)
+    try:
+        if "postie-pg" in servers:
+            # Imported before postie serves the same Maildirs, so what is imported is the fixture as built.
+            pg.start()
+            boxes = ["sess", "retr", "big", "huge"] + ([f"idle{n}" for n in range(IDLE_USERS)] if "idle" in only else [])
+            started = time.time()
+            load_pg(root, postie_bin, cert, key, pg, boxes)
+            print(f"postie-pg: schema and fixtures loaded in {time.time() - started:.1f} s", file=sys.stderr)
+            check_ports()  # again: loading takes minutes
+        run_scenarios(args, root, servers, only, fixture, postie_bin, bench_bin, cert, key, pg, record)
+    finally:
+        pg.stop()
+
+    report(results, args.smoke)
+
+
+def run_scenarios(args, root, servers, only, fixture, postie_bin, bench_bin, cert, key, pg, record):
+    seconds = 0.5 if args.smoke else 5
+    repeat = 1 if args.smoke else args.repeat
+    deliveries = 100 if args.smoke else 2000
     procs = {}
     try:
         procs["postie"] = start_postie(root, postie_bin, cert, key)
+        if "postie-pg" in servers:
+            procs["postie-pg"] = start_postie(root, postie_bin, cert, key, "postie-pg", pg.url())
+            if "frontends" in only:
+                procs["postie-pg-2"] = start_postie(root, postie_bin, cert, key, "postie-pg-2", pg.url())
         if "dovecot" in servers:
             procs["dovecot"] = start_dovecot(root, cert, key)
         # Servers take turns within each repetition, so that load from elsewhere on the
         # machine falls on both alike.
         for _ in range(repeat):
             for server in servers:
+                # postie-pg: its TLS is postie's own, and a database has no index to drop.
+                tls_too = (False,) if server == "postie-pg" else (False, True)
                 if "sessions" in only:
-                    for tls in (False, True):
+                    for tls in tls_too:
                         figure = "sessions/s, implicit TLS" if tls else "sessions/s, plain"
                         out = bench(bench_bin, "sessions", *target(server, "sess", tls, cert), "--concurrency", 16, "--seconds", seconds)
                         record(figure, server, out["value"])
                 if "retr" in only:
-                    for tls in (False, True):
+                    for tls in tls_too:
                         figure = "RETR MB/s, TLS" if tls else "RETR MB/s, plain"
                         record(figure, server, bench(bench_bin, "retr", *target(server, "retr", tls, cert))["value"])
                 if "deliver" in only:
                     out = bench(bench_bin, "deliver", "--addr", f"127.0.0.1:{LMTP_PORTS[server]}", "--rcpt", "lmtp@localhost",
-                                "--messages", 100 if args.smoke else 2000, "--concurrency", 8)
+                                "--messages", deliveries, "--concurrency", 8)
                     record("LMTP deliveries/s (fsync)", server, out["value"])
+                if "frontends" in only and server == "postie-pg":
+                    record("LMTP deliveries/s, two postie-pg front ends on one database (8 connections each)", server,
+                           deliver_two_front_ends(bench_bin, deliveries))
+                if "rss" in only and server != "dovecot":
+                    record(f"front-end RSS growth during one RETR of a {fixture.huge_size >> 20} MiB message (KiB)", server,
+                           retr_rss_growth(PORTS[server][0], procs[server].pid, fixture.huge_size))
                 if "bigbox" in only:
-                    drop_indexes(root, server, "big")
-                    first = bench(bench_bin, "bigbox", *target(server, "big"), "--repeat", 1, "--expect", fixture.big_messages)
-                    record("big maildrop, first open (s)", server, first["times"][0])
+                    if server != "postie-pg":
+                        drop_indexes(root, server, "big")
+                        first = bench(bench_bin, "bigbox", *target(server, "big"), "--repeat", 1, "--expect", fixture.big_messages)
+                        record("big maildrop, first open (s)", server, first["times"][0])
                     again = bench(bench_bin, "bigbox", *target(server, "big"), "--repeat", 5, "--expect", fixture.big_messages)
                     record("big maildrop, repeated (s)", server, statistics.median(again["times"]))
         if "fetch" in only and "dovecot" in procs:
@@ -359,7 +499,10 @@ def main():
             if server == "postie":
                 counts.append((many, f"memory per idle session, {kind}, {many} held (KiB)"))
             for sessions, figure in counts:
-                proc = start_postie(root, postie_bin, cert, key) if server == "postie" else start_dovecot(root, cert, key)
+                if server == "dovecot":
+                    proc = start_dovecot(root, cert, key)
+                else:
+                    proc = start_postie(root, postie_bin, cert, key, server, pg.url() if server == "postie-pg" else None)
                 try:
                     held = bench(bench_bin, "idle", *target(server, "idle{n}", tls, cert), "--sessions", sessions, "--pids", proc.pid)
                     record(figure, server, held["value"])
@@ -367,7 +510,60 @@ def main():
                     stop(proc)
                     wait_port_free(PORTS[server][0])
 
-    report(results, args.smoke)
+
+def deliver_two_front_ends(bench_bin, deliveries):
+    """LMTP deliveries/s through two postie-pg front ends at once, each with the deliver
+    scenario's 8 connections: all messages over the wall time of both runs."""
+    started = time.time()
+    runs = [subprocess.Popen([str(bench_bin), "deliver", "--addr", f"127.0.0.1:{LMTP_PORTS[name]}", "--rcpt", "lmtp@localhost",
+                              "--messages", str(deliveries), "--concurrency", "8"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for name in ("postie-pg", "postie-pg-2")]
+    for run in runs:
+        _, err = run.communicate(timeout=600)
+        if run.returncode != 0:
+            sys.exit(f"postie-bench deliver (two front ends) failed:\n{err[-2000:]}")
+    return 2 * deliveries / (time.time() - started)
+
+
+def rss_kib(pid):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    sys.exit(f"no VmRSS for process {pid}")
+
+
+def retr_rss_growth(port, pid, size):
+    """Logs in as `huge`, then RETRs its one message, reading as fast as it comes and sampling
+    the server's RSS every 256 KiB; returns the peak above the RSS just before the RETR (KiB)."""
+    import socket
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as conn:
+        reader = conn.makefile("rb")
+        for command in (None, b"USER huge", b"PASS bench"):
+            if command:
+                conn.sendall(command + b"\r\n")
+            reply = reader.readline()
+            if not reply.startswith(b"+OK"):
+                sys.exit(f"huge: {command} got {reply!r}")
+        before = peak = rss_kib(pid)
+        conn.sendall(b"RETR 1\r\n")
+        if not reader.readline().startswith(b"+OK"):
+            sys.exit("huge: RETR 1 refused")
+        received, tail, since = 0, b"", 0
+        while not tail.endswith(b"\r\n.\r\n"):
+            data = reader.read1(1 << 20)
+            if not data:
+                sys.exit(f"huge: the connection closed after {received} octets of the message")
+            received += len(data)
+            tail = (tail + data)[-5:]
+            since += len(data)
+            if since >= 256 << 10:
+                peak = max(peak, rss_kib(pid))
+                since = 0
+        peak = max(peak, rss_kib(pid))
+        if received < size:
+            sys.exit(f"huge: {received} octets received for a {size}-octet message")
+        conn.sendall(b"QUIT\r\n")
+    return peak - before
 
 
 def fetch_run(root, tool, postie_bin, cert, expected):
@@ -439,16 +635,22 @@ def report(results, smoke):
     for figure, by_server in results.items():
         if figure.startswith("loopback"):
             continue
-        p = by_server.get("postie", [])
-        pm = statistics.median(p) if p else None
-        others = [name for name in by_server if name != "postie"] or ["dovecot"]
-        for other in others:
-            o = by_server.get(other, [])
-            om = statistics.median(o) if o else None
-            ratio = pm / om if pm and om else None
-            rows.append((figure, pm, other, om, ratio, spread(p), spread(o)))
+        # postie on Maildir first, then postie on PostgreSQL, each beside the others.
+        subjects = [name for name in ("postie", "postie-pg") if name in by_server] or ["postie"]
+        others = [name for name in by_server if name not in ("postie", "postie-pg")] or ["dovecot"]
+        for subject in subjects:
+            p = by_server.get(subject, [])
+            pm = statistics.median(p) if p else None
+            label = figure if subject == "postie" else f"{figure} [postie-pg]"
+            for other in others:
+                o = by_server.get(other, [])
+                om = statistics.median(o) if o else None
+                ratio = pm / om if pm and om else None
+                rows.append((label, pm, other, om, ratio, spread(p), spread(o)))
     lines = [
         f"Loopback limit (raw TCP, one stream): {loopback:.0f} MB/s",
+        "",
+        "Rows marked [postie-pg] are postie on PostgreSQL; the others postie on Maildir.",
         "",
         "| figure | postie median | compared with | its median | ratio postie/other | postie spread | other's spread |",
         "|---|---|---|---|---|---|---|",
