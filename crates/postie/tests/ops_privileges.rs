@@ -9,12 +9,9 @@ use common::{find_program, ServerBuilder, BIN};
 
 const USER: &str = "postie-test";
 
-/// Set to 1, root-only tests that cannot run here are skipped instead of failing.
-const SKIP_ROOT: &str = "POSTIE_TEST_SKIP_ROOT";
-
-/// Whether this root-only test can run here: as root, with the tools it calls. When it
-/// cannot, it fails, so that it never passes without having run, unless SKIP_ROOT opts out.
-fn can_run_as_root(tools: &[&str]) -> bool {
+/// Fails the test unless it can run here: as root, with the tools it calls. It never
+/// passes without having run (CI runs the tests as root).
+fn require_root(tools: &[&str]) {
     // SAFETY: geteuid has no preconditions.
     let problem = if unsafe { libc::geteuid() } != 0 {
         Some("it must run as root (CI runs the tests as root)".to_owned())
@@ -24,15 +21,8 @@ fn can_run_as_root(tools: &[&str]) -> bool {
             .find(|tool| find_program(tool).is_none())
             .map(|tool| format!("it needs {tool}, which is not installed"))
     };
-    match problem {
-        None => true,
-        Some(problem) if std::env::var(SKIP_ROOT).is_ok_and(|v| v == "1") => {
-            eprintln!("skipped as {SKIP_ROOT}=1 asks: {problem}");
-            false
-        }
-        Some(problem) => {
-            panic!("this test cannot run here: {problem}; set {SKIP_ROOT}=1 to skip it instead")
-        }
+    if let Some(problem) = problem {
+        panic!("this test cannot run here: {problem}");
     }
 }
 
@@ -83,9 +73,7 @@ fn uids(status: &str) -> Vec<u32> {
 
 #[test]
 fn root_with_user_binds_then_serves_as_that_user() {
-    if !can_run_as_root(&["id", "useradd", "chown"]) {
-        return;
-    }
+    require_root(&["id", "useradd", "chown"]);
     let uid = test_user();
     let server = ServerBuilder::new()
         .top(&format!("user = \"{USER}\""))
@@ -121,9 +109,7 @@ fn root_with_user_binds_then_serves_as_that_user() {
 
 #[test]
 fn root_without_user_refuses_unless_allowed() {
-    if !can_run_as_root(&[]) {
-        return;
-    }
+    require_root(&[]);
     let dir = tempfile::tempdir().unwrap();
     ServerBuilder::new().write(dir.path());
     let out = serve_and_wait(&dir.path().join("postie.toml"));
