@@ -38,25 +38,14 @@ impl PgLoginState {
         ip: IpAddr,
         user: Option<&str>,
     ) -> Result<FailureCounts, StoreError> {
-        let context = (ip.to_string(), user, self.forget_after.as_secs_f64());
         let rows = self
-            .pool
-            .transaction(
-                IsolationLevel::ReadCommitted,
-                &context,
-                |tx, (address, user, forget)| {
-                    Box::pin(async move {
-                        Ok(tx
-                            .query(
-                                "SELECT kind, failures FROM login_failures
-                                 WHERE ((kind = 'address' AND subject = $1)
-                                        OR (kind = 'user' AND subject = $2))
-                                   AND last_at > now() - $3 * interval '1 second'",
-                                &[address, user, forget],
-                            )
-                            .await?)
-                    })
-                },
+            .failure_rows(
+                ip,
+                user,
+                "SELECT kind, failures FROM login_failures
+             WHERE ((kind = 'address' AND subject = $1)
+                    OR (kind = 'user' AND subject = $2))
+               AND last_at > now() - $3 * interval '1 second'",
             )
             .await?;
         Ok(counts(&rows, 0))
@@ -69,39 +58,48 @@ impl PgLoginState {
         ip: IpAddr,
         user: Option<&str>,
     ) -> Result<FailureCounts, StoreError> {
-        let context = (ip.to_string(), user, self.forget_after.as_secs_f64());
+        // The address row before the user row: concurrent attempts lock in one order and
+        // cannot deadlock.
         let rows = self
-            .pool
+            .failure_rows(
+                ip,
+                user,
+                "INSERT INTO login_failures AS f (kind, subject, failures, last_at)
+             SELECT kind, subject, 1, now()
+             FROM (VALUES (1, 'address', $1::TEXT), (2, 'user', $2::TEXT))
+                  AS v (rank, kind, subject)
+             WHERE subject IS NOT NULL
+             ORDER BY rank
+             ON CONFLICT (kind, subject) DO UPDATE
+             SET failures = CASE
+                     WHEN f.last_at <= now() - $3 * interval '1 second' THEN 1
+                     ELSE f.failures + 1
+                 END,
+                 last_at = now()
+             RETURNING kind, failures",
+            )
+            .await?;
+        Ok(counts(&rows, 1))
+    }
+
+    /// Runs `sql`, a statement on `login_failures` taking the address, the user name and
+    /// `forget_after` in seconds, and returns its `(kind, failures)` rows.
+    async fn failure_rows(
+        &self,
+        ip: IpAddr,
+        user: Option<&str>,
+        sql: &'static str,
+    ) -> Result<Vec<tokio_postgres::Row>, StoreError> {
+        let context = (ip.to_string(), user, self.forget_after.as_secs_f64());
+        self.pool
             .transaction(
                 IsolationLevel::ReadCommitted,
                 &context,
                 |tx, (address, user, forget)| {
-                    Box::pin(async move {
-                        // The address row before the user row in every statement: concurrent
-                        // attempts lock in one order and cannot deadlock.
-                        Ok(tx
-                            .query(
-                                "INSERT INTO login_failures AS f (kind, subject, failures, last_at)
-                                 SELECT kind, subject, 1, now()
-                                 FROM (VALUES (1, 'address', $1::TEXT), (2, 'user', $2::TEXT))
-                                      AS v (rank, kind, subject)
-                                 WHERE subject IS NOT NULL
-                                 ORDER BY rank
-                                 ON CONFLICT (kind, subject) DO UPDATE
-                                 SET failures = CASE
-                                         WHEN f.last_at <= now() - $3 * interval '1 second' THEN 1
-                                         ELSE f.failures + 1
-                                     END,
-                                     last_at = now()
-                                 RETURNING kind, failures",
-                                &[address, user, forget],
-                            )
-                            .await?)
-                    })
+                    Box::pin(async move { Ok(tx.query(sql, &[address, user, forget]).await?) })
                 },
             )
-            .await?;
-        Ok(counts(&rows, 1))
+            .await
     }
 
     /// Records a login of `user` now unless the previous one is less than `delay` ago; one
