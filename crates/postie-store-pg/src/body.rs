@@ -1,17 +1,26 @@
 //! Reading a message: the recipient's headers, then the body's chunks fetched a couple at a
-//! time by (body, seq), each fetch a short transaction of its own, so that memory stays at a
-//! few chunks whatever the size and no transaction lasts as long as a slow client.
+//! time by (body, seq), each fetch one statement outside any transaction, so that memory
+//! stays at a few chunks whatever the size and nothing is held open for a slow client.
+//!
+//! The next fetch is under way while the chunks of the last one are handed out: the database
+//! reads and sends while the front end writes to its client, rather than each waiting for
+//! the other.
 
 use std::collections::VecDeque;
 use std::io;
 
 use postie_store::MessageBody;
-use tokio_postgres::IsolationLevel;
+use tokio::task::JoinHandle;
+use tokio_postgres::types::Type;
+use tokio_postgres::Row;
 
 use crate::pool::Pool;
 
 /// Chunks fetched by one query.
-const CHUNKS_PER_FETCH: i32 = 2;
+pub(crate) const CHUNKS_PER_FETCH: i32 = 2;
+/// Fetches under way at once, each on a connection of its own: the database's work for one
+/// is not serialised behind the other's.
+const FETCHES_AHEAD: usize = 2;
 
 /// A message of a [`crate::PgStore`] being read.
 pub struct PgBody {
@@ -20,14 +29,33 @@ pub struct PgBody {
     /// Chunks and octets of the body, as recorded when it was complete.
     chunks: i32,
     size: i64,
-    /// The next chunk to fetch.
-    next_seq: i32,
-    /// Octets of the body fetched so far.
+    /// The first chunk not yet asked for.
+    requested: i32,
+    /// The first chunk not yet received.
+    received: i32,
+    /// Octets of the body received so far.
     fetched: i64,
+    /// The fetches under way, in order, of the chunks from `received` on.
+    in_flight: VecDeque<JoinHandle<io::Result<Vec<Row>>>>,
     /// What `read` hands out now: the headers first, then one chunk after another.
-    current: Vec<u8>,
+    current: Piece,
     at: usize,
-    ahead: VecDeque<Vec<u8>>,
+    ahead: VecDeque<Row>,
+}
+
+/// Octets being handed out: the headers, or a chunk served from the row that brought it.
+enum Piece {
+    Headers(Vec<u8>),
+    Chunk(Row),
+}
+
+impl Piece {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Piece::Headers(headers) => headers,
+            Piece::Chunk(row) => row.get(1),
+        }
+    }
 }
 
 impl PgBody {
@@ -37,51 +65,66 @@ impl PgBody {
             body_id,
             chunks,
             size,
-            next_seq: 0,
+            requested: 0,
+            received: 0,
             fetched: 0,
-            current: headers,
+            in_flight: VecDeque::new(),
+            current: Piece::Headers(headers),
             at: 0,
             ahead: VecDeque::new(),
         }
     }
 
-    /// The next chunks into `ahead`; an error if any is missing (the body was reclaimed or
-    /// damaged): the caller must not take a short body for a whole one.
-    async fn fetch(&mut self) -> io::Result<()> {
-        let last = (self.next_seq + CHUNKS_PER_FETCH).min(self.chunks);
-        let context = (self.body_id, self.next_seq, last);
-        let rows = self
-            .pool
-            .transaction(
-                IsolationLevel::ReadCommitted,
-                &context,
-                |tx, (body_id, first, last)| {
-                    Box::pin(async move {
-                        Ok(tx
-                            .query(
-                                "SELECT seq, data FROM body_chunks
-                                 WHERE body_id = $1 AND seq >= $2 AND seq < $3
-                                 ORDER BY seq",
-                                &[body_id, first, last],
-                            )
-                            .await?)
-                    })
-                },
-            )
-            .await
-            .map_err(io::Error::other)?;
+    /// Starts fetching the next chunks when few are left to hand out.
+    fn read_ahead(&mut self) {
+        while self.in_flight.len() < FETCHES_AHEAD
+            && self.requested < self.chunks
+            && self.ahead.len() < CHUNKS_PER_FETCH as usize
+        {
+            let last = (self.requested + CHUNKS_PER_FETCH).min(self.chunks);
+            let fetch = fetch(self.pool.clone(), self.body_id, self.requested, last);
+            self.in_flight.push_back(tokio::spawn(fetch));
+            self.requested = last;
+        }
+    }
+
+    /// The body's first chunks, fetched with the message's row: in rows that begin as a
+    /// fetch's do (seq, data), the seq NULL when the body has no chunk.
+    pub(crate) fn with_first_chunks(mut self, rows: Vec<Row>) -> io::Result<Self> {
+        let rows = rows
+            .into_iter()
+            .filter(|row| row.get::<_, Option<i32>>(0).is_some())
+            .collect();
+        let last = CHUNKS_PER_FETCH.min(self.chunks);
+        self.requested = last;
+        self.take(rows, last)?;
+        Ok(self)
+    }
+
+    /// The chunks of the oldest fetch under way into `ahead`.
+    async fn receive(&mut self) -> io::Result<()> {
+        let Some(in_flight) = self.in_flight.pop_front() else {
+            return Err(self.damaged("no fetch under way"));
+        };
+        let last = (self.received + CHUNKS_PER_FETCH).min(self.chunks);
+        let rows = in_flight.await.map_err(io::Error::other)??;
+        self.take(rows, last)
+    }
+
+    /// Fetched chunks up to `last` into `ahead`; an error if any is missing (the body was
+    /// reclaimed or damaged): the caller must not take a short body for a whole one.
+    fn take(&mut self, rows: Vec<Row>, last: i32) -> io::Result<()> {
         for row in rows {
             let seq: i32 = row.get(0);
-            if seq != self.next_seq {
+            if seq != self.received {
                 break;
             }
-            let data: Vec<u8> = row.get(1);
-            self.fetched += data.len() as i64;
-            self.ahead.push_back(data);
-            self.next_seq += 1;
+            self.fetched += row.get::<_, &[u8]>(1).len() as i64;
+            self.ahead.push_back(row);
+            self.received += 1;
         }
-        if self.next_seq < last {
-            return Err(self.damaged(&format!("chunk {} is missing", self.next_seq)));
+        if self.received < last {
+            return Err(self.damaged(&format!("chunk {} is missing", self.received)));
         }
         Ok(())
     }
@@ -94,10 +137,33 @@ impl PgBody {
     }
 }
 
+/// Chunks `first..last` of a body, in order.
+async fn fetch(pool: Pool, body_id: i64, first: i32, last: i32) -> io::Result<Vec<Row>> {
+    pool.read(&(body_id, first, last), |client, (body_id, first, last)| {
+        Box::pin(async move {
+            Ok(client
+                .query_typed(
+                    "SELECT seq, data FROM body_chunks
+                     WHERE body_id = $1 AND seq >= $2 AND seq < $3
+                     ORDER BY seq",
+                    &[
+                        (body_id, Type::INT8),
+                        (first, Type::INT4),
+                        (last, Type::INT4),
+                    ],
+                )
+                .await?)
+        })
+    })
+    .await
+    .map_err(io::Error::other)
+}
+
 impl MessageBody for PgBody {
     async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
-            let rest = &self.current[self.at..];
+            self.read_ahead();
+            let rest = &self.current.bytes()[self.at..];
             if !rest.is_empty() {
                 let n = rest.len().min(buf.len());
                 buf[..n].copy_from_slice(&rest[..n]);
@@ -105,18 +171,27 @@ impl MessageBody for PgBody {
                 return Ok(n);
             }
             if let Some(next) = self.ahead.pop_front() {
-                self.current = next;
+                self.current = Piece::Chunk(next);
                 self.at = 0;
                 continue;
             }
-            if self.next_seq >= self.chunks {
+            if self.received >= self.chunks {
                 if self.fetched != self.size {
                     let what = format!("{} octets stored of {}", self.fetched, self.size);
                     return Err(self.damaged(&what));
                 }
                 return Ok(0);
             }
-            self.fetch().await?;
+            self.receive().await?;
+        }
+    }
+}
+
+impl Drop for PgBody {
+    /// A RETR that ended early (the client left) stops its fetches.
+    fn drop(&mut self) {
+        for in_flight in self.in_flight.drain(..) {
+            in_flight.abort();
         }
     }
 }

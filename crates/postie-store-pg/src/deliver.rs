@@ -1,45 +1,81 @@
-//! Delivery: the body stored once, in chunks, then one short transaction per recipient that
-//! takes a UID and the quota from the counter row and adds the recipient's message row.
+//! Delivery: the body stored once, in chunks, and each recipient's copy added by the
+//! maildrop's [`Committer`], which takes a UID and the quota from the counter row.
 //!
-//! The body is written before any recipient's transaction, in transactions of a few chunks,
-//! and marked complete last; until a recipient refers to it, it counts as released, so a
-//! delivery that fails half-way leaves only a body that the sweep reclaims.
+//! A small message to one recipient (most mail) goes into the database whole in its copy's
+//! transaction: one COMMIT, one WAL flush. A larger body, or one shared by several recipients,
+//! is written first, in transactions of a few chunks, and marked complete last; until a
+//! recipient refers to it, it counts as released, so a delivery that fails half-way leaves
+//! only a body that the sweep reclaims.
 
 use std::io::{self, Read};
 use std::sync::Arc;
 
-use postie_metrics::METRICS;
 use postie_store::{Delivery, MessageSource, Recipient, StoreError};
 use tokio::sync::mpsc;
+use tokio_postgres::types::Type;
 use tokio_postgres::{IsolationLevel, Transaction};
 
-use crate::maildrop::ensure_maildrop;
-use crate::pool::{Pool, TxError, TxFailure};
+use crate::committer::Committer;
+use crate::pool::Pool;
 use crate::size::{crlf_size, BodyCount};
 
 /// The largest chunk of a body, the schema's limit too.
 pub(crate) const CHUNK: usize = 256 * 1024;
 /// Chunks written per transaction: fewer commits for a large body, a bounded amount in memory.
 const CHUNKS_PER_TRANSACTION: usize = 4;
-/// The highest UID a maildrop hands out; the UIDL has eight hex digits for it.
-const LAST_UID: i64 = u32::MAX as i64;
 
-pub(crate) async fn deliver(pool: &Pool, delivery: Delivery) -> Vec<Result<(), StoreError>> {
-    let body = match store_body(pool, Arc::clone(&delivery.message), Hold::Released).await {
+pub(crate) async fn deliver(
+    pool: &Pool,
+    committer: &Committer,
+    delivery: Delivery,
+) -> Vec<Result<(), StoreError>> {
+    let body = match copy_body(pool, &delivery).await {
         Ok(body) => body,
-        Err(e) => {
-            return delivery
-                .recipients
-                .iter()
-                .map(|_| Err(StoreError::Temporary(e.to_string())))
-                .collect()
-        }
+        Err(e) => return delivery.recipients.iter().map(|_| Err(e.clone())).collect(),
     };
-    let mut results = Vec::with_capacity(delivery.recipients.len());
-    for recipient in &delivery.recipients {
-        results.push(deliver_to(pool, &body, recipient).await);
+    // Every copy is queued before any is awaited: a message to several users is committed
+    // for all of them at once, each in its own maildrop's batch.
+    let pending: Vec<_> = delivery
+        .recipients
+        .iter()
+        .map(|recipient| committer.submit(RecipientCopy::new(recipient, body.clone())))
+        .collect();
+    let mut results = Vec::with_capacity(pending.len());
+    for copy in pending {
+        results.push(copy.await);
     }
     results
+}
+
+/// The body as the recipients' copies refer to it: read whole when it is small and has one
+/// recipient, stored first otherwise.
+async fn copy_body(pool: &Pool, delivery: &Delivery) -> Result<CopyBody, StoreError> {
+    let len = delivery.message.len();
+    if delivery.recipients.len() == 1 && len <= CHUNK as u64 {
+        let message = Arc::clone(&delivery.message);
+        let read = tokio::task::spawn_blocking(move || read_small(&*message))
+            .await
+            .map_err(|e| StoreError::Temporary(format!("reading the message: {e}")))?
+            .map_err(|e| StoreError::Temporary(format!("reading the message: {e}")))?;
+        return Ok(CopyBody::Inline(Arc::new(read)));
+    }
+    let stored = store_body(pool, Arc::clone(&delivery.message), Hold::Released).await?;
+    Ok(CopyBody::Stored(Arc::new(stored)))
+}
+
+/// A message of at most one chunk, whole, and its count.
+fn read_small(message: &dyn MessageSource) -> io::Result<InlineBody> {
+    let mut data = vec![0u8; message.len() as usize];
+    let n = read_full(&mut message.reader()?, &mut data)?;
+    if n != data.len() {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("the message ended after {n} of {} octets", data.len()),
+        ));
+    }
+    let mut count = BodyCount::default();
+    count.update(&data);
+    Ok(InlineBody { data, count })
 }
 
 /// A complete body in the database.
@@ -60,12 +96,28 @@ pub(crate) enum Hold {
 }
 
 /// Reads the message on the blocking pool (a [`MessageSource`] reader blocks) and writes its
-/// chunks as they come; at most a few chunks are in memory at once.
+/// chunks as they come; at most a few chunks are in memory at once. A body that fits in one
+/// batch of chunks is stored in one transaction, complete from the start.
 pub(crate) async fn store_body(
     pool: &Pool,
     message: Arc<dyn MessageSource>,
     hold: Hold,
 ) -> Result<StoredBody, StoreError> {
+    let (chunks, mut incoming) = mpsc::channel(CHUNKS_PER_TRANSACTION);
+    let reader = tokio::task::spawn_blocking(move || read_chunks(&*message, &chunks));
+    let mut batch = Vec::with_capacity(CHUNKS_PER_TRANSACTION);
+    let mut end = false;
+    while batch.len() < CHUNKS_PER_TRANSACTION && !end {
+        match incoming.recv().await {
+            Some(chunk) => batch.push(chunk),
+            None => end = true,
+        }
+    }
+    if end {
+        let count = counted(reader).await?;
+        let id = write_whole(pool, &count, &batch, hold).await?;
+        return Ok(StoredBody { id, count });
+    }
     let insert = match hold {
         Hold::Released => "INSERT INTO bodies DEFAULT VALUES RETURNING id",
         Hold::Held => "INSERT INTO bodies (released_at) VALUES (NULL) RETURNING id",
@@ -75,14 +127,8 @@ pub(crate) async fn store_body(
             Box::pin(async move { Ok(tx.query_one(insert, &[]).await?.get(0)) })
         })
         .await?;
-    let (chunks, mut incoming) = mpsc::channel(CHUNKS_PER_TRANSACTION);
-    let reader = tokio::task::spawn_blocking(move || read_chunks(&*message, &chunks));
     let mut seq = 0i32;
-    let mut batch = Vec::with_capacity(CHUNKS_PER_TRANSACTION);
     loop {
-        let next = incoming.recv().await;
-        let end = next.is_none();
-        batch.extend(next);
         if batch.len() == CHUNKS_PER_TRANSACTION || (end && !batch.is_empty()) {
             write_chunks(pool, id, seq, &batch).await?;
             seq += batch.len() as i32;
@@ -91,13 +137,13 @@ pub(crate) async fn store_body(
         if end {
             break;
         }
+        match incoming.recv().await {
+            Some(chunk) => batch.push(chunk),
+            None => end = true,
+        }
     }
-    let count = reader
-        .await
-        .map_err(|e| StoreError::Temporary(format!("reading the message: {e}")))?
-        .map_err(|e| StoreError::Temporary(format!("reading the message: {e}")))?;
-    let size = i64::try_from(count.counter.raw_size())
-        .map_err(|_| StoreError::Permanent("message too large".into()))?;
+    let count = counted(reader).await?;
+    let size = body_size(&count)?;
     pool.transaction(
         IsolationLevel::ReadCommitted,
         &(id, size, seq),
@@ -114,6 +160,85 @@ pub(crate) async fn store_body(
     )
     .await?;
     Ok(StoredBody { id, count })
+}
+
+/// The reader's count once it has sent its last chunk.
+async fn counted(
+    reader: tokio::task::JoinHandle<io::Result<BodyCount>>,
+) -> Result<BodyCount, StoreError> {
+    reader
+        .await
+        .map_err(|e| StoreError::Temporary(format!("reading the message: {e}")))?
+        .map_err(|e| StoreError::Temporary(format!("reading the message: {e}")))
+}
+
+fn body_size(count: &BodyCount) -> Result<i64, StoreError> {
+    i64::try_from(count.counter.raw_size())
+        .map_err(|_| StoreError::Permanent("message too large".into()))
+}
+
+/// A body whose chunks are all here, stored complete in one transaction.
+async fn write_whole(
+    pool: &Pool,
+    count: &BodyCount,
+    chunks: &[Vec<u8>],
+    hold: Hold,
+) -> Result<i64, StoreError> {
+    let size = body_size(count)?;
+    let released = hold == Hold::Released;
+    pool.transaction(
+        IsolationLevel::ReadCommitted,
+        &(size, chunks, released),
+        |tx, (size, chunks, released)| {
+            Box::pin(async move {
+                let id = insert_complete_body(tx, *size, chunks.len() as i32, *released).await?;
+                for (seq, chunk) in chunks.iter().enumerate() {
+                    insert_chunk(tx, id, seq as i32, chunk).await?;
+                }
+                Ok(id)
+            })
+        },
+    )
+    .await
+}
+
+/// A body row with its size known; `released`: nothing is to refer to it at once.
+async fn insert_complete_body(
+    tx: &Transaction<'_>,
+    size: i64,
+    chunks: i32,
+    released: bool,
+) -> Result<i64, tokio_postgres::Error> {
+    let row = tx
+        .query_typed_one(
+            "INSERT INTO bodies (size, chunks, released_at)
+             VALUES ($1, $2, CASE WHEN $3 THEN now() END) RETURNING id",
+            &[
+                (&size, Type::INT8),
+                (&chunks, Type::INT4),
+                (&released, Type::BOOL),
+            ],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
+async fn insert_chunk(
+    tx: &Transaction<'_>,
+    body_id: i64,
+    seq: i32,
+    data: &[u8],
+) -> Result<(), tokio_postgres::Error> {
+    tx.execute_typed(
+        "INSERT INTO body_chunks (body_id, seq, data) VALUES ($1, $2, $3)",
+        &[
+            (&body_id, Type::INT8),
+            (&seq, Type::INT4),
+            (&data, Type::BYTEA),
+        ],
+    )
+    .await?;
+    Ok(())
 }
 
 /// Sends the message in chunks of [`CHUNK`] octets (the last one shorter) and counts it.
@@ -163,12 +288,7 @@ async fn write_chunks(
         |tx, (body_id, first_seq, batch)| {
             Box::pin(async move {
                 for (i, chunk) in batch.iter().enumerate() {
-                    let seq = first_seq + i as i32;
-                    tx.execute(
-                        "INSERT INTO body_chunks (body_id, seq, data) VALUES ($1, $2, $3)",
-                        &[body_id, &seq, &chunk.as_slice()],
-                    )
-                    .await?;
+                    insert_chunk(tx, *body_id, first_seq + i as i32, chunk).await?;
                 }
                 Ok(())
             })
@@ -177,172 +297,56 @@ async fn write_chunks(
     .await
 }
 
-/// What one recipient's transaction needs.
-struct RecipientCopy<'a> {
-    delivery_id: [u8; 16],
-    user: &'a str,
-    headers: &'a [u8],
-    body_id: i64,
-    raw_size: i64,
-    crlf_size: i64,
-    quota_bytes: i64,
-    quota_messages: i64,
+/// A body as a copy refers to it.
+#[derive(Clone)]
+pub(crate) enum CopyBody {
+    /// Small, for one recipient: stored in the copy's own transaction.
+    Inline(Arc<InlineBody>),
+    /// In the database already, complete.
+    Stored(Arc<StoredBody>),
 }
 
-async fn deliver_to(
-    pool: &Pool,
-    body: &StoredBody,
-    recipient: &Recipient,
-) -> Result<(), StoreError> {
-    let octets = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
-    let copy = RecipientCopy {
-        delivery_id: rand::random(),
-        user: &recipient.user,
-        headers: &recipient.headers,
-        body_id: body.id,
-        raw_size: octets(recipient.headers.len() as u64 + body.count.counter.raw_size()),
-        crlf_size: octets(crlf_size(&recipient.headers, &body.count)),
-        quota_bytes: octets(recipient.quota.bytes),
-        quota_messages: octets(recipient.quota.messages),
-    };
-    let added = pool
-        .transaction_or_in_doubt(IsolationLevel::ReadCommitted, &copy, |tx, copy| {
-            Box::pin(add_copy(tx, copy))
-        })
-        .await;
-    match added {
-        Ok(()) => Ok(()),
-        Err(TxFailure::Failed(e)) => Err(e),
-        // The connection failed during COMMIT, perhaps after the server had committed: the
-        // copy's row says which, on whichever host takes writes now (the lookup waits for a
-        // failover like any transaction). Acknowledging a copy that is not there would lose
-        // mail, and refusing one that is would deliver it twice when the sender retries.
-        Err(TxFailure::InDoubt(e)) => {
-            let (outcome, result) = match committed(pool, &copy.delivery_id).await {
-                Ok(true) => ("committed", Ok(())),
-                Ok(false) => ("absent", Err(e)),
-                Err(lookup) => {
-                    tracing::warn!(user = copy.user, error = %lookup, "a delivery's COMMIT lost its answer and could not be looked up: answering 451, so the sender's retry may store it twice");
-                    ("unresolved", Err(e))
-                }
-            };
-            METRICS.db_in_doubt_commits.inc([outcome]);
-            result
+pub(crate) struct InlineBody {
+    pub data: Vec<u8>,
+    pub count: BodyCount,
+}
+
+impl CopyBody {
+    fn count(&self) -> &BodyCount {
+        match self {
+            CopyBody::Inline(body) => &body.count,
+            CopyBody::Stored(body) => &body.count,
         }
     }
 }
 
-/// Whether the copy `delivery_id` names was committed, found by fencing it: inserting its id
-/// waits for the delivery's transaction if that is still running on a server process of the
-/// lost connection, and a fence put first stops it from ever committing. Never a guess.
-async fn committed(pool: &Pool, delivery_id: &[u8; 16]) -> Result<bool, StoreError> {
-    pool.transaction(
-        IsolationLevel::ReadCommitted,
-        delivery_id,
-        |tx, delivery_id| {
-            Box::pin(async move {
-                let id = delivery_id.as_slice();
-                let fenced_now = tx
-                    .query_opt(
-                        "INSERT INTO delivery_fences (delivery_id, fenced) VALUES ($1, true)
-                         ON CONFLICT (delivery_id) DO NOTHING RETURNING 1",
-                        &[&id],
-                    )
-                    .await?;
-                if fenced_now.is_some() {
-                    return Ok(false);
-                }
-                // There already: the delivery's own row, or a fence an earlier lookup put.
-                let fenced: bool = tx
-                    .query_one(
-                        "SELECT fenced FROM delivery_fences WHERE delivery_id = $1",
-                        &[&id],
-                    )
-                    .await?
-                    .get(0);
-                Ok(!fenced)
-            })
-        },
-    )
-    .await
+/// One recipient's copy of a message, as its maildrop's [`Committer`] adds it.
+pub(crate) struct RecipientCopy {
+    /// Chosen here: the copy's row carries it, so a COMMIT whose answer was lost can be
+    /// looked up.
+    pub delivery_id: [u8; 16],
+    pub user: String,
+    pub headers: Vec<u8>,
+    pub body: CopyBody,
+    pub raw_size: i64,
+    pub crlf_size: i64,
+    pub quota_bytes: i64,
+    pub quota_messages: i64,
 }
 
-async fn add_copy(tx: &Transaction<'_>, copy: &RecipientCopy<'_>) -> Result<(), TxError> {
-    let maildrop = ensure_maildrop(tx, copy.user).await?;
-    // The quota check and the UID in one statement on the counter row: a concurrent delivery
-    // waits for this row, then sees the counters this one left.
-    let taken = tx
-        .query_opt(
-            "UPDATE maildrops
-             SET next_uid = next_uid + 1, bytes = bytes + $2, messages = messages + 1
-             WHERE id = $1 AND next_uid <= $5::bigint
-               AND ($3::bigint = 0 OR bytes + $2::bigint <= $3::bigint)
-               AND ($4::bigint = 0 OR messages + 1 <= $4::bigint)
-             RETURNING next_uid - 1",
-            &[
-                &maildrop,
-                &copy.raw_size,
-                &copy.quota_bytes,
-                &copy.quota_messages,
-                &LAST_UID,
-            ],
-        )
-        .await?;
-    let Some(taken) = taken else {
-        return Err(refusal(tx, maildrop, copy.user).await);
-    };
-    let uid: i64 = taken.get(0);
-    let referenced = tx
-        .execute(
-            "UPDATE bodies SET refs = refs + 1, released_at = NULL
-             WHERE id = $1 AND size IS NOT NULL",
-            &[&copy.body_id],
-        )
-        .await?;
-    if referenced != 1 {
-        return Err(StoreError::Temporary(
-            "the message body was reclaimed before its delivery ended".into(),
-        )
-        .into());
+impl RecipientCopy {
+    fn new(recipient: &Recipient, body: CopyBody) -> Self {
+        let octets = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        let count = body.count();
+        RecipientCopy {
+            delivery_id: rand::random(),
+            user: recipient.user.clone(),
+            headers: recipient.headers.clone(),
+            raw_size: octets(recipient.headers.len() as u64 + count.counter.raw_size()),
+            crlf_size: octets(crlf_size(&recipient.headers, count)),
+            quota_bytes: octets(recipient.quota.bytes),
+            quota_messages: octets(recipient.quota.messages),
+            body,
+        }
     }
-    // The fence row in the same statement: see `committed`.
-    tx.execute(
-        "WITH fence AS (INSERT INTO delivery_fences (delivery_id) VALUES ($7))
-         INSERT INTO messages
-             (maildrop_id, uid, body_id, headers, raw_size, crlf_size, delivery_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        &[
-            &maildrop,
-            &uid,
-            &copy.body_id,
-            &copy.headers,
-            &copy.raw_size,
-            &copy.crlf_size,
-            &copy.delivery_id.as_slice(),
-        ],
-    )
-    .await?;
-    Ok(())
-}
-
-/// Why the counter row refused a delivery: the quota, or (in theory) the last UID.
-async fn refusal(tx: &Transaction<'_>, maildrop: i64, user: &str) -> TxError {
-    let row = match tx
-        .query_one(
-            "SELECT bytes, messages, next_uid FROM maildrops WHERE id = $1",
-            &[&maildrop],
-        )
-        .await
-    {
-        Ok(row) => row,
-        Err(e) => return e.into(),
-    };
-    let (bytes, messages, next_uid): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
-    if next_uid > LAST_UID {
-        return StoreError::Permanent(format!("{user}'s maildrop has used its last UID")).into();
-    }
-    StoreError::OverQuota(format!(
-        "{user} holds {bytes} octets in {messages} messages"
-    ))
-    .into()
 }

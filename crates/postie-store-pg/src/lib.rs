@@ -29,11 +29,13 @@
 
 mod body;
 mod check;
+mod committer;
 mod deliver;
 mod lease;
 mod login_state;
 mod maildrop;
 mod migrate;
+mod next_message;
 mod pool;
 mod size;
 mod tls;
@@ -45,7 +47,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use postie_store::{Delivery, MailStore, StoreError, Usage};
+use tokio::sync::Semaphore;
 use tokio_postgres::IsolationLevel;
+
+use crate::committer::Committer;
 
 pub use body::PgBody;
 pub use check::{CheckReport, Checked, Finding};
@@ -113,6 +118,10 @@ pub struct PgStore {
     /// yet (the delete is spawned when a session is dropped): a new session here may take
     /// them over at once.
     released: Arc<Mutex<HashSet<i64>>>,
+    /// Deliveries' copies, committed a maildrop's batch at a time.
+    committer: Committer,
+    /// Messages the sessions may read ahead at once.
+    read_ahead: Arc<Semaphore>,
 }
 
 impl PgStore {
@@ -130,14 +139,17 @@ impl PgStore {
             // host, or the next attempt, gets its turn.
             config.connect_timeout(CONNECT_TIMEOUT);
         }
+        let pool = Pool::new(
+            config,
+            transport,
+            options.pool_size,
+            options.acquire_timeout,
+            options.reconnect_within,
+        );
         PgStore {
-            pool: Pool::new(
-                config,
-                transport,
-                options.pool_size,
-                options.acquire_timeout,
-                options.reconnect_within,
-            ),
+            committer: Committer::new(pool.clone()),
+            read_ahead: Arc::new(Semaphore::new(next_message::READ_AHEAD_BUDGET)),
+            pool,
             options,
             released: Arc::new(Mutex::new(HashSet::new())),
         }
@@ -300,7 +312,7 @@ impl MailStore for PgStore {
     }
 
     async fn deliver(&self, delivery: Delivery) -> Vec<Result<(), StoreError>> {
-        deliver::deliver(&self.pool, delivery).await
+        deliver::deliver(&self.pool, &self.committer, delivery).await
     }
 
     async fn usage(&self, user: &str) -> Result<Usage, StoreError> {

@@ -2,15 +2,18 @@
 //! while the session lives, and QUIT applied in one transaction.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use postie_metrics::METRICS;
 use postie_store::{DeletePolicy, Maildrop, MessageInfo, StoreError, Update};
 use postie_types::Uidl;
+use tokio::sync::Semaphore;
 use tokio_postgres::{IsolationLevel, Transaction};
 
 use crate::body::PgBody;
 use crate::lease::{self, Lease};
+use crate::next_message::{first_rows, NextMessage};
 use crate::pool::{Pool, TxError};
 use crate::PgStore;
 
@@ -98,7 +101,7 @@ pub(crate) async fn open(
                 Box::pin(snapshot(tx, user))
             })
             .await?;
-        return Ok(PgDrop::new(store.pool.clone(), listed, None));
+        return Ok(PgDrop::new(store, listed, None));
     }
     let token: i64 = rand::random();
     let context = (
@@ -129,11 +132,7 @@ pub(crate) async fn open(
         )
         .await?;
     let lease = Lease::start(store, maildrop, token);
-    Ok(PgDrop::new(
-        store.pool.clone(),
-        Some((maildrop, listed)),
-        Some(lease),
-    ))
+    Ok(PgDrop::new(store, Some((maildrop, listed)), Some(lease)))
 }
 
 /// A session's snapshot of a maildrop in PostgreSQL.
@@ -145,21 +144,26 @@ pub struct PgDrop {
     messages: Vec<MessageInfo>,
     /// Held by an exclusive session; released when dropped.
     lease: Option<Lease>,
+    /// The store's budget for reading ahead, and the message read ahead.
+    read_ahead: Arc<Semaphore>,
+    next: Option<NextMessage>,
 }
 
 impl PgDrop {
-    fn new(pool: Pool, listed: Option<(i64, Vec<Listed>)>, lease: Option<Lease>) -> Self {
+    fn new(store: &PgStore, listed: Option<(i64, Vec<Listed>)>, lease: Option<Lease>) -> Self {
         let (maildrop, listed) = match listed {
             Some((maildrop, listed)) => (Some(maildrop), listed),
             None => (None, Vec::new()),
         };
         let (uids, messages) = listed.into_iter().map(|l| (l.uid, l.info)).unzip();
         PgDrop {
-            pool,
+            pool: store.pool.clone(),
             maildrop,
             uids,
             messages,
             lease,
+            read_ahead: Arc::clone(&store.read_ahead),
+            next: None,
         }
     }
 
@@ -190,34 +194,28 @@ impl Maildrop for PgDrop {
     async fn open_message(&mut self, index: usize) -> Result<PgBody, StoreError> {
         let uid = self.uid(index)?;
         let maildrop = self.maildrop.expect("a maildrop listing messages exists");
-        let found = self
-            .pool
-            .transaction(
-                IsolationLevel::ReadCommitted,
-                &(maildrop, uid),
-                |tx, (maildrop, uid)| {
-                    Box::pin(async move {
-                        Ok(tx
-                            .query_opt(
-                                "SELECT m.headers, m.body_id, b.chunks, b.size
-                                 FROM messages m JOIN bodies b ON b.id = m.body_id
-                                 WHERE m.maildrop_id = $1 AND m.uid = $2
-                                   AND m.state <> 'trashed'",
-                                &[maildrop, uid],
-                            )
-                            .await?)
-                    })
-                },
-            )
-            .await?;
-        let row = found.ok_or(StoreError::Vanished(index + 1))?;
-        Ok(PgBody::new(
+        let read_ahead = self.next.take();
+        let rows = match read_ahead {
+            Some(next) => match next.take(index).await {
+                Some(rows) => rows,
+                None => first_rows(self.pool.clone(), maildrop, uid).await,
+            },
+            None => first_rows(self.pool.clone(), maildrop, uid).await,
+        }?;
+        if let Ok(next_uid) = self.uid(index + 1) {
+            self.next =
+                NextMessage::start(&self.read_ahead, &self.pool, maildrop, index + 1, next_uid);
+        }
+        let row = rows.first().ok_or(StoreError::Vanished(index + 1))?;
+        let body = PgBody::new(
             self.pool.clone(),
-            row.get(0),
-            row.get(1),
             row.get(2),
             row.get(3),
-        ))
+            row.get(4),
+            row.get(5),
+        );
+        body.with_first_chunks(rows)
+            .map_err(|e| StoreError::Temporary(e.to_string()))
     }
 
     async fn quit(mut self, update: Update) -> Result<(), StoreError> {

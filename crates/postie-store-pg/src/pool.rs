@@ -259,70 +259,113 @@ impl Pool {
         C: Sync + ?Sized,
         F: for<'a> FnMut(&'a Transaction<'a>, &'a C) -> TxFuture<'a, T> + Send,
     {
-        let failed = |e| Err(Gave::Failed(e));
-        let mut conflicts = 1;
-        let mut unreachable_since: Option<Instant> = None;
-        let mut reconnects = 0;
+        let mut retry = Retry::new(&self.shared);
         loop {
-            match self.attempt(isolation, context, &mut body).await {
+            let mut conn = match self.checkout().await {
+                Ok(conn) => conn,
+                Err(out) => {
+                    retry.after(out.into()).await?;
+                    continue;
+                }
+            };
+            let failed = match run(&mut conn, isolation, context, &mut body).await {
                 Ok(value) => return Ok(value),
-                Err(Attempt::Conflict(e)) if conflicts < MAX_ATTEMPTS => {
-                    tracing::debug!(attempt = conflicts, error = %describe(&e), "retrying a transaction");
-                    METRICS
-                        .db_retries
-                        .inc([e.code().map_or("connection", sqlstate_label)]);
-                    tokio::time::sleep(backoff(conflicts, MAX_BACKOFF)).await;
-                    conflicts += 1;
-                }
-                Err(Attempt::Conflict(e)) => return failed(TxError::Db(e)),
-                Err(Attempt::Unreachable { reason, sqlstate }) => {
-                    let since = *unreachable_since.get_or_insert_with(Instant::now);
-                    if since.elapsed() >= self.shared.reconnect_within {
-                        return failed(TxError::Store(StoreError::Temporary(format!(
-                            "{reason}; no PostgreSQL host that takes writes answered within {:?}",
-                            self.shared.reconnect_within
-                        ))));
-                    }
-                    tracing::debug!(error = %reason, "the database is out of reach; trying again");
-                    METRICS.db_retries.inc([sqlstate]);
-                    reconnects += 1;
-                    tokio::time::sleep(backoff(reconnects, MAX_RECONNECT_BACKOFF)).await;
-                }
-                Err(Attempt::InDoubt(e)) => return Err(Gave::InDoubt(e)),
-                Err(Attempt::Fail(e)) => return failed(e),
-            }
+                Err(failed) => failed,
+            };
+            retry.after(conn.judge(failed)).await?;
         }
     }
 
-    async fn attempt<C, T, F>(
-        &self,
-        isolation: IsolationLevel,
-        context: &C,
-        body: &mut F,
-    ) -> Result<T, Attempt>
+    /// Runs `body`'s statements outside a transaction, each with a snapshot of its own: for
+    /// a read that one statement answers, without the round trips of BEGIN and COMMIT.
+    /// Retried as [`Pool::transaction`] retries, on another connection when this one broke.
+    pub async fn read<C, T, F>(&self, context: &C, mut body: F) -> Result<T, StoreError>
     where
         C: Sync + ?Sized,
-        F: for<'a> FnMut(&'a Transaction<'a>, &'a C) -> TxFuture<'a, T> + Send,
+        F: for<'a> FnMut(&'a Client, &'a C) -> TxFuture<'a, T> + Send,
     {
-        let mut conn = match self.checkout().await {
-            Ok(conn) => conn,
-            Err(Checkout::Busy(e)) => return Err(Attempt::Fail(e.into())),
-            Err(Checkout::Unreachable(reason)) => {
-                return Err(Attempt::Unreachable {
-                    reason,
-                    sqlstate: "connection",
-                })
-            }
-        };
-        let failed = match run(&mut conn, isolation, context, body).await {
-            Ok(value) => return Ok(value),
-            Err(failed) => failed,
-        };
-        let attempt = failed.classify(conn.is_closed());
-        if matches!(attempt, Attempt::Unreachable { .. }) {
-            conn.discard();
+        let mut retry = Retry::new(&self.shared);
+        loop {
+            let failed = match self.checkout().await {
+                Ok(conn) => match body(&conn, context).await {
+                    Ok(value) => return Ok(value),
+                    Err(e) => {
+                        let failed = Failed::BeforeCommit(e);
+                        conn.judge(failed)
+                    }
+                },
+                Err(out) => out.into(),
+            };
+            retry.after(failed).await.map_err(|e| match e {
+                Gave::InDoubt(e) | Gave::Failed(TxError::Db(e)) => temporary(&e),
+                Gave::Failed(TxError::Store(e)) => e,
+            })?;
         }
-        Err(attempt)
+    }
+}
+
+/// How many times, and since when, one transaction has been tried.
+struct Retry<'p> {
+    shared: &'p Shared,
+    conflicts: u32,
+    unreachable_since: Option<Instant>,
+    reconnects: u32,
+}
+
+impl<'p> Retry<'p> {
+    fn new(shared: &'p Shared) -> Self {
+        Retry {
+            shared,
+            conflicts: 1,
+            unreachable_since: None,
+            reconnects: 0,
+        }
+    }
+
+    /// Waits before the next attempt after `attempt`, or gives up.
+    async fn after(&mut self, attempt: Attempt) -> Result<(), Gave> {
+        match attempt {
+            Attempt::Conflict(e) if self.conflicts < MAX_ATTEMPTS => {
+                tracing::debug!(attempt = self.conflicts, error = %describe(&e), "retrying a transaction");
+                METRICS
+                    .db_retries
+                    .inc([e.code().map_or("connection", sqlstate_label)]);
+                tokio::time::sleep(backoff(self.conflicts, MAX_BACKOFF)).await;
+                self.conflicts += 1;
+                Ok(())
+            }
+            Attempt::Conflict(e) => Err(Gave::Failed(TxError::Db(e))),
+            Attempt::Unreachable { reason, sqlstate } => {
+                let since = *self.unreachable_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= self.shared.reconnect_within {
+                    return Err(Gave::Failed(TxError::Store(StoreError::Temporary(
+                        format!(
+                            "{reason}; no PostgreSQL host that takes writes answered within {:?}",
+                            self.shared.reconnect_within
+                        ),
+                    ))));
+                }
+                tracing::debug!(error = %reason, "the database is out of reach; trying again");
+                METRICS.db_retries.inc([sqlstate]);
+                self.reconnects += 1;
+                tokio::time::sleep(backoff(self.reconnects, MAX_RECONNECT_BACKOFF)).await;
+                Ok(())
+            }
+            Attempt::InDoubt(e) => Err(Gave::InDoubt(e)),
+            Attempt::Fail(e) => Err(Gave::Failed(e)),
+        }
+    }
+}
+
+impl From<Checkout> for Attempt {
+    fn from(out: Checkout) -> Self {
+        match out {
+            Checkout::Busy(e) => Attempt::Fail(e.into()),
+            Checkout::Unreachable(reason) => Attempt::Unreachable {
+                reason,
+                sqlstate: "connection",
+            },
+        }
     }
 }
 
@@ -477,9 +520,14 @@ pub struct Conn {
 }
 
 impl Conn {
-    /// Closes the connection instead of pooling it: its server cannot take transactions.
-    fn discard(mut self) {
-        self.client = None;
+    /// What to do after `failed` on this connection; a connection whose server cannot take
+    /// transactions is closed instead of pooled.
+    fn judge(mut self, failed: Failed) -> Attempt {
+        let attempt = failed.classify(self.is_closed());
+        if matches!(attempt, Attempt::Unreachable { .. }) {
+            self.client = None;
+        }
+        attempt
     }
 }
 

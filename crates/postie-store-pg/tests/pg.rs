@@ -137,6 +137,30 @@ async fn a_missing_chunk_is_a_read_error_not_a_short_message() {
     assert_eq!(error.kind(), io::ErrorKind::UnexpectedEof, "{error}");
 }
 
+/// The store reads the next message ahead of its RETR; messages asked for in any order, or
+/// twice, are still each its own, whole.
+#[tokio::test]
+async fn messages_read_in_any_order_are_each_whole() {
+    let db = TestDb::create().await;
+    let store = db.store(PgOptions::default());
+    let messages: Vec<Vec<u8>> = (0..4u8)
+        .map(|n| {
+            let mut m = format!("Subject: {n}\n\n").into_bytes();
+            m.extend(std::iter::repeat_n(b'a' + n, (n as usize + 1) * CHUNK));
+            m
+        })
+        .collect();
+    for message in &messages {
+        deliver_ok(&store, &["alice"], message).await;
+    }
+    let mut drop = store.open("alice", true).await.unwrap();
+    for index in [0, 2, 1, 1, 3, 0, 3] {
+        let read = read_all(&mut drop, index).await.unwrap();
+        let expected = [&b"Delivered-To: alice\n"[..], &messages[index]].concat();
+        assert!(read == expected, "message {} read whole", index + 1);
+    }
+}
+
 /// Two front ends (two pools) deliver to one maildrop at once: the quota holds exactly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_front_ends_never_overshoot_a_quota() {
@@ -316,13 +340,15 @@ async fn the_sweep_reclaims_only_bodies_nothing_refers_to_after_the_grace() {
 
 #[tokio::test]
 async fn an_interrupted_delivery_leaves_a_body_for_the_sweep() {
+    // Large enough that chunks were written before the reader failed; a body that fails
+    // within its first few chunks is never written at all.
     struct Failing;
     impl postie_store::MessageSource for Failing {
         fn len(&self) -> u64 {
-            3 * CHUNK as u64
+            12 * CHUNK as u64
         }
         fn reader(&self) -> io::Result<Box<dyn io::Read + Send + '_>> {
-            let first = io::Cursor::new(vec![b'f'; CHUNK]);
+            let first = io::Cursor::new(vec![b'f'; 6 * CHUNK]);
             let broken = FailingRead;
             Ok(Box::new(io::Read::chain(first, broken)))
         }
@@ -357,6 +383,90 @@ async fn an_interrupted_delivery_leaves_a_body_for_the_sweep() {
     tokio::time::sleep(Duration::from_millis(10)).await;
     assert_eq!(store.sweep(10).await.unwrap(), 1);
     assert_eq!(count(&db, "SELECT count(*) FROM body_chunks").await, 0);
+}
+
+#[tokio::test]
+async fn an_interrupted_small_delivery_leaves_nothing() {
+    struct Failing;
+    impl postie_store::MessageSource for Failing {
+        fn len(&self) -> u64 {
+            4096
+        }
+        fn reader(&self) -> io::Result<Box<dyn io::Read + Send + '_>> {
+            Ok(Box::new(io::Read::chain(&[b's'; 100][..], FailingRead)))
+        }
+    }
+    struct FailingRead;
+    impl io::Read for FailingRead {
+        fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+            Err(io::Error::other("the spool file went away"))
+        }
+    }
+    let db = TestDb::create().await;
+    let store = db.store(PgOptions::default());
+    for recipients in [
+        vec![recipient("alice")],
+        vec![recipient("alice"), recipient("bob")],
+    ] {
+        let results = store
+            .deliver(Delivery {
+                message: Arc::new(Failing),
+                recipients,
+            })
+            .await;
+        assert!(
+            results
+                .iter()
+                .all(|r| matches!(r, Err(StoreError::Temporary(_)))),
+            "{results:?}"
+        );
+    }
+    assert_eq!(count(&db, "SELECT count(*) FROM bodies").await, 0);
+    assert_eq!(count(&db, "SELECT count(*) FROM messages").await, 0);
+}
+
+/// Copies for one maildrop queued while none is being committed go in one transaction; a
+/// copy over the quota is refused there without failing the others.
+#[tokio::test]
+async fn copies_for_one_maildrop_queued_together_commit_together() {
+    let db = TestDb::create().await;
+    let store = db.store(PgOptions::default());
+    let over_two = Recipient {
+        quota: Quota {
+            bytes: 0,
+            messages: 4,
+        },
+        ..recipient("alice")
+    };
+    let results = store
+        .deliver(Delivery {
+            message: Arc::new(b"Subject: six copies\n\nhello\n".to_vec()),
+            recipients: vec![over_two; 6],
+        })
+        .await;
+    let delivered = results.iter().filter(|r| r.is_ok()).count();
+    let refused = results
+        .iter()
+        .filter(|r| matches!(r, Err(StoreError::OverQuota(_))))
+        .count();
+    assert_eq!((delivered, refused), (4, 2), "{results:?}");
+    assert_eq!(
+        count(&db, "SELECT count(DISTINCT xmin::text) FROM messages").await,
+        1,
+        "the four copies were added by one transaction"
+    );
+    assert_eq!(
+        count(&db, "SELECT max(uid) FROM messages").await,
+        4,
+        "consecutive UIDs"
+    );
+    let usage = store.usage("alice").await.unwrap();
+    assert_eq!(usage.messages, 4);
+    assert_eq!(
+        count(&db, "SELECT refs::bigint FROM bodies").await,
+        4,
+        "one body, referred to by each copy delivered"
+    );
 }
 
 /// One of two transactions racing to increment a counter.

@@ -170,7 +170,7 @@ impl std::fmt::Debug for Delivery {
 /// Errors of the storage layer. The server maps `InUse` to `[IN-USE]`, `Permanent` to
 /// `[SYS/PERM]` and the rest to `[SYS/TEMP]`; delivery maps `OverQuota` to the quota reply
 /// and `Permanent` to a permanent failure, the rest to a temporary one.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("maildrop is in use by another session")]
     InUse,
