@@ -18,7 +18,7 @@ use tokio::sync::oneshot;
 use tokio_postgres::types::Type;
 use tokio_postgres::{IsolationLevel, Transaction};
 
-use crate::deliver::{CopyBody, RecipientCopy};
+use crate::deliver::{CopyBody, InlineBody, RecipientCopy, StoredBody};
 use crate::maildrop::ensure_maildrop;
 use crate::pool::{Pool, TxError, TxFailure};
 
@@ -181,23 +181,104 @@ async fn add_copies(
     tx: &Transaction<'_>,
     copies: &[RecipientCopy],
 ) -> Result<Vec<Result<(), StoreError>>, TxError> {
-    let Some(first) = copies.first() else {
-        return Ok(Vec::new());
-    };
-    let maildrop = ensure_maildrop(tx, &first.user).await?;
+    let mut maildrop = None;
     let mut outcomes = Vec::with_capacity(copies.len());
     for copy in copies {
-        outcomes.push(add_copy(tx, maildrop, copy).await?);
+        let outcome = match &copy.body {
+            CopyBody::Inline(body) => {
+                if add_inline_copy(tx, copy, body).await? {
+                    Ok(())
+                } else {
+                    // Refused by the counter row, or no such row yet: the user's first mail.
+                    let maildrop = known(tx, &mut maildrop, &copy.user).await?;
+                    if add_inline_copy(tx, copy, body).await? {
+                        Ok(())
+                    } else {
+                        Err(refusal(tx, maildrop, &copy.user).await?)
+                    }
+                }
+            }
+            CopyBody::Stored(body) => {
+                let maildrop = known(tx, &mut maildrop, &copy.user).await?;
+                add_copy(tx, maildrop, copy, body).await?
+            }
+        };
+        outcomes.push(outcome);
     }
     Ok(outcomes)
 }
 
-/// One copy: its UID and quota from the counter row, its body, its row. The outer error
-/// fails the whole transaction; the inner one refuses this copy alone, leaving nothing of it.
+/// The maildrop's id, created if it is new, looked up once per transaction.
+async fn known(
+    tx: &Transaction<'_>,
+    maildrop: &mut Option<i64>,
+    user: &str,
+) -> Result<i64, tokio_postgres::Error> {
+    if let Some(id) = *maildrop {
+        return Ok(id);
+    }
+    let id = ensure_maildrop(tx, user).await?;
+    *maildrop = Some(id);
+    Ok(id)
+}
+
+/// A copy with its small body, in one statement (one round trip): the counter row's UID
+/// and quota, the body and its chunk, the fence and the message row. False when the counter
+/// row refused it or does not exist, and then the statement changed nothing.
+async fn add_inline_copy(
+    tx: &Transaction<'_>,
+    copy: &RecipientCopy,
+    body: &InlineBody,
+) -> Result<bool, tokio_postgres::Error> {
+    let size = body.data.len() as i64;
+    let chunks = i32::from(!body.data.is_empty());
+    let added = tx
+        .query_typed_opt(
+            "WITH counter AS (
+                 UPDATE maildrops
+                 SET next_uid = next_uid + 1, bytes = bytes + $2, messages = messages + 1
+                 WHERE user_name = $1 AND next_uid <= $5
+                   AND ($3 = 0 OR bytes + $2 <= $3)
+                   AND ($4 = 0 OR messages + 1 <= $4)
+                 RETURNING id, next_uid - 1 AS uid),
+             body AS (
+                 INSERT INTO bodies (size, chunks, refs, released_at)
+                 SELECT $6, $7, 1, NULL FROM counter RETURNING id),
+             chunk AS (
+                 INSERT INTO body_chunks (body_id, seq, data)
+                 SELECT id, 0, $8 FROM body WHERE $7 = 1),
+             fence AS (
+                 INSERT INTO delivery_fences (delivery_id) SELECT $9 FROM counter)
+             INSERT INTO messages
+                 (maildrop_id, uid, body_id, headers, raw_size, crlf_size, delivery_id)
+             SELECT counter.id, counter.uid, body.id, $10, $2, $11, $9 FROM counter, body
+             RETURNING uid",
+            &[
+                (&copy.user, Type::TEXT),
+                (&copy.raw_size, Type::INT8),
+                (&copy.quota_bytes, Type::INT8),
+                (&copy.quota_messages, Type::INT8),
+                (&LAST_UID, Type::INT8),
+                (&size, Type::INT8),
+                (&chunks, Type::INT4),
+                (&body.data.as_slice(), Type::BYTEA),
+                (&copy.delivery_id.as_slice(), Type::BYTEA),
+                (&copy.headers.as_slice(), Type::BYTEA),
+                (&copy.crlf_size, Type::INT8),
+            ],
+        )
+        .await?;
+    Ok(added.is_some())
+}
+
+/// A copy of a body stored already: its UID and quota from the counter row, a reference to
+/// the body, its row. The outer error fails the whole transaction; the inner one refuses this
+/// copy alone, leaving nothing of it.
 async fn add_copy(
     tx: &Transaction<'_>,
     maildrop: i64,
     copy: &RecipientCopy,
+    body: &StoredBody,
 ) -> Result<Result<(), StoreError>, tokio_postgres::Error> {
     // The quota check and the UID in one statement on the counter row: a concurrent delivery
     // waits for this row, then sees the counters this one left.
@@ -222,51 +303,26 @@ async fn add_copy(
         return Ok(Err(refusal(tx, maildrop, &copy.user).await?));
     };
     let uid: i64 = taken.get(0);
-    let body_id = match &copy.body {
-        CopyBody::Inline(body) => {
-            let size = body.data.len() as i64;
-            let chunks = i32::from(!body.data.is_empty());
-            let row = tx
-                .query_typed_one(
-                    "WITH body AS (
-                         INSERT INTO bodies (size, chunks, refs, released_at)
-                         VALUES ($1, $2, 1, NULL) RETURNING id),
-                     chunk AS (
-                         INSERT INTO body_chunks (body_id, seq, data)
-                         SELECT id, 0, $3 FROM body WHERE $2 = 1)
-                     SELECT id FROM body",
-                    &[
-                        (&size, Type::INT8),
-                        (&chunks, Type::INT4),
-                        (&body.data.as_slice(), Type::BYTEA),
-                    ],
-                )
-                .await?;
-            row.get::<_, i64>(0)
-        }
-        CopyBody::Stored(body) => {
-            let referenced = tx
-                .execute_typed(
-                    "UPDATE bodies SET refs = refs + 1, released_at = NULL
-                     WHERE id = $1 AND size IS NOT NULL",
-                    &[(&body.id, Type::INT8)],
-                )
-                .await?;
-            if referenced != 1 {
-                // The UID stays used (a gap, never a reuse); the counters are given back.
-                tx.execute_typed(
-                    "UPDATE maildrops SET bytes = bytes - $2, messages = messages - 1
-                     WHERE id = $1",
-                    &[(&maildrop, Type::INT8), (&copy.raw_size, Type::INT8)],
-                )
-                .await?;
-                return Ok(Err(StoreError::Temporary(
-                    "the message body was reclaimed before its delivery ended".into(),
-                )));
-            }
-            body.id
-        }
-    };
+    let referenced = tx
+        .execute_typed(
+            "UPDATE bodies SET refs = refs + 1, released_at = NULL
+             WHERE id = $1 AND size IS NOT NULL",
+            &[(&body.id, Type::INT8)],
+        )
+        .await?;
+    if referenced != 1 {
+        // The UID stays used (a gap, never a reuse); the counters are given back.
+        tx.execute_typed(
+            "UPDATE maildrops SET bytes = bytes - $2, messages = messages - 1
+             WHERE id = $1",
+            &[(&maildrop, Type::INT8), (&copy.raw_size, Type::INT8)],
+        )
+        .await?;
+        return Ok(Err(StoreError::Temporary(
+            "the message body was reclaimed before its delivery ended".into(),
+        )));
+    }
+    let body_id = body.id;
     // The fence row in the same statement: see `committed`.
     tx.execute_typed(
         "WITH fence AS (INSERT INTO delivery_fences (delivery_id) VALUES ($7))
