@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 use tokio_postgres::types::Type;
 use tokio_postgres::Row;
 
+use crate::packing::unpack;
 use crate::pool::Pool;
 
 /// Chunks fetched by one query.
@@ -36,24 +37,46 @@ pub struct PgBody {
     /// Octets of the body received so far.
     fetched: i64,
     /// The fetches under way, in order, of the chunks from `received` on.
-    in_flight: VecDeque<JoinHandle<io::Result<Vec<Row>>>>,
+    in_flight: VecDeque<JoinHandle<io::Result<Vec<Chunk>>>>,
     /// What `read` hands out now: the headers first, then one chunk after another.
     current: Piece,
     at: usize,
-    ahead: VecDeque<Row>,
+    ahead: VecDeque<Piece>,
 }
 
-/// Octets being handed out: the headers, or a chunk served from the row that brought it.
+/// A chunk as fetched: its number and its octets, restored if it was stored compressed.
+pub(crate) struct Chunk {
+    seq: i32,
+    octets: Piece,
+}
+
+impl Chunk {
+    /// A row that begins (seq, data, packed_from); `None` for the NULL seq of a body
+    /// without chunks.
+    pub(crate) fn from_row(row: Row) -> io::Result<Option<Self>> {
+        let Some(seq) = row.get::<_, Option<i32>>(0) else {
+            return Ok(None);
+        };
+        let octets = match row.get::<_, Option<i32>>(2) {
+            None => Piece::Row(row),
+            Some(packed_from) => Piece::Owned(unpack(row.get(1), packed_from)?),
+        };
+        Ok(Some(Chunk { seq, octets }))
+    }
+}
+
+/// Octets being handed out: the headers or a restored chunk, or a chunk stored as it is,
+/// served from the row that brought it.
 enum Piece {
-    Headers(Vec<u8>),
-    Chunk(Row),
+    Owned(Vec<u8>),
+    Row(Row),
 }
 
 impl Piece {
     fn bytes(&self) -> &[u8] {
         match self {
-            Piece::Headers(headers) => headers,
-            Piece::Chunk(row) => row.get(1),
+            Piece::Owned(octets) => octets,
+            Piece::Row(row) => row.get(1),
         }
     }
 }
@@ -69,7 +92,7 @@ impl PgBody {
             received: 0,
             fetched: 0,
             in_flight: VecDeque::new(),
-            current: Piece::Headers(headers),
+            current: Piece::Owned(headers),
             at: 0,
             ahead: VecDeque::new(),
         }
@@ -88,16 +111,11 @@ impl PgBody {
         }
     }
 
-    /// The body's first chunks, fetched with the message's row: in rows that begin as a
-    /// fetch's do (seq, data), the seq NULL when the body has no chunk.
-    pub(crate) fn with_first_chunks(mut self, rows: Vec<Row>) -> io::Result<Self> {
-        let rows = rows
-            .into_iter()
-            .filter(|row| row.get::<_, Option<i32>>(0).is_some())
-            .collect();
+    /// The body's first chunks, fetched with the message's row.
+    pub(crate) fn with_first_chunks(mut self, chunks: Vec<Chunk>) -> io::Result<Self> {
         let last = CHUNKS_PER_FETCH.min(self.chunks);
         self.requested = last;
-        self.take(rows, last)?;
+        self.take(chunks, last)?;
         Ok(self)
     }
 
@@ -107,20 +125,19 @@ impl PgBody {
             return Err(self.damaged("no fetch under way"));
         };
         let last = (self.received + CHUNKS_PER_FETCH).min(self.chunks);
-        let rows = in_flight.await.map_err(io::Error::other)??;
-        self.take(rows, last)
+        let chunks = in_flight.await.map_err(io::Error::other)??;
+        self.take(chunks, last)
     }
 
     /// Fetched chunks up to `last` into `ahead`; an error if any is missing (the body was
     /// reclaimed or damaged): the caller must not take a short body for a whole one.
-    fn take(&mut self, rows: Vec<Row>, last: i32) -> io::Result<()> {
-        for row in rows {
-            let seq: i32 = row.get(0);
-            if seq != self.received {
+    fn take(&mut self, chunks: Vec<Chunk>, last: i32) -> io::Result<()> {
+        for chunk in chunks {
+            if chunk.seq != self.received {
                 break;
             }
-            self.fetched += row.get::<_, &[u8]>(1).len() as i64;
-            self.ahead.push_back(row);
+            self.fetched += chunk.octets.bytes().len() as i64;
+            self.ahead.push_back(chunk.octets);
             self.received += 1;
         }
         if self.received < last {
@@ -138,25 +155,31 @@ impl PgBody {
 }
 
 /// Chunks `first..last` of a body, in order.
-async fn fetch(pool: Pool, body_id: i64, first: i32, last: i32) -> io::Result<Vec<Row>> {
-    pool.read(&(body_id, first, last), |client, (body_id, first, last)| {
-        Box::pin(async move {
-            Ok(client
-                .query_typed(
-                    "SELECT seq, data FROM body_chunks
+async fn fetch(pool: Pool, body_id: i64, first: i32, last: i32) -> io::Result<Vec<Chunk>> {
+    let rows = pool
+        .read(&(body_id, first, last), |client, (body_id, first, last)| {
+            Box::pin(async move {
+                Ok(client
+                    .query_typed(
+                        "SELECT seq, data, packed_from FROM body_chunks
                      WHERE body_id = $1 AND seq >= $2 AND seq < $3
                      ORDER BY seq",
-                    &[
-                        (body_id, Type::INT8),
-                        (first, Type::INT4),
-                        (last, Type::INT4),
-                    ],
-                )
-                .await?)
+                        &[
+                            (body_id, Type::INT8),
+                            (first, Type::INT4),
+                            (last, Type::INT4),
+                        ],
+                    )
+                    .await?)
+            })
         })
-    })
-    .await
-    .map_err(io::Error::other)
+        .await
+        .map_err(io::Error::other)?;
+    let mut chunks = Vec::with_capacity(rows.len());
+    for row in rows {
+        chunks.extend(Chunk::from_row(row)?);
+    }
+    Ok(chunks)
 }
 
 impl MessageBody for PgBody {
@@ -171,7 +194,7 @@ impl MessageBody for PgBody {
                 return Ok(n);
             }
             if let Some(next) = self.ahead.pop_front() {
-                self.current = Piece::Chunk(next);
+                self.current = next;
                 self.at = 0;
                 continue;
             }

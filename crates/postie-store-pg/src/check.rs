@@ -287,7 +287,7 @@ async fn query_bodies(
                         "SELECT b.id, b.size, b.chunks, b.refs, b.released_at IS NOT NULL,
                             (SELECT count(*) FROM messages m WHERE m.body_id = b.id),
                             (SELECT count(*) FROM body_chunks c WHERE c.body_id = b.id),
-                            (SELECT coalesce(sum(octet_length(c.data)), 0)::bigint
+                            (SELECT coalesce(sum(coalesce(c.packed_from, octet_length(c.data))), 0)::bigint
                              FROM body_chunks c WHERE c.body_id = b.id),
                             (SELECT coalesce(max(c.seq), -1) FROM body_chunks c
                              WHERE c.body_id = b.id),

@@ -230,8 +230,8 @@ async fn add_inline_copy(
     copy: &RecipientCopy,
     body: &InlineBody,
 ) -> Result<bool, tokio_postgres::Error> {
-    let size = body.data.len() as i64;
-    let chunks = i32::from(!body.data.is_empty());
+    let size = body.count.counter.raw_size() as i64;
+    let chunks = i32::from(size > 0);
     let added = tx
         .query_typed_opt(
             "WITH counter AS (
@@ -245,8 +245,8 @@ async fn add_inline_copy(
                  INSERT INTO bodies (size, chunks, refs, released_at)
                  SELECT $6, $7, 1, NULL FROM counter RETURNING id),
              chunk AS (
-                 INSERT INTO body_chunks (body_id, seq, data)
-                 SELECT id, 0, $8 FROM body WHERE $7 = 1),
+                 INSERT INTO body_chunks (body_id, seq, data, packed_from)
+                 SELECT id, 0, $8, $12 FROM body WHERE $7 = 1),
              fence AS (
                  INSERT INTO delivery_fences (delivery_id) SELECT $9 FROM counter)
              INSERT INTO messages
@@ -261,10 +261,11 @@ async fn add_inline_copy(
                 (&LAST_UID, Type::INT8),
                 (&size, Type::INT8),
                 (&chunks, Type::INT4),
-                (&body.data.as_slice(), Type::BYTEA),
+                (&body.chunk.data.as_slice(), Type::BYTEA),
                 (&copy.delivery_id.as_slice(), Type::BYTEA),
                 (&copy.headers.as_slice(), Type::BYTEA),
                 (&copy.crlf_size, Type::INT8),
+                (&body.chunk.packed_from, Type::INT4),
             ],
         )
         .await?;

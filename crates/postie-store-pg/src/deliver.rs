@@ -16,6 +16,7 @@ use tokio_postgres::types::Type;
 use tokio_postgres::{IsolationLevel, Transaction};
 
 use crate::committer::Committer;
+use crate::packing::Packed;
 use crate::pool::Pool;
 use crate::size::{crlf_size, BodyCount};
 
@@ -75,7 +76,10 @@ fn read_small(message: &dyn MessageSource) -> io::Result<InlineBody> {
     }
     let mut count = BodyCount::default();
     count.update(&data);
-    Ok(InlineBody { data, count })
+    Ok(InlineBody {
+        chunk: Packed::new(data),
+        count,
+    })
 }
 
 /// A complete body in the database.
@@ -181,7 +185,7 @@ fn body_size(count: &BodyCount) -> Result<i64, StoreError> {
 async fn write_whole(
     pool: &Pool,
     count: &BodyCount,
-    chunks: &[Vec<u8>],
+    chunks: &[Packed],
     hold: Hold,
 ) -> Result<i64, StoreError> {
     let size = body_size(count)?;
@@ -227,25 +231,27 @@ async fn insert_chunk(
     tx: &Transaction<'_>,
     body_id: i64,
     seq: i32,
-    data: &[u8],
+    chunk: &Packed,
 ) -> Result<(), tokio_postgres::Error> {
     tx.execute_typed(
-        "INSERT INTO body_chunks (body_id, seq, data) VALUES ($1, $2, $3)",
+        "INSERT INTO body_chunks (body_id, seq, data, packed_from) VALUES ($1, $2, $3, $4)",
         &[
             (&body_id, Type::INT8),
             (&seq, Type::INT4),
-            (&data, Type::BYTEA),
+            (&chunk.data.as_slice(), Type::BYTEA),
+            (&chunk.packed_from, Type::INT4),
         ],
     )
     .await?;
     Ok(())
 }
 
-/// Sends the message in chunks of [`CHUNK`] octets (the last one shorter) and counts it.
+/// Sends the message in chunks of [`CHUNK`] octets (the last one shorter), each compressed
+/// if that pays, and counts it.
 /// Stops early, without error, when the receiver is gone (the delivery failed).
 fn read_chunks(
     message: &dyn MessageSource,
-    chunks: &mpsc::Sender<Vec<u8>>,
+    chunks: &mpsc::Sender<Packed>,
 ) -> io::Result<BodyCount> {
     let mut reader = message.reader()?;
     let mut count = BodyCount::default();
@@ -257,7 +263,7 @@ fn read_chunks(
         }
         chunk.truncate(n);
         count.update(&chunk);
-        if chunks.blocking_send(chunk).is_err() || n < CHUNK {
+        if chunks.blocking_send(Packed::new(chunk)).is_err() || n < CHUNK {
             return Ok(count);
         }
     }
@@ -280,7 +286,7 @@ async fn write_chunks(
     pool: &Pool,
     body_id: i64,
     first_seq: i32,
-    batch: &[Vec<u8>],
+    batch: &[Packed],
 ) -> Result<(), StoreError> {
     pool.transaction(
         IsolationLevel::ReadCommitted,
@@ -307,7 +313,8 @@ pub(crate) enum CopyBody {
 }
 
 pub(crate) struct InlineBody {
-    pub data: Vec<u8>,
+    /// The whole body as one chunk (empty for an empty body).
+    pub chunk: Packed,
     pub count: BodyCount,
 }
 

@@ -36,6 +36,7 @@ mod login_state;
 mod maildrop;
 mod migrate;
 mod next_message;
+mod packing;
 mod pool;
 mod size;
 mod tls;

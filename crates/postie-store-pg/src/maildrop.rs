@@ -11,7 +11,7 @@ use postie_types::Uidl;
 use tokio::sync::Semaphore;
 use tokio_postgres::{IsolationLevel, Transaction};
 
-use crate::body::PgBody;
+use crate::body::{Chunk, PgBody};
 use crate::lease::{self, Lease};
 use crate::next_message::{first_rows, NextMessage};
 use crate::pool::{Pool, TxError};
@@ -209,13 +209,17 @@ impl Maildrop for PgDrop {
         let row = rows.first().ok_or(StoreError::Vanished(index + 1))?;
         let body = PgBody::new(
             self.pool.clone(),
-            row.get(2),
             row.get(3),
             row.get(4),
             row.get(5),
+            row.get(6),
         );
-        body.with_first_chunks(rows)
-            .map_err(|e| StoreError::Temporary(e.to_string()))
+        let damaged = |e: std::io::Error| StoreError::Temporary(e.to_string());
+        let mut chunks = Vec::with_capacity(rows.len());
+        for row in rows {
+            chunks.extend(Chunk::from_row(row).map_err(damaged)?);
+        }
+        body.with_first_chunks(chunks).map_err(damaged)
     }
 
     async fn quit(mut self, update: Update) -> Result<(), StoreError> {

@@ -65,7 +65,8 @@ impl Drop for NextMessage {
 }
 
 /// The message's row and its first chunks in one statement, in rows that begin as a chunk
-/// fetch's do (seq, data; NULL for a body without chunks), then headers, body, chunks, size.
+/// fetch's do (seq, data, packed_from; NULL for a body without chunks), then headers, body,
+/// chunks, size.
 pub(crate) async fn first_rows(
     pool: Pool,
     maildrop: i64,
@@ -75,7 +76,7 @@ pub(crate) async fn first_rows(
         Box::pin(async move {
             Ok(client
                 .query_typed(
-                    "SELECT c.seq, c.data, m.headers, m.body_id, b.chunks, b.size
+                    "SELECT c.seq, c.data, c.packed_from, m.headers, m.body_id, b.chunks, b.size
                      FROM messages m JOIN bodies b ON b.id = m.body_id
                      LEFT JOIN body_chunks c ON c.body_id = m.body_id AND c.seq < $3
                      WHERE m.maildrop_id = $1 AND m.uid = $2 AND m.state <> 'trashed'

@@ -103,7 +103,7 @@ async fn bodies_are_kept_in_chunks_of_at_most_256_kib() {
     assert_eq!(
         count(
             &db,
-            "SELECT max(octet_length(data))::bigint FROM body_chunks"
+            "SELECT max(coalesce(packed_from, octet_length(data)))::bigint FROM body_chunks"
         )
         .await,
         CHUNK as i64
@@ -118,6 +118,68 @@ async fn bodies_are_kept_in_chunks_of_at_most_256_kib() {
         content.ends_with(&message),
         "the body follows the headers whole"
     );
+}
+
+/// Text is stored compressed by the front end, what does not compress as it is; both read
+/// back byte for byte, and a compressed chunk that was damaged is a read error, never other
+/// octets.
+#[tokio::test]
+async fn chunks_that_compress_are_stored_compressed_and_read_back_exactly() {
+    let db = TestDb::create().await;
+    let store = db.store(PgOptions::default());
+    let text: Vec<u8> = b"Subject: text\n\n"
+        .iter()
+        .copied()
+        .chain((0..3 * CHUNK).map(|i| b"the quick brown fox\n"[i % 20]))
+        .collect();
+    let mut noise = vec![0u8; CHUNK + 100];
+    let mut x: u32 = 1;
+    for byte in &mut noise {
+        // xorshift: octets that do not compress, the same every run.
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        *byte = x as u8;
+    }
+    deliver_ok(&store, &["alice"], &text).await;
+    deliver_ok(&store, &["alice"], &noise).await;
+    let compressed = count(
+        &db,
+        "SELECT count(*) FROM body_chunks WHERE packed_from IS NOT NULL",
+    );
+    assert_eq!(
+        compressed.await,
+        3,
+        "the text's three full chunks; its last 15 octets do not compress"
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT sum(octet_length(data))::bigint FROM body_chunks WHERE packed_from IS NULL"
+        )
+        .await,
+        (noise.len() + text.len() - 3 * CHUNK) as i64,
+        "noise and the text's short last chunk stored as they are"
+    );
+    let mut drop = store.open("alice", true).await.unwrap();
+    for (index, message) in [&text[..], &noise[..]].into_iter().enumerate() {
+        let read = read_all(&mut drop, index).await.unwrap();
+        assert!(read == [&b"Delivered-To: alice\n"[..], message].concat());
+    }
+    assert!(store.check(false).await.unwrap().findings.is_empty());
+    db.client()
+        .await
+        .execute(
+            "UPDATE body_chunks SET data = substring(data FROM 1 FOR 40)
+             WHERE seq = 2 AND packed_from IS NOT NULL",
+            &[],
+        )
+        .await
+        .unwrap();
+    let error = read_all(&mut drop, 0)
+        .await
+        .expect_err("the chunk is damaged");
+    assert_eq!(error.kind(), io::ErrorKind::InvalidData, "{error}");
 }
 
 #[tokio::test]
