@@ -13,9 +13,11 @@ Loopback only; every loop is bounded. Run as root (Dovecot needs a mail user it 
 """
 
 import argparse
+import base64
 import json
 import os
 import pwd
+import random
 import shutil
 import signal
 import statistics
@@ -81,13 +83,25 @@ class Fixture:
             n += 1
         return (header + "".join(body)).encode()
 
-    def write_box(self, maildir, box, count, size):
+    @staticmethod
+    def attachment_message(box, i, size):
+        """A message carrying a base64 attachment of random octets, as photos and archives
+        arrive: next to nothing in it compresses (the retr fixture's text compresses a lot)."""
+        header = (f"From: bench@example.org\nTo: {box}@example.org\nSubject: {box} message {i}\n"
+                  f"Message-ID: <{box}.{i}@bench>\nMIME-Version: 1.0\n"
+                  "Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\n\nsee the attachment\n"
+                  "--b\nContent-Type: application/octet-stream\nContent-Transfer-Encoding: base64\n\n")
+        encoded = base64.encodebytes(random.Random(i).randbytes(size * 3 // 4)).decode()
+        return (header + encoded[: size - len(header)] + "\n--b--\n").encode()
+
+    def write_box(self, maildir, box, count, size, message=None):
+        message = message or self.message
         for sub in ("tmp", "new", "cur"):
             (maildir / sub).mkdir(parents=True, exist_ok=True)
         cur = maildir / "cur"
         base_time = 1_700_000_000
         for i in range(count):
-            data = self.message(box, i, size)
+            data = message(box, i, size)
             vsize = len(data) + data.count(b"\n")
             name = f"{base_time + i}.M{i:06d}P4242.bench,S={len(data)},W={vsize}:2,"
             (cur / name).write_bytes(data)
@@ -99,6 +113,7 @@ class Fixture:
                 shutil.rmtree(data)
             self.write_box(data / "sess" / "Maildir", "sess", 5, 2000)
             self.write_box(data / "retr" / "Maildir", "retr", self.retr_messages, self.retr_size)
+            self.write_box(data / "attach" / "Maildir", "attach", self.retr_messages, self.retr_size, self.attachment_message)
             self.write_box(data / "big" / "Maildir", "big", self.big_messages, 400)
             self.write_box(data / "fetch" / "Maildir", "fetch", self.fetch_messages, 8000)
             if server == "postie":  # for postie and postie-pg: Dovecot's RSS is not measured
@@ -135,7 +150,7 @@ def make_cert(root):
 
 
 IDLE_USERS = 100
-USERS = "sess:{PLAIN}bench\nretr:{PLAIN}bench\nbig:{PLAIN}bench\nfetch:{PLAIN}bench\nlmtp:{PLAIN}bench\nhuge:{PLAIN}bench\n" + "".join(f"idle{n}:{{PLAIN}}bench\n" for n in range(IDLE_USERS))
+USERS = "sess:{PLAIN}bench\nretr:{PLAIN}bench\nattach:{PLAIN}bench\nbig:{PLAIN}bench\nfetch:{PLAIN}bench\nlmtp:{PLAIN}bench\nhuge:{PLAIN}bench\n" + "".join(f"idle{n}:{{PLAIN}}bench\n" for n in range(IDLE_USERS))
 
 
 def postie_config(root, name, cert, key, pg_url=None):
@@ -414,7 +429,7 @@ def main():
         if "postie-pg" in servers:
             # Imported before postie serves the same Maildirs, so what is imported is the fixture as built.
             pg.start()
-            boxes = ["sess", "retr", "big", "huge"] + ([f"idle{n}" for n in range(IDLE_USERS)] if "idle" in only else [])
+            boxes = ["sess", "retr", "attach", "big", "huge"] + ([f"idle{n}" for n in range(IDLE_USERS)] if "idle" in only else [])
             started = time.time()
             load_pg(root, postie_bin, cert, key, pg, boxes)
             print(f"postie-pg: schema and fixtures loaded in {time.time() - started:.1f} s", file=sys.stderr)
@@ -454,6 +469,8 @@ def run_scenarios(args, root, servers, only, fixture, postie_bin, bench_bin, cer
                     for tls in tls_too:
                         figure = "RETR MB/s, TLS" if tls else "RETR MB/s, plain"
                         record(figure, server, bench(bench_bin, "retr", *target(server, "retr", tls, cert))["value"])
+                    record("RETR MB/s, plain, base64 attachments (do not compress)", server,
+                           bench(bench_bin, "retr", *target(server, "attach"))["value"])
                 if "deliver" in only:
                     out = bench(bench_bin, "deliver", "--addr", f"127.0.0.1:{LMTP_PORTS[server]}", "--rcpt", "lmtp@localhost",
                                 "--messages", deliveries, "--concurrency", 8)
