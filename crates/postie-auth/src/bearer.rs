@@ -89,7 +89,9 @@ pub fn parse_bearer(
             .split_once('=')
             .ok_or(error("a field is not key=value"))?;
         match key {
-            "auth" => token = Some(bearer_token(value).ok_or(error("auth is not \"Bearer TOKEN\""))?),
+            "auth" => {
+                token = Some(bearer_token(value).ok_or(error("auth is not \"Bearer TOKEN\""))?)
+            }
             "user" if mechanism == BearerMechanism::XOAuth2 => user = Some(value.to_owned()),
             // host, port, and extensions that RFC 7628 says to ignore when unknown.
             _ => {}
@@ -97,7 +99,11 @@ pub fn parse_bearer(
     }
     Ok(BearerRequest {
         user: user.filter(|u| !u.is_empty()),
-        token: Secret::from(token.ok_or(error("it has no auth=Bearer field"))?.to_owned()),
+        token: Secret::from(
+            token
+                .ok_or(error("it has no auth=Bearer field"))?
+                .to_owned(),
+        ),
     })
 }
 
@@ -189,9 +195,15 @@ mod tests {
 
     #[test]
     fn no_authzid_and_escapes() {
-        let (user, _) = parse(BearerMechanism::OAuthBearer, b"n,,\x01auth=bearer abc\x01\x01");
+        let (user, _) = parse(
+            BearerMechanism::OAuthBearer,
+            b"n,,\x01auth=bearer abc\x01\x01",
+        );
         assert_eq!(user, None);
-        let (user, _) = parse(BearerMechanism::OAuthBearer, b"y,a=a=2Cb=3Dc,\x01auth=Bearer abc\x01\x01");
+        let (user, _) = parse(
+            BearerMechanism::OAuthBearer,
+            b"y,a=a=2Cb=3Dc,\x01auth=Bearer abc\x01\x01",
+        );
         assert_eq!(user.as_deref(), Some("a,b=c"));
     }
 
@@ -218,7 +230,10 @@ mod tests {
             b"n,,\x01auth=Bearer \x01\x01",
             b"",
         ] {
-            assert!(parse_bearer(BearerMechanism::OAuthBearer, message).is_err(), "{message:?}");
+            assert!(
+                parse_bearer(BearerMechanism::OAuthBearer, message).is_err(),
+                "{message:?}"
+            );
         }
     }
 

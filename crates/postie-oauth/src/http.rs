@@ -86,7 +86,9 @@ pub(crate) async fn json(
         .map_err(|e| unavailable(error_chain(&e)))?
     {
         if body.len() + chunk.len() > MAX_ANSWER {
-            return Err(unavailable(format!("the answer exceeds {MAX_ANSWER} bytes")));
+            return Err(unavailable(format!(
+                "the answer exceeds {MAX_ANSWER} bytes"
+            )));
         }
         body.extend_from_slice(&chunk);
     }

@@ -50,7 +50,9 @@ pub(crate) async fn check(
     }
     if let (Some(issuer), Some(named)) = (&settings.issuer, claims.get("iss")) {
         if named.as_str() != Some(issuer.as_str()) {
-            return Err(TokenError::Refused("it was issued by another issuer".into()));
+            return Err(TokenError::Refused(
+                "it was issued by another issuer".into(),
+            ));
         }
     }
     if let Some(audience) = &settings.audience {

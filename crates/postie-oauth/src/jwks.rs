@@ -95,7 +95,9 @@ impl KeySource {
             }
         }
         Err(TokenError::Refused(match kid {
-            Some(kid) => format!("it is signed with key {kid:?}, which the issuer does not publish"),
+            Some(kid) => {
+                format!("it is signed with key {kid:?}, which the issuer does not publish")
+            }
             None => "it names no key (kid) and the issuer publishes more than one".into(),
         }))
     }

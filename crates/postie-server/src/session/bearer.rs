@@ -6,9 +6,7 @@
 
 use std::sync::Arc;
 
-use postie_auth::{
-    bearer_error_status, parse_bearer, AuthError, BearerMechanism, UserDb, Verdict,
-};
+use postie_auth::{bearer_error_status, parse_bearer, AuthError, BearerMechanism, UserDb, Verdict};
 use postie_proto::ErrorKind;
 use postie_store::MailStore;
 use tracing::info;

@@ -2,20 +2,23 @@
 // oidc-provider over HTTPS with the certificate the test made, issuing access tokens with the
 // client credentials grant.
 //
-//   node provider.mjs PORT CERT KEY KEYS_FILE TTL_SECS
+//   node provider.mjs PORT CERT KEY KEYS_FILE
 //
 // KEYS_FILE holds the signing key (a private JWK); a missing file gets a new key, so a restart
 // with another file is a key rotation. Resources: urn:postie (JWT tokens, the audience postie
-// checks), urn:other (JWT, another audience), urn:postie-opaque (opaque, for introspection).
-// Each client's tokens carry the email claim of its user: client "alice" is
-// alice@example.org. TTL_SECS is the access tokens' lifetime. Prints "ready" when listening.
+// checks), urn:other (JWT, another audience), urn:postie-opaque and urn:other-opaque (opaque
+// tokens, for introspection).
+// Each client's tokens carry the email claim of its user: clients "alice" and "alice-short"
+// are alice@example.org. Tokens live 10 minutes, those of "-short" clients 2 seconds (for the
+// expired token). "postie" is the client postie introspects with. Prints "ready" when
+// listening.
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as https from 'node:https';
 import Provider from 'oidc-provider';
 
-const [port, certFile, keyFile, keysFile, ttlArg] = process.argv.slice(2);
-const ttl = Number(ttlArg);
+const [port, certFile, keyFile, keysFile] = process.argv.slice(2);
+const ttl = (clientId) => (clientId.endsWith('-short') ? 2 : 600);
 
 if (!fs.existsSync(keysFile)) {
   const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
@@ -38,10 +41,10 @@ const client = (id) => ({
 });
 
 const provider = new Provider(issuer, {
-  clients: [client('alice'), client('bob'), client('postie')],
+  clients: [client('alice'), client('alice-short'), client('bob'), client('postie')],
   jwks: { keys: [signingKey] },
-  ttl: { ClientCredentials: ttl },
-  extraTokenClaims: (ctx, token) => ({ email: `${token.clientId}@example.org` }),
+  ttl: { ClientCredentials: (ctx, token, client) => ttl(client.clientId) },
+  extraTokenClaims: (ctx, token) => ({ email: `${token.clientId.split('-')[0]}@example.org` }),
   features: {
     devInteractions: { enabled: false },
     clientCredentials: { enabled: true },
@@ -50,15 +53,15 @@ const provider = new Provider(issuer, {
       enabled: true,
       defaultResource: () => 'urn:postie',
       useGrantedResource: () => true,
-      getResourceServerInfo: (ctx, resource) => {
-        if (!['urn:postie', 'urn:other', 'urn:postie-opaque'].includes(resource)) {
+      getResourceServerInfo: (ctx, resource, client) => {
+        if (!['urn:postie', 'urn:other', 'urn:postie-opaque', 'urn:other-opaque'].includes(resource)) {
           throw new Provider.errors.InvalidTarget();
         }
-        const opaque = resource === 'urn:postie-opaque';
+        const opaque = resource.endsWith('-opaque');
         return {
           scope: 'pop3',
           audience: resource,
-          accessTokenTTL: ttl,
+          accessTokenTTL: ttl(client.clientId),
           accessTokenFormat: opaque ? 'opaque' : 'jwt',
           ...(opaque ? {} : { jwt: { sign: { alg: 'RS256' } } }),
         };
