@@ -120,3 +120,51 @@ fn refusal(kind: &ErrorKind) -> String {
         other => format!("it cannot be checked: {other:?}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// Refused before any key is fetched: the issuer here does not exist.
+    fn verifier() -> TokenVerifier {
+        let ca = tempfile::NamedTempFile::new().unwrap();
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        std::fs::write(ca.path(), cert.cert.pem()).unwrap();
+        TokenVerifier::new(OAuthSettings {
+            issuer: Some("https://issuer.invalid".into()),
+            audience: Some("postie".into()),
+            user_claim: "email".into(),
+            introspection: None,
+            ca_file: Some(ca.path().to_owned()),
+            clock_skew: Duration::from_secs(60),
+        })
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn hmac_and_unsigned_tokens_are_refused_without_asking_the_issuer() {
+        let claims = serde_json::json!({"iss": "https://issuer.invalid", "aud": "postie",
+            "exp": 4_000_000_000u64, "email": "alice@example.org"});
+        let hs256 = jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(Algorithm::HS256),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(b"the issuer's public key, as a secret"),
+        )
+        .unwrap();
+        let refused = verifier().verify(&hs256).await;
+        assert!(
+            matches!(refused, Err(TokenError::Refused(ref r)) if r.contains("HS256")),
+            "{refused:?}"
+        );
+
+        // {"alg":"none"} with the same claims and no signature.
+        let unsigned = format!("eyJhbGciOiJub25lIn0.{}.", hs256.split('.').nth(1).unwrap());
+        let refused = verifier().verify(&unsigned).await;
+        assert!(
+            matches!(refused, Err(TokenError::Refused(_))),
+            "{refused:?}"
+        );
+    }
+}
