@@ -43,6 +43,10 @@ pub enum AuthError {
     #[error("user database: {0}")]
     UserDb(String),
 
+    /// An OAuth bearer token could not be checked: its identity provider did not answer.
+    #[error("the OAuth token could not be checked: {0}")]
+    TokenCheck(String),
+
     /// For callers that run these checks elsewhere (a blocking thread pool) and lose the
     /// result, e.g. to a panicked task.
     #[error("internal error: {0}")]

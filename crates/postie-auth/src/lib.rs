@@ -6,11 +6,14 @@
 //! - [`Authenticator`]: the USER/PASS, APOP and SASL checks the POP3 server runs. They block
 //!   (hashing, file I/O), so run them off the async threads.
 //! - [`SaslExchange`]: PLAIN, LOGIN and SCRAM-SHA-256 as sans-IO state machines.
+//! - [`parse_bearer`]: the client messages of OAUTHBEARER and XOAUTH2 (the token itself is
+//!   checked by postie-oauth).
 
 #![forbid(unsafe_code)]
 
 mod apop;
 mod authenticator;
+mod bearer;
 mod error;
 pub mod passwd_file;
 mod password;
@@ -21,6 +24,9 @@ mod scram_keys;
 mod userdb;
 
 pub use authenticator::{Authenticator, Verdict};
+pub use bearer::{
+    bearer_error_status, parse_bearer, BearerMechanism, BearerRequest, BearerSyntaxError,
+};
 pub use error::AuthError;
 pub use passwd_file::PasswdFile;
 pub use password::{hash_password, PasswordHash, MAX_PASSWORD_LEN};

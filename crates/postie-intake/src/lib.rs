@@ -24,6 +24,6 @@ pub use delivery::{Deliverer, DeliveryPolicy};
 pub use error::IntakeError;
 pub use listener::{log_listeners, Inherited, IntakeServer, RunningIntake};
 pub use quota::{parse_size, quota_for_user, QuotaRuleError};
-pub use recipient::Door;
+pub use recipient::{login_name, Door};
 pub use spool::{SpoolReader, Spooled};
 pub use trace::{rfc5322_date, trace_headers, uses_crlf, Received};

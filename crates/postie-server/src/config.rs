@@ -7,6 +7,8 @@ use postie_proto::Expire;
 use postie_store::DeletePolicy;
 use postie_types::limits::{DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_IP};
 
+use crate::BearerTokens;
+
 /// Everything the POP3 listeners need, resolved from the configuration file.
 #[derive(Debug, Clone)]
 pub struct Pop3Config {
@@ -37,6 +39,8 @@ pub struct Pop3Config {
     pub expire: Option<Expire>,
     /// Load balancers whose connections start with a PROXY header naming the real client.
     pub proxy_from: ProxyNetworks,
+    /// `[oauth]`: OAUTHBEARER and XOAUTH2 are offered, their tokens checked by this.
+    pub bearer_tokens: Option<Arc<dyn BearerTokens>>,
 }
 
 impl Pop3Config {
@@ -60,6 +64,7 @@ impl Pop3Config {
             login_delay: None,
             expire: None,
             proxy_from: ProxyNetworks::default(),
+            bearer_tokens: None,
         }
     }
 }

@@ -7,6 +7,7 @@
 
 #![forbid(unsafe_code)]
 
+mod bearer_tokens;
 mod config;
 mod error;
 pub mod http;
@@ -15,6 +16,7 @@ mod login_policy;
 mod session;
 mod shared;
 
+pub use bearer_tokens::{BearerError, BearerFuture, BearerTokens};
 pub use config::Pop3Config;
 pub use error::ServerError;
 pub use listener::{Pop3Reloader, Pop3Server, RunningServer};

@@ -24,6 +24,8 @@ use postie_net::Conn;
 use crate::login_policy::LoginRecordsError;
 use crate::shared::Shared;
 
+mod bearer;
+
 /// Counters for the session's log line (Dovecot's pop3_logout_format: top, retr, del).
 #[derive(Debug, Default)]
 struct Stats {
@@ -45,6 +47,10 @@ struct Session<S: MailStore, U> {
     maildrop: Option<S::Maildrop>,
     user: Option<String>,
     sasl: Option<SaslExchange>,
+    /// An OAUTHBEARER or XOAUTH2 exchange waiting for the client's next line.
+    bearer: Option<bearer::BearerWait>,
+    /// A refused token's error status, sent instead of `-ERR` once the brake has held it.
+    bearer_status: Option<Vec<u8>>,
     /// The login mechanism being tried, for the login counter.
     mechanism: &'static str,
     /// Messages retrieved, to be marked seen at QUIT with the deletions, as Dovecot does (a
@@ -79,6 +85,8 @@ pub(crate) async fn run<S: MailStore, U: UserDb>(
         maildrop: None,
         user: None,
         sasl: None,
+        bearer: None,
+        bearer_status: None,
         mechanism: "USER",
         retrieved: Vec::new(),
         stats: Stats::default(),
@@ -150,8 +158,18 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
                 Event::SaslStart {
                     mechanism,
                     initial_response,
+                } if bearer::named(&mechanism) => {
+                    self.bearer_start(&mechanism, initial_response).await
+                }
+                Event::SaslResponse(response) if self.bearer.is_some() => {
+                    self.bearer_response(response).await
+                }
+                Event::SaslStart {
+                    mechanism,
+                    initial_response,
                 } => match mechanism.parse::<Mechanism>() {
                     Ok(mechanism) => {
+                        self.bearer = None;
                         self.mechanism = mechanism.as_str();
                         let exchange = self.shared.auth.sasl(mechanism);
                         self.sasl_step(exchange, initial_response).await;
@@ -267,7 +285,7 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
                     delay_ms = delay.as_millis() as u64,
                     "authentication failed"
                 );
-                self.answer(|core| core.login_rejected(ErrorKind::BadCredentials));
+                self.answer_rejected();
                 return;
             }
             Err(error) => {

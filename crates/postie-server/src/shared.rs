@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, RwLock};
 
-use postie_auth::{Authenticator, Mechanism};
+use postie_auth::{Authenticator, BearerMechanism, Mechanism};
 use postie_net::ConnectionLimits;
 use postie_proto::Capabilities;
 use tokio_rustls::TlsAcceptor;
@@ -68,14 +68,22 @@ pub(crate) fn latest<S, U>(cell: &Current<S, U>) -> Arc<Shared<S, U>> {
 }
 
 fn capabilities(config: &Pop3Config) -> Capabilities {
+    // A bearer token is as good as a password to whoever reads it: offered like PLAIN.
+    let bearer: &[BearerMechanism] = match config.bearer_tokens {
+        Some(_) => &BearerMechanism::ALL,
+        None => &[],
+    };
+    let bearer = bearer.iter().map(|m| m.as_str().to_owned());
     Capabilities {
         sasl: Mechanism::ALL
             .iter()
             .map(|m| m.as_str().to_owned())
+            .chain(bearer.clone())
             .collect(),
         plaintext_sasl: [Mechanism::Plain, Mechanism::Login]
             .iter()
             .map(|m| m.as_str().to_owned())
+            .chain(bearer)
             .collect(),
         implementation: format!("postie-{}", env!("CARGO_PKG_VERSION")),
         login_delay_secs: config

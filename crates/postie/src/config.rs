@@ -42,6 +42,7 @@ struct File {
     #[serde(default)]
     autoconfig: AutoconfigSection,
     postgres: Option<PostgresSection>,
+    oauth: Option<crate::oauth::OAuthSection>,
 }
 
 /// `[postgres]`: the database of `[mail] store = "postgres"`.
@@ -388,10 +389,15 @@ impl Config {
     /// must not read whatever file an input names.
     #[doc(hidden)]
     pub fn parse_without_tls(path: &Path, text: &str) -> Result<Config> {
-        Self::parse_with(path, text, false)
+        Self::parse_reading(path, text, false, false)
     }
 
     fn parse_with(path: &Path, text: &str, load_tls: bool) -> Result<Config> {
+        Self::parse_reading(path, text, load_tls, true)
+    }
+
+    /// `read_files` false reads no file the text names (the fuzz targets' case).
+    fn parse_reading(path: &Path, text: &str, load_tls: bool, read_files: bool) -> Result<Config> {
         let file: File = toml::from_str(text).map_err(|error| {
             let at = error
                 .span()
@@ -474,6 +480,10 @@ impl Config {
             }
         };
         pop3.failure_delay = Duration::from_secs(file.auth.failure_delay_secs);
+        if let Some(oauth) = &file.oauth {
+            pop3.bearer_tokens =
+                crate::oauth::bearer_tokens(oauth, &base, &file_name.to_string(), read_files)?;
+        }
         if pop3.listen.is_empty() && pop3.listen_tls.is_empty() {
             bail!("{file_name}: [pop3] listen and listen_tls are both empty: name at least one address");
         }

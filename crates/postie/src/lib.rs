@@ -3,3 +3,4 @@
 
 pub mod config;
 mod hostname;
+mod oauth;
