@@ -17,6 +17,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (2, include_str!("../migrations/0002_users.sql")),
     (3, include_str!("../migrations/0003_login_state.sql")),
     (4, include_str!("../migrations/0004_delivery_fences.sql")),
+    (5, include_str!("../migrations/0005_known_networks.sql")),
 ];
 
 /// The schema version this build of postie reads and writes.
