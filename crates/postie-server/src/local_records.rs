@@ -76,6 +76,7 @@ impl LocalRecords {
     }
 
     fn record_success_at(&self, network: IpAddr, user: &str, now: SystemTime) {
+        lock(&self.users).halve(user);
         if lock(&self.known).remember(user, network, now) {
             lock(&self.networks).halve(&network);
         }
@@ -192,13 +193,19 @@ mod tests {
         for _ in 0..8 {
             records.record_failure_at(network, Some("mallory"), now);
         }
+        for _ in 0..3 {
+            records.record_failure_at(network, Some("alice"), now);
+        }
+        let history = records.history_at(network, Some("alice"), now);
+        assert_eq!(history.address_failures, 11);
         let wall = SystemTime::now();
         for _ in 0..5 {
             records.record_success_at(network, "alice", wall);
         }
         let history = records.history_at(network, Some("alice"), now);
         assert!(history.known_network);
-        assert_eq!(history.address_failures, 4, "one halving for alice");
+        assert_eq!(history.address_failures, 5, "one halving for alice");
+        assert_eq!(history.user_failures, 0, "halved at every success of hers");
         records.record_success_at(network, "bob", wall);
         assert_eq!(records.history_at(network, None, now).address_failures, 2);
         assert!(!records.history_at(network, Some("carol"), now).known_network);

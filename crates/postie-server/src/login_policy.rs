@@ -70,9 +70,11 @@ pub trait LoginRecords: Send + Sync + 'static {
         user: Option<&'a str>,
     ) -> RecordsFuture<'a, LoginHistory>;
 
-    /// Remembers that `user` logged in from `network`. The first such success of this pair
-    /// within [`FORGET_FAILURES_AFTER`] halves the network's failure count; later ones in the
-    /// same window do not, so one valid account cannot keep an address's count down.
+    /// Remembers that `user` logged in from `network`, and halves the user's failure count
+    /// (only the password's owner can log in, so a guesser cannot use this). The first such
+    /// success of this pair within [`FORGET_FAILURES_AFTER`] also halves the network's count;
+    /// later ones in the same window do not, so one valid account cannot keep an address's
+    /// count down while it guesses others.
     fn record_success<'a>(&'a self, network: IpAddr, user: &'a str) -> RecordsFuture<'a, ()>;
 
     /// Records a login of `user` now, unless the previous one is less than `delay` ago

@@ -131,9 +131,9 @@ impl PgLoginState {
             .await
     }
 
-    /// Remembers that `user` logged in from `network` now. The pair's first success within
-    /// `forget_after` halves the network's failure count (a count of one is forgotten); later
-    /// ones in that window change no count.
+    /// Remembers that `user` logged in from `network` now, and halves the user's failure
+    /// count (a count of one is forgotten). The pair's first success within `forget_after`
+    /// halves the network's count too; later ones in that window do not.
     pub async fn record_success(&self, network: IpAddr, user: &str) -> Result<(), StoreError> {
         let context = (network.to_string(), user, self.forget_after.as_secs_f64());
         self.pool
@@ -159,17 +159,23 @@ impl PgLoginState {
                             )
                             .await?
                             .get(0);
-                        if credited {
+                        let halved: &[(&str, &str)] = if credited {
+                            &[("user", *user), ("address", network.as_str())]
+                        } else {
+                            &[("user", *user)]
+                        };
+                        // The address row before the user row, as failures lock them.
+                        for (kind, subject) in halved.iter().rev() {
                             tx.execute(
                                 "DELETE FROM login_failures
-                                 WHERE kind = 'address' AND subject = $1 AND failures < 2",
-                                &[network],
+                                 WHERE kind = $1 AND subject = $2 AND failures < 2",
+                                &[kind, subject],
                             )
                             .await?;
                             tx.execute(
                                 "UPDATE login_failures SET failures = failures / 2
-                                 WHERE kind = 'address' AND subject = $1",
-                                &[network],
+                                 WHERE kind = $1 AND subject = $2",
+                                &[kind, subject],
                             )
                             .await?;
                         }
