@@ -16,6 +16,8 @@ mod listener;
 mod local_records;
 mod login_policy;
 mod session;
+#[cfg(feature = "contract-suite")]
+pub mod records_contract;
 mod shared;
 mod spray;
 

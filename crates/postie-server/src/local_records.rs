@@ -211,6 +211,11 @@ mod tests {
         assert!(!records.history_at(network, Some("carol"), now).known_network);
     }
 
+    #[tokio::test]
+    async fn local_records_keep_the_contract() {
+        crate::records_contract::check(&LocalRecords::default()).await;
+    }
+
     #[test]
     fn login_delay() {
         let records = LocalRecords::default();

@@ -95,3 +95,26 @@ fn history(
         })
         .map_err(|e| LoginRecordsError(e.to_string()))
 }
+
+#[cfg(test)]
+#[path = "../../postie-store-pg/tests/cluster/mod.rs"]
+#[allow(dead_code)]
+mod cluster;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_records_keep_the_contract() {
+        let db = super::cluster::TestDb::new();
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async {
+            let store = postie_store_pg::PgStore::new(
+                db.config().clone(),
+                postie_store_pg::PgOptions::default(),
+            );
+            postie_server::records_contract::check(&DatabaseRecords(state(&store))).await;
+        });
+    }
+}
