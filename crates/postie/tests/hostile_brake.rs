@@ -237,3 +237,33 @@ fn known_networks_survive_a_restart() {
         "bob never logged in from there"
     );
 }
+
+#[test]
+fn trusted_networks_are_not_delayed_for_the_failures_of_others() {
+    let server = behind_proxy(
+        ServerBuilder::new()
+            .failure_delay_ms(50)
+            .auth("trusted_networks = [\"2001:db8:9::/48\"]"),
+    )
+    .start();
+    let webmail = "2001:db8:9::1";
+    for i in 0..5 {
+        fail(&server, webmail, &format!("mistyper{i}"));
+    }
+    log_in(&server, webmail, "bob");
+    assert_eq!(last_delay(&server, "logged in", webmail, "bob"), 0);
+    // A user's own failures still count there.
+    for _ in 0..4 {
+        fail(&server, webmail, "alice");
+    }
+    assert_eq!(
+        last_delay(&server, "authentication failed", webmail, "alice"),
+        0,
+        "three free failures, the fourth still answered at once"
+    );
+    fail(&server, webmail, "alice");
+    assert_eq!(
+        last_delay(&server, "authentication failed", webmail, "alice"),
+        50
+    );
+}
