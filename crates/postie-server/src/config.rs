@@ -2,10 +2,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::login_policy::BrakeSettings;
 use postie_proto::proxy::ProxyNetworks;
 use postie_proto::Expire;
 use postie_store::DeletePolicy;
-use crate::login_policy::BrakeSettings;
 use postie_types::limits::{DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_IP};
 
 /// Everything the POP3 listeners need, resolved from the configuration file.

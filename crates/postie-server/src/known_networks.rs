@@ -251,7 +251,10 @@ mod tests {
         let now = SystemTime::now();
         let mut known = KnownNetworks::load(path.clone(), 100).unwrap();
         assert!(known.remember("alice smith", network, now));
-        assert!(!known.remember("alice smith", network, now), "one halving a window");
+        assert!(
+            !known.remember("alice smith", network, now),
+            "one halving a window"
+        );
         let write = known.due_write(Instant::now(), false).unwrap();
         write.apply(&mut 0).unwrap();
         let again = KnownNetworks::load(path, 100).unwrap();

@@ -15,9 +15,9 @@ mod known_networks;
 mod listener;
 mod local_records;
 mod login_policy;
-mod session;
 #[cfg(feature = "contract-suite")]
 pub mod records_contract;
+mod session;
 mod shared;
 mod spray;
 

@@ -38,7 +38,9 @@ impl Default for LocalRecords {
 impl LocalRecords {
     /// Records that keep the known networks in `path` (read now, written as they change).
     pub fn with_state_file(path: PathBuf) -> io::Result<Self> {
-        Ok(LocalRecords::with_known(KnownNetworks::load(path, TRACKED)?))
+        Ok(LocalRecords::with_known(KnownNetworks::load(
+            path, TRACKED,
+        )?))
     }
 
     fn with_known(known: KnownNetworks) -> Self {
@@ -55,18 +57,12 @@ impl LocalRecords {
         LoginHistory {
             address_failures: lock(&self.networks).recent(&network, now),
             user_failures: user.map_or(0, |user| lock(&self.users).recent(user, now)),
-            known_network: user.is_some_and(|user| {
-                lock(&self.known).is_known(user, network, SystemTime::now())
-            }),
+            known_network: user
+                .is_some_and(|user| lock(&self.known).is_known(user, network, SystemTime::now())),
         }
     }
 
-    fn record_failure_at(
-        &self,
-        network: IpAddr,
-        user: Option<&str>,
-        now: Instant,
-    ) -> LoginHistory {
+    fn record_failure_at(&self, network: IpAddr, user: Option<&str>, now: Instant) -> LoginHistory {
         let before = self.history_at(network, user, now);
         lock(&self.networks).record(network, now);
         if let Some(user) = user {
@@ -208,7 +204,11 @@ mod tests {
         assert_eq!(history.user_failures, 0, "halved at every success of hers");
         records.record_success_at(network, "bob", wall);
         assert_eq!(records.history_at(network, None, now).address_failures, 2);
-        assert!(!records.history_at(network, Some("carol"), now).known_network);
+        assert!(
+            !records
+                .history_at(network, Some("carol"), now)
+                .known_network
+        );
     }
 
     #[tokio::test]

@@ -60,8 +60,11 @@ pub type RecordsFuture<'a, T> =
 /// a slow store of records slows the logins waiting on it and serializes nothing else.
 pub trait LoginRecords: Send + Sync + 'static {
     /// What is known of an attempt from `network` for `user`, when the client named one.
-    fn history<'a>(&'a self, network: IpAddr, user: Option<&'a str>)
-        -> RecordsFuture<'a, LoginHistory>;
+    fn history<'a>(
+        &'a self,
+        network: IpAddr,
+        user: Option<&'a str>,
+    ) -> RecordsFuture<'a, LoginHistory>;
 
     /// Counts a failure of `network` (and of `user`); returns the history before it.
     fn record_failure<'a>(
@@ -205,7 +208,11 @@ mod tests {
         let settings = BrakeSettings::default();
         let now = Instant::now();
         let delays: Vec<u64> = (0..6)
-            .map(|n| brake.delay(history(n, 0, false), false, &settings, now).as_secs())
+            .map(|n| {
+                brake
+                    .delay(history(n, 0, false), false, &settings, now)
+                    .as_secs()
+            })
             .collect();
         assert_eq!(delays, [0, 2, 4, 8, 15, 15]);
     }

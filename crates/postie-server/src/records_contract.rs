@@ -20,10 +20,12 @@ fn history(address_failures: u32, user_failures: u32, known_network: bool) -> Lo
 pub async fn check(records: &dyn LoginRecords) {
     let network: IpAddr = "192.0.2.10".parse().unwrap();
     let other: IpAddr = "2001:db8:10::".parse().unwrap();
-    let ok = |what: &str| format!("the records could not {what}");
 
     assert_eq!(
-        records.history(network, Some("alice")).await.expect(&ok("be read")),
+        records
+            .history(network, Some("alice"))
+            .await
+            .expect("the records could not be read"),
         LoginHistory::default(),
         "fresh records know nothing"
     );
@@ -33,7 +35,7 @@ pub async fn check(records: &dyn LoginRecords) {
             records
                 .record_failure(network, Some("alice"))
                 .await
-                .expect(&ok("count a failure")),
+                .expect("the records could not count a failure"),
             history(before, before, false),
             "record_failure returns the history before it"
         );
@@ -42,7 +44,7 @@ pub async fn check(records: &dyn LoginRecords) {
         records
             .record_failure(network, None)
             .await
-            .expect(&ok("count a failure without a user"));
+            .expect("the records could not count a failure without a user");
     }
     assert_eq!(
         records.history(other, Some("alice")).await.unwrap(),
@@ -55,7 +57,7 @@ pub async fn check(records: &dyn LoginRecords) {
     records
         .record_success(network, "alice")
         .await
-        .expect(&ok("record a success"));
+        .expect("the records could not record a success");
     assert_eq!(
         records.history(network, Some("alice")).await.unwrap(),
         history(4, 1, true),
@@ -74,11 +76,19 @@ pub async fn check(records: &dyn LoginRecords) {
         "another user's first success halves the network again"
     );
     assert!(
-        !records.history(other, Some("alice")).await.unwrap().known_network,
+        !records
+            .history(other, Some("alice"))
+            .await
+            .unwrap()
+            .known_network,
         "a pair is known for its network only"
     );
     assert!(
-        !records.history(network, Some("carol")).await.unwrap().known_network,
+        !records
+            .history(network, Some("carol"))
+            .await
+            .unwrap()
+            .known_network,
         "and for its user only"
     );
     assert!(

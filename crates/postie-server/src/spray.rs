@@ -64,7 +64,11 @@ impl Buckets {
         if elapsed < MINUTE {
             return;
         }
-        self.previous = if elapsed < 2 * MINUTE { self.current } else { 0 };
+        self.previous = if elapsed < 2 * MINUTE {
+            self.current
+        } else {
+            0
+        };
         self.current = 0;
         let whole = elapsed.as_secs() / 60;
         self.started += MINUTE * u32::try_from(whole).unwrap_or(u32::MAX);

@@ -41,7 +41,11 @@ fn one_address_guessing_one_user_is_slowed_more_with_each_failure() {
 fn a_64_rotating_its_addresses_is_counted_as_one() {
     let server = behind_proxy(ServerBuilder::new().failure_delay_ms(50)).start();
     for i in 1..=5 {
-        fail(&server, &format!("2001:db8:3:0:{i:x}::{i:x}"), &format!("user{i}"));
+        fail(
+            &server,
+            &format!("2001:db8:3:0:{i:x}::{i:x}"),
+            &format!("user{i}"),
+        );
     }
     let delays: Vec<u64> = logged(&server, "authentication failed", 5)
         .iter()
@@ -78,7 +82,11 @@ fn spraying_a_thousand_users_from_a_thousand_addresses_raises_the_delay_of_unkno
                 if i >= 1000 {
                     return;
                 }
-                fail(&server, &format!("2001:db8:4:{i:x}::1"), &format!("user{i}"));
+                fail(
+                    &server,
+                    &format!("2001:db8:4:{i:x}::1"),
+                    &format!("user{i}"),
+                );
             })
         })
         .collect();
@@ -89,7 +97,10 @@ fn spraying_a_thousand_users_from_a_thousand_addresses_raises_the_delay_of_unkno
     let first = failures.iter().map(|f| f.delay_ms).min().unwrap();
     let last = failures.iter().map(|f| f.delay_ms).max().unwrap();
     eprintln!("spraying: delays from {first} ms to {last} ms");
-    assert_eq!(first, 0, "before the rate was reached, a fresh pair was not delayed");
+    assert_eq!(
+        first, 0,
+        "before the rate was reached, a fresh pair was not delayed"
+    );
     // Now a fresh network for a user it never logged in as waits, right password or wrong.
     let newcomer = "2001:db8:5::1";
     log_in(&server, newcomer, "bob");
@@ -149,7 +160,10 @@ fn a_known_user_behind_the_attackers_address_logs_in_within_two_seconds_througho
     eprintln!("alice's logins behind the attacked address: {times:?}; bob (unknown there) took {bob_took:?}");
     assert!(capped.contains("authentication failed"));
     for took in &times {
-        assert!(*took < Duration::from_secs(2), "alice took {took:?}: {times:?}");
+        assert!(
+            *took < Duration::from_secs(2),
+            "alice took {took:?}: {times:?}"
+        );
     }
     assert!(
         last_delay(&server, "logged in", nat, "bob") >= 2000,
@@ -214,10 +228,17 @@ fn known_networks_survive_a_restart() {
     let mut server = behind_proxy(ServerBuilder::new().failure_delay_ms(50)).start();
     let home = "2001:db8:8::1";
     log_in(&server, home, "alice");
-    let state = server.config_path().with_file_name("state").join("known-networks");
+    let state = server
+        .config_path()
+        .with_file_name("state")
+        .join("known-networks");
     let deadline = Instant::now() + Duration::from_secs(30);
     while !std::fs::read_to_string(&state).is_ok_and(|text| text.contains("alice")) {
-        assert!(Instant::now() < deadline, "{} was not written", state.display());
+        assert!(
+            Instant::now() < deadline,
+            "{} was not written",
+            state.display()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     server.kill_and_restart();

@@ -33,13 +33,19 @@ pub fn client_as(server: &TestServer, source: &str) -> Client {
         destination: SocketAddr::new(destination, 110),
     };
     let mut tcp = TcpStream::connect(server.plain).expect("connect");
-    tcp.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(120)))
+        .unwrap();
     tcp.write_all(&header.to_v1()).unwrap();
     Client::over_tcp(tcp)
 }
 
 /// One USER/PASS attempt as `source`: the answer and how long PASS took.
-pub fn attempt(server: &TestServer, source: &str, user: &str, password: &str) -> (String, Duration) {
+pub fn attempt(
+    server: &TestServer,
+    source: &str,
+    user: &str,
+    password: &str,
+) -> (String, Duration) {
     let mut client = client_as(server, source);
     let answer = client.command(&format!("USER {user}"));
     assert!(answer.starts_with("+OK"), "{answer}");
