@@ -286,7 +286,10 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
                 return;
             }
         };
-        if let Err(error) = records.record_success(network, &user).await {
+        // Under the name the client gave, which its next attempts will give and under which
+        // its failures were counted.
+        let known_as = claimed.as_deref().unwrap_or(&user);
+        if let Err(error) = records.record_success(network, known_as).await {
             return self.records_unavailable(&error);
         }
         if let Some(delay) = self.shared.config.login_delay {
