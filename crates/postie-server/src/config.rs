@@ -2,6 +2,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::login_policy::BrakeSettings;
 use postie_proto::proxy::ProxyNetworks;
 use postie_proto::Expire;
 use postie_store::DeletePolicy;
@@ -32,6 +33,8 @@ pub struct Pop3Config {
     pub tls_handshake_timeout: Duration,
     /// The delay after the first failed login; it grows for an address that keeps failing.
     pub failure_delay: Duration,
+    /// How the brake counts networks, whom it trusts, when it sees spraying.
+    pub brake: BrakeSettings,
     pub max_connections: usize,
     pub max_connections_per_ip: usize,
     /// Minimum time between two logins of one user (LOGIN-DELAY), when set.
@@ -59,6 +62,7 @@ impl Pop3Config {
             login_timeout: Duration::from_secs(60),
             tls_handshake_timeout: Duration::from_secs(30),
             failure_delay: Duration::from_secs(2),
+            brake: BrakeSettings::default(),
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
             login_delay: None,

@@ -10,17 +10,24 @@
 mod bearer_tokens;
 mod config;
 mod error;
+mod failure_counts;
 pub mod http;
+mod known_networks;
 mod listener;
+mod local_records;
 mod login_policy;
+#[cfg(feature = "contract-suite")]
+pub mod records_contract;
 mod session;
 mod shared;
+mod spray;
 
 pub use bearer_tokens::{BearerError, BearerFuture, BearerTokens};
 pub use config::Pop3Config;
 pub use error::ServerError;
 pub use listener::{Pop3Reloader, Pop3Server, RunningServer};
+pub use local_records::LocalRecords;
 pub use login_policy::{
-    LocalRecords, LoginRecords, LoginRecordsError, RecentFailures, RecordsFuture,
-    FORGET_FAILURES_AFTER,
+    BrakeSettings, LoginHistory, LoginRecords, LoginRecordsError, RecordsFuture,
+    FORGET_FAILURES_AFTER, REMEMBER_NETWORKS_FOR,
 };

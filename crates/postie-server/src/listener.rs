@@ -16,7 +16,8 @@ use tracing::{info, warn};
 
 use crate::config::Pop3Config;
 use crate::error::ServerError;
-use crate::login_policy::{LocalRecords, LoginRecords};
+use crate::local_records::LocalRecords;
+use crate::login_policy::LoginRecords;
 use crate::session;
 use crate::shared::{latest, Current, Shared};
 

@@ -252,22 +252,31 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
     }
 
     /// Answers a login attempt for the `claimed` user name, after the brute-force brake's
-    /// delay, which holds right and wrong passwords alike. A failure is counted before the
-    /// wait, so parallel guesses see each other at once. Records that cannot be reached
-    /// answer every attempt with a temporary failure: the brake cannot be skipped, and the
-    /// answer tells nothing of the password.
+    /// delay, which holds right and wrong passwords alike: it depends on the failures counted
+    /// and on whether the user logged in from this network before, never on the password. A
+    /// failure is counted before the wait, so parallel guesses see each other at once.
+    /// Records that cannot be reached answer every attempt with a temporary failure: the
+    /// brake cannot be skipped, and the answer tells nothing of the password.
     async fn finish_login(&mut self, verdict: Result<Verdict, AuthError>, claimed: Option<String>) {
-        let ip = self.peer.ip();
+        let settings = &self.shared.config.brake;
+        let network = settings.network_of(self.peer.ip());
+        let trusted = settings.trusted_networks.contains(self.peer.ip());
         let records = Arc::clone(&self.shared.login_records);
-        let failures = match &verdict {
-            Ok(Verdict::Rejected) => records.record_failure(ip, claimed.as_deref()).await,
-            _ => records.recent_failures(ip, claimed.as_deref()).await,
+        let history = match &verdict {
+            Ok(Verdict::Rejected) => {
+                self.shared.brake.failed(Instant::now());
+                records.record_failure(network, claimed.as_deref()).await
+            }
+            _ => records.history(network, claimed.as_deref()).await,
         };
-        let failures = match failures {
-            Ok(failures) => failures,
+        let history = match history {
+            Ok(history) => history,
             Err(error) => return self.records_unavailable(&error),
         };
-        let delay = self.shared.brake.delay(failures);
+        let delay = self
+            .shared
+            .brake
+            .delay(history, trusted, settings, Instant::now());
         if !delay.is_zero() {
             METRICS.auth_delays.add(1);
             METRICS
@@ -295,6 +304,12 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
                 return;
             }
         };
+        // Under the name the client gave, which its next attempts will give and under which
+        // its failures were counted.
+        let known_as = claimed.as_deref().unwrap_or(&user);
+        if let Err(error) = records.record_success(network, known_as).await {
+            return self.records_unavailable(&error);
+        }
         if let Some(delay) = self.shared.config.login_delay {
             match records.try_login(&user, delay).await {
                 Ok(true) => {}
@@ -311,7 +326,14 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
             Ok(maildrop) => {
                 let entries = snapshot_entries(maildrop.messages());
                 METRICS.logins.inc(["ok", self.mechanism]);
-                info!(peer = %self.peer, %user, messages = entries.len(), "logged in");
+                info!(
+                    peer = %self.peer,
+                    %user,
+                    messages = entries.len(),
+                    delay_ms = delay.as_millis() as u64,
+                    known_network = history.known_network,
+                    "logged in"
+                );
                 self.answer(|core| core.login_accepted(entries));
                 self.maildrop = Some(maildrop);
                 self.user = Some(user);

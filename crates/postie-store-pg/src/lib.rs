@@ -17,7 +17,9 @@
 //! * `users` (`migrations/0002_users.sql`): the users of `[auth] users = "postgres"`,
 //!   [`PgUsers`], their passwords as Dovecot's `{SCHEME}hash` strings.
 //! * `login_failures` and `last_logins` (`migrations/0003_login_state.sql`): the brute-force
-//!   counts and LOGIN-DELAY's last logins every front end shares, [`PgLoginState`].
+//!   counts and LOGIN-DELAY's last logins every front end shares, [`PgLoginState`], with
+//!   `known_networks` (`migrations/0006_known_networks.sql`): the networks each user logged
+//!   in from, which skip the address's delay.
 //!
 //! Every transaction goes through [`Pool::transaction`], which retries serialization failures
 //! and deadlocks. The SQL keeps to what CockroachDB and YugabyteDB also run: no advisory
@@ -55,7 +57,7 @@ use crate::committer::Committer;
 
 pub use body::PgBody;
 pub use check::{CheckReport, Checked, Finding};
-pub use login_state::{FailureCounts, PgLoginState};
+pub use login_state::{LoginCounts, PgLoginState};
 pub use maildrop::PgDrop;
 pub use migrate::{migrate, SCHEMA_VERSION};
 pub use pool::{Pool, TxError, TxFuture};

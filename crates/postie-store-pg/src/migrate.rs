@@ -18,6 +18,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (3, include_str!("../migrations/0003_login_state.sql")),
     (4, include_str!("../migrations/0004_delivery_fences.sql")),
     (5, include_str!("../migrations/0005_packed_chunks.sql")),
+    (6, include_str!("../migrations/0006_known_networks.sql")),
 ];
 
 /// The schema version this build of postie reads and writes.

@@ -11,7 +11,7 @@ use postie_net::ReloadableCert;
 use postie_proto::proxy::ProxyNetworks;
 use postie_proto::Expire;
 use postie_server::http::{MailSettings, UsernameForm};
-use postie_server::Pop3Config;
+use postie_server::{BrakeSettings, Pop3Config};
 use postie_store::DeletePolicy;
 use postie_store::Quota;
 use postie_types::limits::{DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_IP};
@@ -26,6 +26,8 @@ struct File {
     /// The user `postie serve` runs as after binding its ports, when started as root.
     user: Option<String>,
     shutdown_grace_secs: Option<u64>,
+    /// Where the server keeps what it learns (the known networks of the brute-force brake).
+    state_dir: Option<PathBuf>,
     #[serde(default)]
     pop3: Pop3Section,
     tls: Option<TlsSection>,
@@ -137,7 +139,10 @@ struct TlsSection {
 struct AuthSection {
     users: String,
     passwd_file: PathBuf,
-    failure_delay_secs: u64,
+    failure_delay_secs: f64,
+    ipv6_prefix: u8,
+    trusted_networks: Vec<String>,
+    spray_failures_per_minute: u32,
 }
 
 impl Default for AuthSection {
@@ -145,7 +150,10 @@ impl Default for AuthSection {
         AuthSection {
             users: "passwd-file".to_owned(),
             passwd_file: PathBuf::from("users"),
-            failure_delay_secs: 2,
+            failure_delay_secs: 2.0,
+            ipv6_prefix: 64,
+            trusted_networks: Vec::new(),
+            spray_failures_per_minute: 60,
         }
     }
 }
@@ -282,6 +290,8 @@ pub struct Config {
     /// What autoconfig and Autodiscover answer; ports still 0 take the bound ones.
     pub autoconfig: MailSettings,
     pub passwd_file: PathBuf,
+    /// `state_dir`, resolved: where the server keeps its known networks.
+    pub state_dir: PathBuf,
     /// Where the users are (`[auth] users`); opened by `crate::user_source` in the binary.
     pub users: UserSource,
     /// Where mail is kept (`[mail] store`); opened by `crate::store` in the binary.
@@ -479,7 +489,8 @@ impl Config {
                 bail!("{file_name}: [pop3] expire = {word:?}: use \"never\" or a number of days")
             }
         };
-        pop3.failure_delay = Duration::from_secs(file.auth.failure_delay_secs);
+        pop3.failure_delay = brake_base(file.auth.failure_delay_secs, &file_name.to_string())?;
+        pop3.brake = brake_settings(&file.auth, &file_name.to_string())?;
         if let Some(oauth) = &file.oauth {
             pop3.bearer_tokens =
                 crate::oauth::bearer_tokens(oauth, &base, &file_name.to_string(), read_files)?;
@@ -541,6 +552,7 @@ impl Config {
             autoconfig,
             pop3,
             passwd_file: base.join(file.auth.passwd_file),
+            state_dir: base.join(file.state_dir.as_deref().unwrap_or(Path::new("state"))),
             users,
             store: store.unwrap_or(StoreConfig::Maildir {
                 template: maildir_template.clone(),
@@ -683,6 +695,33 @@ fn intake_config(
     Ok(intake)
 }
 
+/// `[auth] failure_delay_secs`: fractions allowed (tests run on milliseconds), a minute at
+/// most (the delay doubles from there, and mail clients give up after a minute).
+fn brake_base(secs: f64, file_name: &str) -> Result<Duration> {
+    if !(0.0..=60.0).contains(&secs) {
+        bail!("{file_name}: [auth] failure_delay_secs = {secs}: use a number of seconds from 0 to 60, such as 2");
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// `[auth]`'s `ipv6_prefix`, `trusted_networks` and `spray_failures_per_minute`.
+fn brake_settings(auth: &AuthSection, file_name: &str) -> Result<BrakeSettings> {
+    if !(1..=128).contains(&auth.ipv6_prefix) {
+        bail!("{file_name}: [auth] ipv6_prefix = {}: use a prefix length from 1 to 128, such as 64 (what one subscriber gets)", auth.ipv6_prefix);
+    }
+    if auth.spray_failures_per_minute == 0 {
+        bail!("{file_name}: [auth] spray_failures_per_minute = 0: use at least 1, such as 60");
+    }
+    let trusted_networks = ProxyNetworks::parse(&auth.trusted_networks).with_context(|| {
+        format!("{file_name}: [auth] trusted_networks: name the networks never delayed for others' failures, such as [\"10.0.0.0/8\"]")
+    })?;
+    Ok(BrakeSettings {
+        ipv6_prefix: auth.ipv6_prefix,
+        trusted_networks,
+        spray_failures_per_minute: auth.spray_failures_per_minute,
+    })
+}
+
 fn proxy_networks(list: &[String], what: &str) -> Result<ProxyNetworks> {
     ProxyNetworks::parse(list).with_context(|| {
         format!("{what}: name the load balancers' networks, such as [\"10.0.0.0/8\"]")
@@ -795,6 +834,37 @@ mod tests {
 
     fn parse(text: &str) -> Result<Config> {
         Config::parse(Path::new("/etc/postie/postie.toml"), text)
+    }
+
+    #[test]
+    fn brake_keys() {
+        let config = parse("[auth]\nfailure_delay_secs = 2\n").unwrap();
+        assert_eq!(config.pop3.failure_delay, Duration::from_secs(2));
+        assert_eq!(config.pop3.brake.ipv6_prefix, 64);
+        assert_eq!(config.state_dir, PathBuf::from("/etc/postie/state"));
+        let config = parse(
+            "state_dir = \"/var/lib/postie\"\n[auth]\nfailure_delay_secs = 0.05\nipv6_prefix = 56\n\
+             trusted_networks = [\"10.0.0.0/8\"]\nspray_failures_per_minute = 600\n",
+        )
+        .unwrap();
+        assert_eq!(config.pop3.failure_delay, Duration::from_millis(50));
+        assert_eq!(config.pop3.brake.ipv6_prefix, 56);
+        assert_eq!(config.pop3.brake.spray_failures_per_minute, 600);
+        assert!(config
+            .pop3
+            .brake
+            .trusted_networks
+            .contains("10.1.2.3".parse().unwrap()));
+        assert_eq!(config.state_dir, PathBuf::from("/var/lib/postie"));
+        for (bad, says) in [
+            ("ipv6_prefix = 0", "ipv6_prefix = 0"),
+            ("trusted_networks = [\"10.0.0.0/33\"]", "trusted_networks"),
+            ("failure_delay_secs = -1", "failure_delay_secs"),
+            ("spray_failures_per_minute = 0", "spray_failures_per_minute"),
+        ] {
+            let error = format!("{:#}", parse(&format!("[auth]\n{bad}\n")).unwrap_err());
+            assert!(error.contains(says), "{bad}: {error}");
+        }
     }
 
     #[test]

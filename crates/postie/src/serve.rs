@@ -52,7 +52,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
         .then(|| IntakeServer::new(config.intake.clone(), store.clone(), Arc::clone(&users)));
     let sweeper = crate::store::sweeper(&store);
     let health_check = crate::store::health_check(&store);
-    let login_records = crate::login_records::open(&store);
+    let login_records = crate::login_records::open(&store, &config.state_dir)?;
     let server = Pop3Server::with_login_records(
         config.pop3.clone(),
         store,

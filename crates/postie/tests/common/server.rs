@@ -47,7 +47,7 @@ pub struct ServerBuilder {
     top: String,
     listen: (String, String),
     pop3: String,
-    failure_delay_secs: u64,
+    failure_delay_secs: f64,
     auth: String,
     mail: String,
     lmtp: Option<String>,
@@ -69,7 +69,7 @@ impl ServerBuilder {
             top: String::new(),
             listen: ("127.0.0.1:0".into(), "127.0.0.1:0".into()),
             pop3: String::new(),
-            failure_delay_secs: 0,
+            failure_delay_secs: 0.0,
             auth: String::new(),
             mail: String::new(),
             lmtp: None,
@@ -107,7 +107,13 @@ impl ServerBuilder {
     }
 
     pub fn failure_delay_secs(mut self, secs: u64) -> Self {
-        self.failure_delay_secs = secs;
+        self.failure_delay_secs = secs as f64;
+        self
+    }
+
+    /// A brake's base delay under a second, for tests that make many attempts.
+    pub fn failure_delay_ms(mut self, millis: u64) -> Self {
+        self.failure_delay_secs = millis as f64 / 1000.0;
         self
     }
 
