@@ -131,9 +131,10 @@ impl PgLoginState {
             .await
     }
 
-    /// Remembers that `user` logged in from `network` now, and halves the user's failure
-    /// count (a count of one is forgotten). The pair's first success within `forget_after`
-    /// halves the network's count too; later ones in that window do not.
+    /// Remembers that `user` logged in from `network` now (to the hour: a login within an
+    /// hour of the last one changes nothing when no failure is to be halved), and halves the
+    /// user's failure count (a count of one is forgotten). The pair's first success within
+    /// `forget_after` halves the network's count too; later ones in that window do not.
     pub async fn record_success(&self, network: IpAddr, user: &str) -> Result<(), StoreError> {
         let context = (network.to_string(), user, self.forget_after.as_secs_f64());
         self.pool
@@ -142,6 +143,25 @@ impl PgLoginState {
                 &context,
                 |tx, (network, user, forget)| {
                     Box::pin(async move {
+                        // Most logins are of a pair known and credited lately, by a user
+                        // with no failures: nothing to write, and a transaction that writes
+                        // nothing commits without waiting for a WAL flush.
+                        let settled: Option<bool> = tx
+                            .query_opt(
+                                "SELECT k.last_login > now() - interval '1 hour'
+                                        AND k.credited_at > now() - $3 * interval '1 second'
+                                        AND NOT EXISTS (
+                                            SELECT 1 FROM login_failures
+                                            WHERE kind = 'user' AND subject = $1)
+                                 FROM known_networks k
+                                 WHERE k.user_name = $1 AND k.network = $2",
+                                &[user, network, forget],
+                            )
+                            .await?
+                            .map(|row| row.get(0));
+                        if settled == Some(true) {
+                            return Ok(());
+                        }
                         let credited: bool = tx
                             .query_one(
                                 "INSERT INTO known_networks AS k
