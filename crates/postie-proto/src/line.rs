@@ -55,6 +55,15 @@ impl LineReader {
         self.consumed < self.buffer.len() || self.overflow_pending
     }
 
+    /// Whether the unread input begins with `prefix`, ASCII case ignored (false while fewer
+    /// bytes than the prefix are buffered, or while an over-long line is being dropped).
+    pub fn starts_with_ignore_case(&self, prefix: &[u8]) -> bool {
+        !self.discarding
+            && self.buffer[self.consumed..]
+                .get(..prefix.len())
+                .is_some_and(|start| start.eq_ignore_ascii_case(prefix))
+    }
+
     /// The next line, if a whole one (or an over-long one) is buffered. `limit` counts the
     /// line ending too, as RFC 2449 counts command lines.
     pub fn next_line(&mut self, limit: usize) -> Option<ReadLine> {

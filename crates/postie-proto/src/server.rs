@@ -290,6 +290,12 @@ impl ServerSession {
             }
             let limit = match self.phase {
                 Phase::Sasl => MAX_SASL_LINE,
+                // An initial response may make AUTH longer than a command line may be: an
+                // OAuth bearer token alone is longer, and mail clients send it there anyway
+                // (RFC 5034 asks them not to; Dovecot takes it too).
+                Phase::Authorization { .. } if self.input.starts_with_ignore_case(b"AUTH ") => {
+                    MAX_SASL_LINE
+                }
                 _ => MAX_COMMAND_LINE,
             };
             let line = match self.input.next_line(limit) {

@@ -404,6 +404,35 @@ fn twenty_bad_commands_in_a_row_disconnect() {
     assert!(!session(&mixed).closed, "a good command resets the count");
 }
 
+/// An AUTH whose initial response makes it longer than a command line (a bearer token does)
+/// is taken; any other command that long is still too long.
+#[test]
+fn a_long_auth_initial_response_is_taken_and_other_long_lines_are_not() {
+    let mut input = b"AUTH PLAIN ".to_vec();
+    input.extend(std::iter::repeat_n(b'A', 4000));
+    input.extend_from_slice(b"\r\nauth plain AG1yb3NlAHRhbnN0YWFm");
+    input.extend(std::iter::repeat_n(b' ', 300));
+    input.extend_from_slice(b"\r\n");
+    let harness = session(&input);
+    let transcript = harness.transcript();
+    assert!(!transcript.contains("Line too long"), "{transcript}");
+    assert!(transcript.contains("-ERR [AUTH]"), "{transcript}");
+
+    let mut noop = b"NOOP ".to_vec();
+    noop.extend(std::iter::repeat_n(b'x', 300));
+    noop.extend_from_slice(b"\r\n");
+    assert!(session(&noop).transcript().contains("-ERR Line too long."));
+    let mut long_auth = b"AUTH PLAIN ".to_vec();
+    long_auth.extend(std::iter::repeat_n(b'A', 20_000));
+    long_auth.extend_from_slice(b"\r\n");
+    assert!(
+        session(&long_auth)
+            .transcript()
+            .contains("-ERR Line too long."),
+        "an AUTH line is still bounded, by the SASL line limit"
+    );
+}
+
 #[test]
 fn hostile_bytes_get_errors_not_panics() {
     let mut input = vec![0u8; 10];
