@@ -2,16 +2,36 @@ use std::sync::OnceLock;
 
 use crate::password::{hash_password, PasswordHash};
 use crate::sasl::{Mechanism, SaslExchange};
-use crate::{apop, random, AuthError, Scheme, UserDb};
+use crate::{apop, random, AuthError, Scheme, UserDb, UserRecord};
 
 /// The outcome of a USER/PASS or APOP check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
-    /// `user` is the name as the user database spells it.
+    /// `user` is the name as the user database spells it; `app_password` the label of the
+    /// app password that logged in, `None` for the account's own password.
     Accepted {
+        user: String,
+        app_password: Option<String>,
+    },
+    /// The account's own password, right, from a user who requires app passwords: refused,
+    /// with an answer that says to use one.
+    AppPasswordRequired {
         user: String,
     },
     Rejected,
+}
+
+impl Verdict {
+    /// The verdict on the account's own password, once it has been found right.
+    pub(crate) fn own_password(record: UserRecord) -> Verdict {
+        match record.app_passwords.required {
+            true => Verdict::AppPasswordRequired { user: record.name },
+            false => Verdict::Accepted {
+                user: record.name,
+                app_password: None,
+            },
+        }
+    }
 }
 
 /// The checks the POP3 server runs. Every method may block (hashing, file I/O): call them off
@@ -31,25 +51,33 @@ impl<U: UserDb> Authenticator<U> {
         &self.db
     }
 
-    /// USER/PASS. An unknown user costs the same as a wrong password, so response times do
-    /// not tell which user names exist.
+    /// USER/PASS, SASL PLAIN and LOGIN: the account's own password or one of its app
+    /// passwords. An unknown user costs the same as a wrong password, so response times do
+    /// not tell which user names exist. An app password is a fast digest compare, so it is
+    /// checked first and spares the slow hash.
     pub fn verify_password(&self, user: &str, password: &[u8]) -> Result<Verdict, AuthError> {
-        match self.db.lookup(user)? {
-            Some(record) if record.password.verify(password) => {
-                Ok(Verdict::Accepted { user: record.name })
+        let Some(record) = self.db.lookup(user)? else {
+            if let Some(dummy) = dummy_hash() {
+                dummy.verify(password);
             }
-            Some(_) => Ok(Verdict::Rejected),
-            None => {
-                if let Some(dummy) = dummy_hash() {
-                    dummy.verify(password);
-                }
-                Ok(Verdict::Rejected)
-            }
+            return Ok(Verdict::Rejected);
+        };
+        if let Some(label) = record.app_passwords.matching(password) {
+            let app_password = Some(label.to_owned());
+            return Ok(Verdict::Accepted {
+                user: record.name,
+                app_password,
+            });
         }
+        Ok(match record.password.verify(password) {
+            true => Verdict::own_password(record),
+            false => Verdict::Rejected,
+        })
     }
 
     /// APOP: only users stored as `{PLAIN}` can pass, since the digest needs the cleartext.
-    /// Unknown users and users without a cleartext are rejected after the same MD5 work.
+    /// Unknown users and users without a cleartext are rejected after the same MD5 work. It
+    /// proves the account's own password, so a user who requires app passwords is refused.
     pub fn verify_apop(
         &self,
         user: &str,
@@ -64,9 +92,7 @@ impl<U: UserDb> Authenticator<U> {
         let matches =
             apop::digest_matches(cleartext.unwrap_or(&unguessable), timestamp, digest_hex);
         Ok(match record {
-            Some(record) if matches && cleartext.is_some() => {
-                Verdict::Accepted { user: record.name }
-            }
+            Some(record) if matches && cleartext.is_some() => Verdict::own_password(record),
             _ => Verdict::Rejected,
         })
     }

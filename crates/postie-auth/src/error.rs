@@ -36,6 +36,18 @@ pub enum AuthError {
     #[error("invalid user name {name:?}: {reason}")]
     InvalidUserName { name: String, reason: &'static str },
 
+    #[error("invalid app password label {label:?}: {reason}")]
+    InvalidLabel { label: String, reason: &'static str },
+
+    #[error("{user:?} has an app password labelled {label:?} already: revoke it first or choose another label")]
+    AppPasswordExists { user: String, label: String },
+
+    #[error("{user:?} has no app password labelled {label:?}: `postie user app-password list {user}` shows the labels")]
+    NoSuchAppPassword { user: String, label: String },
+
+    #[error("no user {0:?}: add it with `postie user add` first")]
+    NoSuchUser(String),
+
     #[error("unknown SASL mechanism {0:?}")]
     UnknownMechanism(String),
 

@@ -6,12 +6,16 @@
 //! - [`Authenticator`]: the USER/PASS, APOP and SASL checks the POP3 server runs. They block
 //!   (hashing, file I/O), so run them off the async threads.
 //! - [`SaslExchange`]: PLAIN, LOGIN and SCRAM-SHA-256 as sans-IO state machines.
+//! - App passwords ([`AppPasswords`], [`NewAppPassword`]): generated per-client passwords,
+//!   kept beside the passwd-file (`passwd_file::add_app_password` and friends) or in the
+//!   database.
 //! - [`parse_bearer`]: the client messages of OAUTHBEARER and XOAUTH2 (the token itself is
 //!   checked by postie-oauth).
 
 #![forbid(unsafe_code)]
 
 mod apop;
+mod app_password;
 mod authenticator;
 mod bearer;
 mod error;
@@ -23,6 +27,10 @@ mod scheme;
 mod scram_keys;
 mod userdb;
 
+pub use app_password::{
+    validate_label, AppPassword, AppPasswordDigest, AppPasswordInfo, AppPasswordUse, AppPasswords,
+    NewAppPassword, MAX_LABEL_LEN, USE_RECORD_INTERVAL,
+};
 pub use authenticator::{Authenticator, Verdict};
 pub use bearer::{
     bearer_error_status, parse_bearer, BearerMechanism, BearerRequest, BearerSyntaxError,

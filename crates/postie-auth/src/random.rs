@@ -19,6 +19,13 @@ pub(crate) fn crypt_salt(len: usize) -> String {
         .collect()
 }
 
+/// Letters a to z, uniformly drawn.
+pub(crate) fn lowercase_letters(len: usize) -> String {
+    (0..len)
+        .map(|_| char::from(b'a' + OsRng.gen_range(0..26u8)))
+        .collect()
+}
+
 pub(crate) fn is_crypt_salt_char(c: u8) -> bool {
     CRYPT_ALPHABET.contains(&c)
 }

@@ -1,16 +1,36 @@
 use std::sync::Arc;
 
-use crate::{AuthError, PasswordHash};
+use crate::{AppPasswordUse, AppPasswords, AuthError, PasswordHash};
 
 /// A user database. Lookups may block (file I/O), like the hashing around them.
 pub trait UserDb: Send + Sync + 'static {
     /// The user named exactly `user` (no case folding), or `None` when there is none.
     fn lookup(&self, user: &str) -> Result<Option<UserRecord>, AuthError>;
+
+    /// Writes down that `user` logged in with the app password `label`, for `list` to show.
+    /// A database that keeps no app passwords never has a use to record.
+    fn record_app_password_use(
+        &self,
+        _user: &str,
+        _label: &str,
+        _usage: &AppPasswordUse,
+    ) -> Result<(), AuthError> {
+        Ok(())
+    }
 }
 
 impl<T: UserDb> UserDb for Arc<T> {
     fn lookup(&self, user: &str) -> Result<Option<UserRecord>, AuthError> {
         (**self).lookup(user)
+    }
+
+    fn record_app_password_use(
+        &self,
+        user: &str,
+        label: &str,
+        usage: &AppPasswordUse,
+    ) -> Result<(), AuthError> {
+        (**self).record_app_password_use(user, label, usage)
     }
 }
 
@@ -27,6 +47,7 @@ pub struct UserRecord {
     pub shell: Option<String>,
     /// Dovecot's extra fields, split at whitespace, e.g. `userdb_quota_rule=*:storage=1G`.
     pub extra: Vec<String>,
+    pub app_passwords: AppPasswords,
 }
 
 impl UserRecord {
@@ -41,6 +62,7 @@ impl UserRecord {
             home: None,
             shell: None,
             extra: Vec::new(),
+            app_passwords: AppPasswords::default(),
         }
     }
 }

@@ -5,6 +5,7 @@ use support::authenticator;
 
 fn accepted(user: &str) -> Verdict {
     Verdict::Accepted {
+        app_password: None,
         user: user.to_string(),
     }
 }

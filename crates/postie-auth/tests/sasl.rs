@@ -11,6 +11,7 @@ fn challenge(text: &str) -> SaslStep {
 
 fn accepted(user: &str) -> SaslStep {
     SaslStep::Accepted {
+        app_password: None,
         user: user.to_string(),
     }
 }
@@ -306,4 +307,23 @@ fn a_rejected_exchange_names_the_user_it_tried() {
         SaslStep::Rejected
     );
     assert_eq!(scram.claimed_user(), Some("alice"));
+}
+
+/// SCRAM proves the account's own password: a user who requires app passwords is told so at
+/// the end of a correct exchange, and a wrong proof is still a plain rejection.
+#[test]
+fn scram_with_app_passwords_required() {
+    let salt = BASE64.decode(RFC7677_SALT).unwrap();
+    let fixture = authenticator(&format!("user:{}\n", scram_entry(b"pencil", &salt, 4096)));
+    postie_auth::passwd_file::require_app_passwords(&fixture.path, "user", true).unwrap();
+    assert_eq!(
+        scram_login(&fixture, "n,,", "user", b"pencil").0,
+        SaslStep::AppPasswordRequired {
+            user: "user".into()
+        }
+    );
+    assert_eq!(
+        scram_login(&fixture, "n,,", "user", b"crayon").0,
+        SaslStep::Rejected
+    );
 }

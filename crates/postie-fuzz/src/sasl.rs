@@ -49,7 +49,7 @@ pub fn sasl_exchange(data: &[u8]) {
     for _ in 0..8 {
         match exchange.step(authenticator(), input.as_deref()) {
             Ok(SaslStep::Challenge(_)) => input = Some(responses.next().unwrap_or_default()),
-            Ok(SaslStep::Accepted { user }) => {
+            Ok(SaslStep::Accepted { user, .. } | SaslStep::AppPasswordRequired { user }) => {
                 assert!(
                     user == "alice" || user == "bob",
                     "accepted unknown user {user:?}"

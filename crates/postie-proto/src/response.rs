@@ -28,6 +28,8 @@ impl RespCode {
 pub enum ErrorKind {
     /// Wrong user name or password; deliberately the same answer for both.
     BadCredentials,
+    /// The account's own password, from a user who logs in with app passwords only.
+    AppPasswordRequired,
     /// Password authentication refused on an unencrypted connection.
     PlaintextRefused,
     /// The maildrop is locked by another session.
@@ -44,6 +46,10 @@ impl ErrorKind {
     pub fn wire(self) -> (RespCode, &'static str) {
         match self {
             ErrorKind::BadCredentials => (RespCode::Auth, "Authentication failed."),
+            ErrorKind::AppPasswordRequired => (
+                RespCode::Auth,
+                "This account takes app passwords only: log in with an app password made for this mail client, not the account password.",
+            ),
             ErrorKind::PlaintextRefused => (
                 RespCode::Auth,
                 "Plaintext authentication disallowed on non-secure connections: use STLS or port 995.",

@@ -650,7 +650,10 @@ impl ServerSession {
         self.complete("login_rejected", &[Pending::Login, Pending::SaslStep])?;
         write_error_kind(&mut self.output, kind);
         self.phase = Phase::Authorization { user: None };
-        if kind == ErrorKind::BadCredentials {
+        if matches!(
+            kind,
+            ErrorKind::BadCredentials | ErrorKind::AppPasswordRequired
+        ) {
             self.auth_failures += 1;
             if self.auth_failures >= self.options.max_auth_failures {
                 write_err(

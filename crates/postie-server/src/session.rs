@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use postie_auth::{AuthError, Mechanism, SaslExchange, SaslStep, UserDb, Verdict};
+use postie_auth::{AppPasswordUse, AuthError, Mechanism, SaslExchange, SaslStep, UserDb, Verdict};
 use postie_metrics::METRICS;
 use postie_proto::{
     Credentials, ErrorKind, Event, MessageEntry, ServerOptions, ServerSession, WrongState,
@@ -46,6 +46,8 @@ struct Session<S: MailStore, U> {
     core: ServerSession,
     maildrop: Option<S::Maildrop>,
     user: Option<String>,
+    /// The label of the app password that logged in, for the session's log line.
+    app_password: Option<String>,
     sasl: Option<SaslExchange>,
     /// An OAUTHBEARER or XOAUTH2 exchange waiting for the client's next line.
     bearer: Option<bearer::BearerWait>,
@@ -84,6 +86,7 @@ pub(crate) async fn run<S: MailStore, U: UserDb>(
         peer,
         maildrop: None,
         user: None,
+        app_password: None,
         sasl: None,
         bearer: None,
         bearer_status: None,
@@ -95,11 +98,16 @@ pub(crate) async fn run<S: MailStore, U: UserDb>(
     let outcome = session.pump(&mut conn, &mut stop).await;
     let _ = conn.shutdown().await;
     let Session {
-        user, stats, core, ..
+        user,
+        app_password,
+        stats,
+        core,
+        ..
     } = session;
     info!(
         %peer,
         user = user.as_deref().unwrap_or("-"),
+        app_password = app_password.as_deref().unwrap_or("-"),
         tls = core.is_secure(),
         retr = stats.retr,
         retr_bytes = stats.retr_bytes,
@@ -243,9 +251,13 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
                 self.sasl = Some(exchange);
                 self.answer(|core| core.sasl_challenge(&challenge));
             }
-            Ok(SaslStep::Accepted { user }) => {
-                self.finish_login(Ok(Verdict::Accepted { user }), claimed)
-                    .await
+            Ok(SaslStep::Accepted { user, app_password }) => {
+                let verdict = Verdict::Accepted { user, app_password };
+                self.finish_login(Ok(verdict), claimed).await
+            }
+            Ok(SaslStep::AppPasswordRequired { user }) => {
+                let verdict = Verdict::AppPasswordRequired { user };
+                self.finish_login(Ok(verdict), claimed).await
             }
             Ok(SaslStep::Rejected) => self.finish_login(Ok(Verdict::Rejected), claimed).await,
         }
@@ -262,8 +274,10 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
         let network = settings.network_of(self.peer.ip());
         let trusted = settings.trusted_networks.contains(self.peer.ip());
         let records = Arc::clone(&self.shared.login_records);
+        // The account's own password where app passwords are required counts as a failure:
+        // a right password must not be usable to guess faster than a wrong one.
         let history = match &verdict {
-            Ok(Verdict::Rejected) => {
+            Ok(Verdict::Rejected | Verdict::AppPasswordRequired { .. }) => {
                 self.shared.brake.failed(Instant::now());
                 records.record_failure(network, claimed.as_deref()).await
             }
@@ -284,8 +298,21 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
                 .add(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX));
             tokio::time::sleep(delay).await;
         }
-        let user = match verdict {
-            Ok(Verdict::Accepted { user }) => user,
+        let (user, app_password) = match verdict {
+            Ok(Verdict::Accepted { user, app_password }) => (user, app_password),
+            Ok(Verdict::AppPasswordRequired { user }) => {
+                METRICS
+                    .logins
+                    .inc(["app_password_required", self.mechanism]);
+                info!(
+                    peer = %self.peer,
+                    %user,
+                    delay_ms = delay.as_millis() as u64,
+                    "account password refused: this user logs in with app passwords only"
+                );
+                self.answer(|core| core.login_rejected(ErrorKind::AppPasswordRequired));
+                return;
+            }
             Ok(Verdict::Rejected) => {
                 METRICS.logins.inc(["rejected", self.mechanism]);
                 info!(
@@ -329,6 +356,7 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
                 info!(
                     peer = %self.peer,
                     %user,
+                    app_password = app_password.as_deref().unwrap_or("-"),
                     messages = entries.len(),
                     delay_ms = delay.as_millis() as u64,
                     known_network = history.known_network,
@@ -336,7 +364,11 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
                 );
                 self.answer(|core| core.login_accepted(entries));
                 self.maildrop = Some(maildrop);
+                if let Some(label) = &app_password {
+                    self.record_app_password_use(&user, label);
+                }
                 self.user = Some(user);
+                self.app_password = app_password;
             }
             Err(error) => {
                 METRICS.logins.inc(["maildrop_unavailable", self.mechanism]);
@@ -346,6 +378,27 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
                 self.answer(|core| core.login_rejected(store_error_kind(&error)));
             }
         }
+    }
+
+    /// Writes down when, from where and over what the app password logged in, off the
+    /// session's path: a login does not wait for it, and one that cannot be written is only
+    /// logged.
+    fn record_app_password_use(&self, user: &str, label: &str) {
+        let usage = AppPasswordUse {
+            at: SystemTime::now(),
+            from: self.peer.ip(),
+            over: match self.core.is_secure() {
+                true => format!("POP3 {} over TLS", self.mechanism),
+                false => format!("POP3 {}", self.mechanism),
+            },
+        };
+        let auth = Arc::clone(&self.shared.auth);
+        let (user, label) = (user.to_owned(), label.to_owned());
+        tokio::task::spawn_blocking(move || {
+            if let Err(error) = auth.db().record_app_password_use(&user, &label, &usage) {
+                warn!(%user, app_password = label, %error, "the app password's last use could not be recorded");
+            }
+        });
     }
 
     fn records_unavailable(&mut self, error: &LoginRecordsError) {

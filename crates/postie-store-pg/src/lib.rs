@@ -20,6 +20,8 @@
 //!   counts and LOGIN-DELAY's last logins every front end shares, [`PgLoginState`], with
 //!   `known_networks` (`migrations/0006_known_networks.sql`): the networks each user logged
 //!   in from, which skip the address's delay.
+//! * `app_passwords` (`migrations/0007_app_passwords.sql`): the users' app passwords, read
+//!   with the user at login, and `users.app_passwords_required`.
 //!
 //! Every transaction goes through [`Pool::transaction`], which retries serialization failures
 //! and deadlocks. The SQL keeps to what CockroachDB and YugabyteDB also run: no advisory
@@ -29,6 +31,7 @@
 
 #![forbid(unsafe_code)]
 
+mod app_passwords;
 mod body;
 mod check;
 mod committer;

@@ -8,7 +8,9 @@
 //! thread); the network wait costs that one pool thread for one round trip, never a runtime
 //! worker, so a slow database slows its own logins and no one else's.
 
-use postie_auth::{AuthError, PasswordHash, UserDb, UserRecord};
+use postie_auth::{
+    AppPassword, AppPasswordDigest, AppPasswordUse, AuthError, PasswordHash, UserDb, UserRecord,
+};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{IsolationLevel, Transaction};
 
@@ -29,6 +31,10 @@ pub enum UsersError {
         #[source]
         source: AuthError,
     },
+    #[error("{user:?} has an app password labelled {label:?} already: revoke it first or choose another label")]
+    AppPasswordExists { user: String, label: String },
+    #[error("{user:?} has no app password labelled {label:?}: `postie user app-password list {user}` shows the labels")]
+    NoSuchAppPassword { user: String, label: String },
     #[error("PostgreSQL: {0}")]
     Database(String),
 }
@@ -44,32 +50,51 @@ impl PgUsers {
         PgUsers { pool }
     }
 
-    /// The user named exactly `name`, or `None`.
+    /// The user named exactly `name` with its app passwords, or `None`: one statement, a row
+    /// per app password (or one with none).
     pub async fn get(&self, name: &str) -> Result<Option<UserRecord>, UsersError> {
-        let row = self
+        let rows = self
             .run(name, |tx, name| {
                 Box::pin(async move {
                     Ok(tx
-                        .query_opt(
-                            "SELECT name, password, extra FROM users WHERE name = $1",
+                        .query(
+                            "SELECT u.name, u.password, u.extra, u.app_passwords_required,
+                                    a.label, a.digest
+                               FROM users u
+                               LEFT JOIN app_passwords a ON a.user_name = u.name
+                              WHERE u.name = $1",
                             &[&name],
                         )
                         .await?)
                 })
             })
             .await?;
-        let Some(row) = row else { return Ok(None) };
-        let name: String = row.get(0);
-        let password = PasswordHash::parse(row.get(1)).map_err(|source| UsersError::BadRecord {
+        let Some(first) = rows.first() else {
+            return Ok(None);
+        };
+        let name: String = first.get(0);
+        let bad_record = |source| UsersError::BadRecord {
             name: name.clone(),
             source,
-        })?;
-        let mut record = UserRecord::new(name, password);
-        record.extra = row
+        };
+        let password = PasswordHash::parse(first.get(1)).map_err(bad_record)?;
+        let mut record = UserRecord::new(name.clone(), password);
+        record.extra = first
             .get::<_, &str>(2)
             .split_whitespace()
             .map(str::to_owned)
             .collect();
+        record.app_passwords.required = first.get(3);
+        for row in &rows {
+            let Some(label) = row.get::<_, Option<String>>(4) else {
+                continue;
+            };
+            let digest = AppPasswordDigest::parse(row.get(5)).map_err(bad_record)?;
+            record
+                .app_passwords
+                .entries
+                .push(AppPassword { label, digest });
+        }
         Ok(Some(record))
     }
 
@@ -163,7 +188,7 @@ impl PgUsers {
 
     /// One short transaction through the pool's retry helper, its failure named for the
     /// users table: a missing table means the schema was not migrated.
-    async fn run<C, T, F>(&self, context: &C, body: F) -> Result<T, UsersError>
+    pub(crate) async fn run<C, T, F>(&self, context: &C, body: F) -> Result<T, UsersError>
     where
         C: Sync + ?Sized,
         F: for<'a> FnMut(&'a Transaction<'a>, &'a C) -> TxFuture<'a, T> + Send,
@@ -192,6 +217,23 @@ impl UserDb for PgUsers {
         })?;
         runtime
             .block_on(self.get(user))
+            .map_err(|e| AuthError::UserDb(e.to_string()))
+    }
+
+    /// Blocks as [`lookup`](UserDb::lookup) does, for one statement.
+    fn record_app_password_use(
+        &self,
+        user: &str,
+        label: &str,
+        usage: &AppPasswordUse,
+    ) -> Result<(), AuthError> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+            AuthError::UserDb(
+                "PostgreSQL app password records run on a tokio runtime's blocking pool".into(),
+            )
+        })?;
+        runtime
+            .block_on(self.record_app_password_use(user, label, usage))
             .map_err(|e| AuthError::UserDb(e.to_string()))
     }
 }

@@ -174,6 +174,32 @@ pub enum UserAction {
     Del { name: String },
     /// List the users.
     List,
+    /// Manage a user's app passwords: generated passwords, one per mail client, each revoked
+    /// on its own; once required, the only passwords POP3 takes for that user.
+    #[command(subcommand)]
+    AppPassword(AppPasswordAction),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AppPasswordAction {
+    /// Make a new app password and print it once: alone on the last line of standard output.
+    Add {
+        name: String,
+        /// What the password is for, e.g. "phone": how `list` and the logs name it.
+        #[arg(long)]
+        label: String,
+    },
+    /// Show each app password of a user: created, and last used when, from where, over what.
+    List { name: String },
+    /// End an app password at once: open sessions keep their messages, the next login fails.
+    Revoke { name: String, label: String },
+    /// Refuse the user's own password over POP3, so that only app passwords log in.
+    Require {
+        name: String,
+        /// Accept the user's own password again.
+        #[arg(long)]
+        off: bool,
+    },
 }
 
 #[derive(Debug, Args)]

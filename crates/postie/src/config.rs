@@ -19,6 +19,8 @@ use serde::Deserialize;
 
 use crate::hostname::system_hostname;
 
+/// `state_dir`'s default, beside the configuration file.
+const STATE_DIR: &str = "state";
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
@@ -315,7 +317,12 @@ pub enum UserSource {
 /// What `postie user` edits.
 #[derive(Debug)]
 pub enum UserEditing {
-    PasswdFile(PathBuf),
+    /// The passwd-file, and the server's state folder where app passwords' last uses are
+    /// (unknown when only the passwd-file was named).
+    PasswdFile {
+        passwd_file: PathBuf,
+        state_dir: Option<PathBuf>,
+    },
     /// The database of a `[mail] store = "postgres"` configuration.
     Postgres(StoreConfig),
 }
@@ -383,9 +390,13 @@ impl Config {
         let file: File = toml::from_str(&text)
             .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message()))?;
         if user_source(&file.auth.users, &path.display().to_string())? == UserSource::PasswdFile {
-            return Ok(UserEditing::PasswdFile(
-                base_dir(path).join(file.auth.passwd_file),
-            ));
+            let base = base_dir(path);
+            return Ok(UserEditing::PasswdFile {
+                passwd_file: base.join(file.auth.passwd_file),
+                state_dir: Some(
+                    base.join(file.state_dir.as_deref().unwrap_or(Path::new(STATE_DIR))),
+                ),
+            });
         }
         let config = Self::parse_with(path, &text, false)?;
         Ok(UserEditing::Postgres(config.store))
@@ -552,7 +563,7 @@ impl Config {
             autoconfig,
             pop3,
             passwd_file: base.join(file.auth.passwd_file),
-            state_dir: base.join(file.state_dir.as_deref().unwrap_or(Path::new("state"))),
+            state_dir: base.join(file.state_dir.as_deref().unwrap_or(Path::new(STATE_DIR))),
             users,
             store: store.unwrap_or(StoreConfig::Maildir {
                 template: maildir_template.clone(),

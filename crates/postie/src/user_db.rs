@@ -5,14 +5,15 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use postie::config::{Config, UserSource};
-use postie_auth::{AuthError, PasswdFile, UserDb, UserRecord};
+use postie_auth::{AppPasswordUse, AuthError, PasswdFile, UserDb, UserRecord};
 use postie_store_pg::PgUsers;
 
 use crate::store::ConfiguredStore;
 
 /// The user database the configuration names.
 pub enum ConfiguredUsers {
-    PasswdFile(PasswdFile),
+    /// Boxed: it holds its parsed files inline, the database variant only a pool handle.
+    PasswdFile(Box<PasswdFile>),
     /// The `users` table of the store's database, on the store's connections.
     Postgres(PgUsers),
 }
@@ -26,16 +27,15 @@ pub fn open(config: &Config, store: &ConfiguredStore) -> Result<Arc<ConfiguredUs
         }
         // The configuration refuses users = "postgres" without store = "postgres".
         (UserSource::Postgres, ConfiguredStore::Maildir(_)) | (UserSource::PasswdFile, _) => {
-            ConfiguredUsers::PasswdFile(PasswdFile::open(&config.passwd_file).with_context(
-                || {
-                    format!(
-                "{}: [auth] passwd_file: cannot use {}: create it with `postie user add NAME --config {}`",
-                config.path.display(),
-                config.passwd_file.display(),
-                config.path.display()
-            )
-                },
-            )?)
+            let users = PasswdFile::open(&config.passwd_file).with_context(|| {
+                format!(
+                    "{}: [auth] passwd_file: cannot use {}: create it with `postie user add NAME --config {}`",
+                    config.path.display(),
+                    config.passwd_file.display(),
+                    config.path.display()
+                )
+            })?;
+            ConfiguredUsers::PasswdFile(Box::new(users.recording_uses_in(&config.state_dir)))
         }
     };
     Ok(Arc::new(users))
@@ -46,6 +46,18 @@ impl UserDb for ConfiguredUsers {
         match self {
             Self::PasswdFile(users) => users.lookup(user),
             Self::Postgres(users) => users.lookup(user),
+        }
+    }
+
+    fn record_app_password_use(
+        &self,
+        user: &str,
+        label: &str,
+        usage: &AppPasswordUse,
+    ) -> Result<(), AuthError> {
+        match self {
+            Self::PasswdFile(users) => users.record_app_password_use(user, label, usage),
+            Self::Postgres(users) => UserDb::record_app_password_use(users, user, label, usage),
         }
     }
 }

@@ -9,22 +9,30 @@ use postie::config::{Config, StoreConfig, UserEditing};
 use postie_auth::{hash_password, passwd_file, Scheme};
 use postie_store_pg::PgUsers;
 
+mod app_passwords;
+
 use crate::cli::{PasswordArgs, PwAction, PwArgs, UserAction, UserArgs};
 use crate::store::ConfiguredStore;
 
 pub fn user(args: UserArgs) -> Result<()> {
     let editing = match &args.passwd_file {
-        Some(path) => UserEditing::PasswdFile(path.clone()),
+        Some(path) => UserEditing::PasswdFile {
+            passwd_file: path.clone(),
+            state_dir: None,
+        },
         None => Config::user_editing(&args.config)?,
     };
     match editing {
-        UserEditing::PasswdFile(path) => in_passwd_file(&path, args.action),
+        UserEditing::PasswdFile {
+            passwd_file,
+            state_dir,
+        } => in_passwd_file(&passwd_file, state_dir.as_deref(), args.action),
         UserEditing::Postgres(store) => in_database(&store, args.action)
             .with_context(|| format!("{}: [auth] users = \"postgres\"", args.config.display())),
     }
 }
 
-fn in_passwd_file(path: &Path, action: UserAction) -> Result<()> {
+fn in_passwd_file(path: &Path, state_dir: Option<&Path>, action: UserAction) -> Result<()> {
     match action {
         UserAction::Add(password) => set(path, password, false),
         UserAction::Passwd(password) => set(path, password, true),
@@ -32,9 +40,11 @@ fn in_passwd_file(path: &Path, action: UserAction) -> Result<()> {
             if !passwd_file::remove_user(path, &name)? {
                 bail!("no user {name:?} in {}", path.display());
             }
+            passwd_file::remove_user_app_passwords(path, &name)?;
             eprintln!("removed {name} from {}", path.display());
             Ok(())
         }
+        UserAction::AppPassword(action) => app_passwords::in_passwd_file(path, state_dir, action),
         UserAction::List => {
             for name in passwd_file::list_users(path)? {
                 println!("{name}");
@@ -106,6 +116,9 @@ fn in_database(store: &StoreConfig, action: UserAction) -> Result<()> {
                 for name in users.list().await? {
                     println!("{name}");
                 }
+            }
+            UserAction::AppPassword(action) => {
+                app_passwords::in_database(&users, action).await?;
             }
         }
         Ok(())

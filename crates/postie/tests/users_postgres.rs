@@ -163,7 +163,7 @@ fn a_database_without_the_users_table_says_to_migrate() {
         .block_on(async {
             db.client()
                 .await
-                .batch_execute("DROP TABLE users")
+                .batch_execute("DROP TABLE users CASCADE")
                 .await
                 .unwrap()
         });

@@ -80,7 +80,7 @@ fn with_password(line: &[u8], hash: &str) -> Vec<u8> {
 
 /// Runs `change` on the file's lines; it says whether it changed them, and only then is the
 /// file rewritten.
-fn edit<T>(
+pub(crate) fn edit<T>(
     path: &Path,
     change: impl FnOnce(&mut Vec<Vec<u8>>) -> (bool, T),
 ) -> Result<T, AuthError> {

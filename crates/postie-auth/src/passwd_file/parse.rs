@@ -66,6 +66,7 @@ pub(crate) fn parse_line(line: &[u8]) -> Result<Option<UserRecord>, String> {
         extra: optional()
             .map(|extra| extra.split_whitespace().map(str::to_string).collect())
             .unwrap_or_default(),
+        app_passwords: Default::default(),
     }))
 }
 

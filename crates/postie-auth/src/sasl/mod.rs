@@ -53,7 +53,13 @@ impl fmt::Display for Mechanism {
 pub enum SaslStep {
     /// Send this challenge (possibly empty) and feed the client's answer to the next step.
     Challenge(Vec<u8>),
+    /// As [`Verdict::Accepted`](crate::Verdict::Accepted).
     Accepted {
+        user: String,
+        app_password: Option<String>,
+    },
+    /// As [`Verdict::AppPasswordRequired`](crate::Verdict::AppPasswordRequired).
+    AppPasswordRequired {
         user: String,
     },
     Rejected,
@@ -143,7 +149,10 @@ impl fmt::Debug for SaslExchange {
 /// Converts a password-check verdict into the SASL outcome.
 fn outcome(verdict: crate::Verdict) -> SaslStep {
     match verdict {
-        crate::Verdict::Accepted { user } => SaslStep::Accepted { user },
+        crate::Verdict::Accepted { user, app_password } => {
+            SaslStep::Accepted { user, app_password }
+        }
+        crate::Verdict::AppPasswordRequired { user } => SaslStep::AppPasswordRequired { user },
         crate::Verdict::Rejected => SaslStep::Rejected,
     }
 }

@@ -23,13 +23,18 @@ pub(super) struct Scram {
 enum Stage {
     Start,
     AwaitingFinal(Box<Pending>),
-    AwaitingEmpty { user: String },
+    AwaitingEmpty {
+        user: String,
+        app_password_required: bool,
+    },
 }
 
 /// What the server remembers between its first message and the client's final one.
 struct Pending {
     /// `None` when the exchange is a decoy that must end in rejection.
     user: Option<String>,
+    /// SCRAM proves the account's own password, which such a user refuses over POP3.
+    app_password_required: bool,
     gs2_header: String,
     client_first_bare: String,
     server_first: String,
@@ -64,15 +69,30 @@ impl Scram {
             (Stage::AwaitingFinal(pending), Some(message)) => match client_final(&pending, message)
             {
                 Some((user, server_final)) => {
-                    self.stage = Stage::AwaitingEmpty { user };
+                    let app_password_required = pending.app_password_required;
+                    self.stage = Stage::AwaitingEmpty {
+                        user,
+                        app_password_required,
+                    };
                     Ok(SaslStep::Challenge(server_final.into_bytes()))
                 }
                 None => Ok(SaslStep::Rejected),
             },
             // RFC 5034: with no room for success data, the server's final message goes out
             // as a challenge, and the client answers it with an empty response.
-            (Stage::AwaitingEmpty { user }, None) => Ok(SaslStep::Accepted { user }),
-            (Stage::AwaitingEmpty { user }, Some(b"")) => Ok(SaslStep::Accepted { user }),
+            (
+                Stage::AwaitingEmpty {
+                    user,
+                    app_password_required,
+                },
+                None | Some(b""),
+            ) => Ok(match app_password_required {
+                true => SaslStep::AppPasswordRequired { user },
+                false => SaslStep::Accepted {
+                    user,
+                    app_password: None,
+                },
+            }),
             _ => Ok(SaslStep::Rejected),
         }
     }
@@ -97,6 +117,9 @@ impl Scram {
         let unguessable = random::bytes::<32>();
         let derived =
             ScramKeys::derive(cleartext.unwrap_or(&unguessable), &salt, DEFAULT_ITERATIONS);
+        let app_password_required = record
+            .as_ref()
+            .is_some_and(|record| record.app_passwords.required);
         let (user, keys) = match record {
             Some(record) => match record.password.scram_keys() {
                 Some(stored) => (Some(record.name), stored.clone()),
@@ -117,6 +140,7 @@ impl Scram {
         );
         Ok(Some(Pending {
             user,
+            app_password_required,
             gs2_header: first.gs2_header,
             client_first_bare: first.bare,
             server_first,

@@ -12,6 +12,8 @@ use sha2::{Digest, Sha256};
 pub struct Fixture {
     _dir: tempfile::TempDir,
     pub auth: Authenticator<PasswdFile>,
+    /// The passwd-file, for edits beside it (app passwords).
+    pub path: std::path::PathBuf,
 }
 
 pub fn authenticator(passwd_file: &str) -> Fixture {
@@ -20,6 +22,7 @@ pub fn authenticator(passwd_file: &str) -> Fixture {
     std::fs::write(&path, passwd_file).unwrap();
     Fixture {
         auth: Authenticator::new(PasswdFile::open(&path).unwrap()),
+        path,
         _dir: dir,
     }
 }

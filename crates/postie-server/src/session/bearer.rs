@@ -85,7 +85,10 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
         let record = blocking(move || auth.db().lookup(&name)).await;
         match record {
             Ok(Some(record)) => {
-                let verdict = Verdict::Accepted { user: record.name };
+                let verdict = Verdict::Accepted {
+                    user: record.name,
+                    app_password: None,
+                };
                 self.finish_login(Ok(verdict), Some(login)).await
             }
             Ok(None) => {
