@@ -2,7 +2,7 @@ use std::sync::OnceLock;
 
 use crate::password::{hash_password, PasswordHash};
 use crate::sasl::{Mechanism, SaslExchange};
-use crate::{apop, random, AuthError, Scheme, UserDb, UserRecord};
+use crate::{apop, random, AuthError, LoginName, Scheme, UserDb, UserRecord};
 
 /// The outcome of a USER/PASS or APOP check.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,11 +52,11 @@ impl<U: UserDb> Authenticator<U> {
     }
 
     /// USER/PASS, SASL PLAIN and LOGIN: the account's own password or one of its app
-    /// passwords. An unknown user costs the same as a wrong password, so response times do
+    /// passwords. `user` may carry a view prefix ([`LoginName`]). An unknown user costs the same as a wrong password, so response times do
     /// not tell which user names exist. An app password is a fast digest compare, so it is
     /// checked first and spares the slow hash.
     pub fn verify_password(&self, user: &str, password: &[u8]) -> Result<Verdict, AuthError> {
-        let Some(record) = self.db.lookup(user)? else {
+        let Some(record) = self.db.lookup(LoginName::parse(user).user)? else {
             if let Some(dummy) = dummy_hash() {
                 dummy.verify(password);
             }
@@ -84,7 +84,7 @@ impl<U: UserDb> Authenticator<U> {
         timestamp: &[u8],
         digest_hex: &[u8],
     ) -> Result<Verdict, AuthError> {
-        let record = self.db.lookup(user)?;
+        let record = self.db.lookup(LoginName::parse(user).user)?;
         let cleartext = record
             .as_ref()
             .and_then(|record| record.password.plaintext());

@@ -19,6 +19,7 @@ mod app_password;
 mod authenticator;
 mod bearer;
 mod error;
+mod login_name;
 pub mod passwd_file;
 mod password;
 mod random;
@@ -36,6 +37,7 @@ pub use bearer::{
     bearer_error_status, parse_bearer, BearerMechanism, BearerRequest, BearerSyntaxError,
 };
 pub use error::AuthError;
+pub use login_name::LoginName;
 pub use passwd_file::PasswdFile;
 pub use password::{hash_password, PasswordHash, MAX_PASSWORD_LEN};
 pub use sasl::{Mechanism, SaslExchange, SaslStep};

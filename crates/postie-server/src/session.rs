@@ -6,11 +6,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use postie_auth::{AppPasswordUse, AuthError, Mechanism, SaslExchange, SaslStep, UserDb, Verdict};
+use postie_auth::{
+    AppPasswordUse, AuthError, LoginName, Mechanism, SaslExchange, SaslStep, UserDb, Verdict,
+};
 use postie_metrics::METRICS;
 use postie_proto::{
     Credentials, ErrorKind, Event, MessageEntry, ServerOptions, ServerSession, WrongState,
 };
+use postie_store::View;
 use postie_store::{MailStore, Maildrop, MessageBody, StoreError, Update};
 use postie_types::limits::{
     IDLE_BUFFER, MAX_AUTH_FAILURES, MAX_BAD_COMMANDS, MAX_SNAPSHOT_MESSAGES, RETR_CHUNK,
@@ -270,6 +273,10 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
     /// Records that cannot be reached answer every attempt with a temporary failure: the
     /// brake cannot be skipped, and the answer tells nothing of the password.
     async fn finish_login(&mut self, verdict: Result<Verdict, AuthError>, claimed: Option<String>) {
+        // `recent:alice` is alice: her failures and known networks are counted under her
+        // name, whatever view she asks for.
+        let login = claimed.as_deref().map(LoginName::parse);
+        let counted_as = login.map(|login| login.user);
         let settings = &self.shared.config.brake;
         let network = settings.network_of(self.peer.ip());
         let trusted = settings.trusted_networks.contains(self.peer.ip());
@@ -279,9 +286,9 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
         let history = match &verdict {
             Ok(Verdict::Rejected | Verdict::AppPasswordRequired { .. }) => {
                 self.shared.brake.failed(Instant::now());
-                records.record_failure(network, claimed.as_deref()).await
+                records.record_failure(network, counted_as).await
             }
-            _ => records.history(network, claimed.as_deref()).await,
+            _ => records.history(network, counted_as).await,
         };
         let history = match history {
             Ok(history) => history,
@@ -333,7 +340,7 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
         };
         // Under the name the client gave, which its next attempts will give and under which
         // its failures were counted.
-        let known_as = claimed.as_deref().unwrap_or(&user);
+        let known_as = counted_as.unwrap_or(&user);
         if let Err(error) = records.record_success(network, known_as).await {
             return self.records_unavailable(&error);
         }
@@ -349,7 +356,11 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
             }
         }
         let exclusive = self.shared.config.lock_session;
-        match self.shared.store.open(&user, exclusive).await {
+        let view = match login.is_some_and(|login| login.recent) {
+            true => View::Recent,
+            false => View::Normal,
+        };
+        match self.shared.store.open(&user, exclusive, view).await {
             Ok(maildrop) => {
                 let entries = snapshot_entries(maildrop.messages());
                 METRICS.logins.inc(["ok", self.mechanism]);
@@ -360,6 +371,7 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
                     messages = entries.len(),
                     delay_ms = delay.as_millis() as u64,
                     known_network = history.known_network,
+                    recent = view == View::Recent,
                     "logged in"
                 );
                 self.answer(|core| core.login_accepted(entries));

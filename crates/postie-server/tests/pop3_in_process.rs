@@ -6,6 +6,7 @@ mod harness;
 use std::time::Duration;
 
 use harness::Harness;
+use postie_store::View;
 use postie_store::{DeletePolicy, MailStore, Maildrop};
 
 /// The message as RETR must send it: CRLF line endings, leading dots doubled, a final CRLF.
@@ -110,7 +111,11 @@ async fn quit_applies_deletions_and_seen_marks_and_new_mail_waits() {
     assert!(client.command("QUIT").await.starts_with("+OK"));
     assert!(client.is_closed().await);
 
-    let drop = harness.store.open(harness::USER, false).await.unwrap();
+    let drop = harness
+        .store
+        .open(harness::USER, false, View::Normal)
+        .await
+        .unwrap();
     let left: Vec<(String, bool)> = drop
         .messages()
         .iter()
@@ -139,7 +144,11 @@ async fn rset_and_a_dropped_connection_change_nothing() {
     assert!(client.command("DELE 1").await.starts_with("+OK"));
     drop(client);
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let drop = harness.store.open(harness::USER, false).await.unwrap();
+    let drop = harness
+        .store
+        .open(harness::USER, false, View::Normal)
+        .await
+        .unwrap();
     assert_eq!(drop.messages().len(), 1, "not deleted");
     assert!(!drop.messages()[0].seen, "not marked seen without QUIT");
 }

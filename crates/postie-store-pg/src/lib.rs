@@ -22,6 +22,8 @@
 //!   in from, which skip the address's delay.
 //! * `app_passwords` (`migrations/0007_app_passwords.sql`): the users' app passwords, read
 //!   with the user at login, and `users.app_passwords_required`.
+//! * `pop_settings` (`migrations/0008_pop_settings.sql`): each user's POP3 settings, read
+//!   with the snapshot.
 //!
 //! Every transaction goes through [`Pool::transaction`], which retries serialization failures
 //! and deadlocks. The SQL keeps to what CockroachDB and YugabyteDB also run: no advisory
@@ -43,6 +45,7 @@ mod migrate;
 mod next_message;
 mod packing;
 mod pool;
+mod pop_settings;
 mod size;
 mod tls;
 mod transfer;
@@ -52,7 +55,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use postie_store::{Delivery, MailStore, StoreError, Usage};
+use postie_store::{Delivery, MailStore, PopSettings, StoreError, Usage, View};
 use tokio::sync::Semaphore;
 use tokio_postgres::IsolationLevel;
 
@@ -313,8 +316,16 @@ impl PgStore {
 impl MailStore for PgStore {
     type Maildrop = PgDrop;
 
-    async fn open(&self, user: &str, exclusive: bool) -> Result<PgDrop, StoreError> {
-        maildrop::open(self, user, exclusive).await
+    async fn open(&self, user: &str, exclusive: bool, view: View) -> Result<PgDrop, StoreError> {
+        maildrop::open(self, user, exclusive, view).await
+    }
+
+    async fn pop_settings(&self, user: &str) -> Result<PopSettings, StoreError> {
+        pop_settings::get(self, user).await
+    }
+
+    async fn set_pop_settings(&self, user: &str, settings: PopSettings) -> Result<(), StoreError> {
+        pop_settings::set(self, user, settings).await
     }
 
     async fn deliver(&self, delivery: Delivery) -> Vec<Result<(), StoreError>> {

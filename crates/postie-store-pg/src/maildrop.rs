@@ -6,7 +6,10 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use postie_metrics::METRICS;
-use postie_store::{DeletePolicy, Maildrop, MessageInfo, StoreError, Update};
+use postie_store::{
+    AfterRetrieval, DeletePolicy, Maildrop, MessageInfo, PopSettings, StoreError, Update, View,
+    RECENT_DAYS,
+};
 use postie_types::Uidl;
 use tokio::sync::Semaphore;
 use tokio_postgres::{IsolationLevel, Transaction};
@@ -54,17 +57,31 @@ struct Listed {
     info: MessageInfo,
 }
 
-/// The visible messages of `user`'s maildrop in UID order, and its id; `None` when it does
-/// not exist yet.
-async fn snapshot(tx: &Transaction<'_>, user: &str) -> Result<Option<(i64, Vec<Listed>)>, TxError> {
+/// What a snapshot found: the maildrop's id and messages, and what QUIT is to do with
+/// retrievals under the user's settings.
+struct Found {
+    maildrop: i64,
+    listed: Vec<Listed>,
+    after_retrieval: AfterRetrieval,
+}
+
+/// The messages of `user`'s maildrop that `view` and the user's settings show, in UID order;
+/// `None` when it does not exist yet. One statement: the settings come with the listing.
+async fn snapshot(tx: &Transaction<'_>, user: &str, view: View) -> Result<Option<Found>, TxError> {
+    let recent = view == View::Recent;
+    let recent_days = RECENT_DAYS as f64;
     let rows = tx
         .query(
-            "SELECT d.id, d.uidvalidity, m.uid, m.crlf_size, m.seen
+            "SELECT d.id, d.uidvalidity, m.uid, m.crlf_size, m.seen, s.after_retrieval
              FROM maildrops d
-             LEFT JOIN messages m ON m.maildrop_id = d.id AND m.state = 'visible'
+             LEFT JOIN pop_settings s ON s.user_name = d.user_name
+             LEFT JOIN messages m ON m.maildrop_id = d.id
+                 AND (m.state = 'visible' OR ($2 AND m.state = 'hidden'))
+                 AND (s.since IS NULL OR m.delivered_at >= s.since)
+                 AND (NOT $2 OR m.delivered_at >= now() - $3::float8 * interval '1 day')
              WHERE d.user_name = $1
              ORDER BY m.uid",
-            &[&user],
+            &[&user, &recent, &recent_days],
         )
         .await?;
     let Some(first) = rows.first() else {
@@ -72,6 +89,13 @@ async fn snapshot(tx: &Transaction<'_>, user: &str) -> Result<Option<(i64, Vec<L
     };
     let maildrop: i64 = first.get(0);
     let uidvalidity = first.get::<_, i64>(1) as u32;
+    let settings = PopSettings {
+        since: None,
+        after_retrieval: first
+            .get::<_, Option<&str>>(5)
+            .and_then(AfterRetrieval::parse)
+            .unwrap_or_default(),
+    };
     let listed = rows
         .iter()
         .filter_map(|row| {
@@ -86,22 +110,29 @@ async fn snapshot(tx: &Transaction<'_>, user: &str) -> Result<Option<(i64, Vec<L
             })
         })
         .collect();
-    Ok(Some((maildrop, listed)))
+    Ok(Some(Found {
+        maildrop,
+        listed,
+        after_retrieval: view.after_retrieval(&settings),
+    }))
 }
 
 pub(crate) async fn open(
     store: &PgStore,
     user: &str,
     exclusive: bool,
+    view: View,
 ) -> Result<PgDrop, StoreError> {
     if !exclusive {
-        let listed = store
+        let found = store
             .pool
-            .transaction(IsolationLevel::ReadCommitted, user, |tx, user| {
-                Box::pin(snapshot(tx, user))
-            })
+            .transaction(
+                IsolationLevel::ReadCommitted,
+                &(user, view),
+                |tx, (user, view)| Box::pin(snapshot(tx, user, *view)),
+            )
             .await?;
-        return Ok(PgDrop::new(store, listed, None));
+        return Ok(PgDrop::new(store, found, None));
     }
     let token: i64 = rand::random();
     let context = (
@@ -109,30 +140,32 @@ pub(crate) async fn open(
         token,
         lease::takeable(store),
         store.options.lease_ttl.as_secs_f64(),
+        view,
     );
-    let (maildrop, listed) = store
+    let found = store
         .pool
         .transaction(
             IsolationLevel::ReadCommitted,
             &context,
-            |tx, (user, token, takeable, ttl)| {
+            |tx, (user, token, takeable, ttl, view)| {
                 Box::pin(async move {
                     let maildrop = ensure_maildrop(tx, user).await?;
                     if !lease::acquire(tx, maildrop, *token, takeable, *ttl).await? {
                         METRICS.db_lease_conflicts.inc(["in_use"]);
                         return Err(StoreError::InUse.into());
                     }
-                    let listed = snapshot(tx, user).await?;
-                    Ok((
+                    let found = snapshot(tx, user, *view).await?;
+                    Ok(found.unwrap_or(Found {
                         maildrop,
-                        listed.map(|(_, listed)| listed).unwrap_or_default(),
-                    ))
+                        listed: Vec::new(),
+                        after_retrieval: AfterRetrieval::Keep,
+                    }))
                 })
             },
         )
         .await?;
-    let lease = Lease::start(store, maildrop, token);
-    Ok(PgDrop::new(store, Some((maildrop, listed)), Some(lease)))
+    let lease = Lease::start(store, found.maildrop, token);
+    Ok(PgDrop::new(store, Some(found), Some(lease)))
 }
 
 /// A session's snapshot of a maildrop in PostgreSQL.
@@ -142,6 +175,8 @@ pub struct PgDrop {
     maildrop: Option<i64>,
     uids: Vec<i64>,
     messages: Vec<MessageInfo>,
+    /// What QUIT does to messages retrieved and not deleted.
+    after_retrieval: AfterRetrieval,
     /// Held by an exclusive session; released when dropped.
     lease: Option<Lease>,
     /// The store's budget for reading ahead, and the message read ahead.
@@ -150,10 +185,10 @@ pub struct PgDrop {
 }
 
 impl PgDrop {
-    fn new(store: &PgStore, listed: Option<(i64, Vec<Listed>)>, lease: Option<Lease>) -> Self {
-        let (maildrop, listed) = match listed {
-            Some((maildrop, listed)) => (Some(maildrop), listed),
-            None => (None, Vec::new()),
+    fn new(store: &PgStore, found: Option<Found>, lease: Option<Lease>) -> Self {
+        let (maildrop, listed, after_retrieval) = match found {
+            Some(found) => (Some(found.maildrop), found.listed, found.after_retrieval),
+            None => (None, Vec::new(), AfterRetrieval::Keep),
         };
         let (uids, messages) = listed.into_iter().map(|l| (l.uid, l.info)).unzip();
         PgDrop {
@@ -161,6 +196,7 @@ impl PgDrop {
             maildrop,
             uids,
             messages,
+            after_retrieval,
             lease,
             read_ahead: Arc::clone(&store.read_ahead),
             next: None,
@@ -175,13 +211,13 @@ impl PgDrop {
     }
 }
 
-/// What QUIT changes, in UIDs.
+/// What QUIT changes, in UIDs: seen marks, then each set of messages removed as its policy
+/// says (the client's deletions; the retrievals under the user's after-retrieval choice).
 struct Changes {
     maildrop: i64,
     lease_token: Option<i64>,
-    deleted: Vec<i64>,
     seen: Vec<i64>,
-    policy: DeletePolicy,
+    removals: Vec<(Vec<i64>, DeletePolicy)>,
 }
 
 impl Maildrop for PgDrop {
@@ -236,12 +272,16 @@ impl Maildrop for PgDrop {
             // exclusive open.
             return Ok(());
         };
+        let seen: Vec<i64> = retrieved.difference(&deleted).copied().collect();
+        let mut removals = vec![(deleted.into_iter().collect(), update.policy)];
+        if let Some(policy) = self.after_retrieval.as_policy() {
+            removals.push((seen.clone(), policy));
+        }
         let changes = Changes {
             maildrop,
             lease_token: self.lease.as_ref().map(Lease::token),
-            seen: retrieved.difference(&deleted).copied().collect(),
-            deleted: deleted.into_iter().collect(),
-            policy: update.policy,
+            seen,
+            removals,
         };
         self.pool
             .transaction(IsolationLevel::ReadCommitted, &changes, |tx, changes| {
@@ -276,18 +316,31 @@ async fn apply(tx: &Transaction<'_>, changes: &Changes) -> Result<(), TxError> {
         )
         .await?;
     }
-    if changes.deleted.is_empty() {
-        return Ok(());
+    for (uids, policy) in &changes.removals {
+        if !uids.is_empty() {
+            remove(tx, *maildrop, uids, *policy).await?;
+        }
     }
-    // Deletion by UID: a message already gone, or trashed by another session, is skipped.
-    match changes.policy {
+    Ok(())
+}
+
+/// Removes `uids` from POP3 as `policy` says. By UID: a message already gone, or trashed by
+/// another session, is skipped.
+async fn remove(
+    tx: &Transaction<'_>,
+    maildrop: i64,
+    uids: &Vec<i64>,
+    policy: DeletePolicy,
+) -> Result<(), TxError> {
+    let maildrop = &maildrop;
+    match policy {
         DeletePolicy::Expunge => {
             let gone = tx
                 .query(
                     "DELETE FROM messages
                      WHERE maildrop_id = $1 AND uid = ANY($2) AND state <> 'trashed'
                      RETURNING raw_size, body_id",
-                    &[maildrop, &changes.deleted],
+                    &[maildrop, uids],
                 )
                 .await?;
             uncount(tx, *maildrop, gone.iter().map(|row| row.get(0))).await?;
@@ -303,7 +356,7 @@ async fn apply(tx: &Transaction<'_>, changes: &Changes) -> Result<(), TxError> {
                     "UPDATE messages SET state = 'trashed'
                      WHERE maildrop_id = $1 AND uid = ANY($2) AND state <> 'trashed'
                      RETURNING raw_size",
-                    &[maildrop, &changes.deleted],
+                    &[maildrop, uids],
                 )
                 .await?;
             uncount(tx, *maildrop, trashed.iter().map(|row| row.get(0))).await?;
@@ -312,7 +365,7 @@ async fn apply(tx: &Transaction<'_>, changes: &Changes) -> Result<(), TxError> {
             tx.execute(
                 "UPDATE messages SET state = 'hidden'
                  WHERE maildrop_id = $1 AND uid = ANY($2) AND state = 'visible'",
-                &[maildrop, &changes.deleted],
+                &[maildrop, uids],
             )
             .await?;
         }

@@ -20,6 +20,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (5, include_str!("../migrations/0005_packed_chunks.sql")),
     (6, include_str!("../migrations/0006_known_networks.sql")),
     (7, include_str!("../migrations/0007_app_passwords.sql")),
+    (8, include_str!("../migrations/0008_pop_settings.sql")),
 ];
 
 /// The schema version this build of postie reads and writes.

@@ -9,6 +9,7 @@ mod cluster;
 use std::sync::Arc;
 
 use cluster::ReplicatedCluster;
+use postie_store::View;
 use postie_store::{Delivery, MailStore, Maildrop, Quota, Recipient, Update};
 use postie_store_pg::{PgOptions, PgStore};
 
@@ -39,7 +40,10 @@ fn a_store_with_both_hosts_carries_on_with_the_promoted_replica() {
                 }
             }
             // A session open across the failover, and pooled connections to the old primary.
-            let session = store.open("alice", true).await.expect("alice's maildrop");
+            let session = store
+                .open("alice", true, View::Normal)
+                .await
+                .expect("alice's maildrop");
             assert_eq!(session.messages().len(), 4);
 
             cluster.kill_primary();
@@ -58,7 +62,10 @@ fn a_store_with_both_hosts_carries_on_with_the_promoted_replica() {
                 })
                 .await
                 .expect("a session's QUIT applied on the new primary");
-            let after = store.open("alice", true).await.expect("alice's maildrop");
+            let after = store
+                .open("alice", true, View::Normal)
+                .await
+                .expect("alice's maildrop");
             assert_eq!(after.messages().len(), 7);
             let status = store.status().await.expect("the new primary");
             assert!(!status.read_only);

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use cluster::TestDb;
+use postie_store::View;
 use postie_store::{Delivery, MailStore, Maildrop, Quota, Recipient, StoreError};
 use postie_store_pg::{PgOptions, PgStore};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -131,7 +132,7 @@ async fn a_commit_whose_answer_was_lost_is_acknowledged() {
     result.expect("the copy was committed, so the delivery is acknowledged");
     // The tests of this binary share the process's metrics; each counts its own outcome.
     assert!(in_doubt("committed") >= 1);
-    let drop = store.open("alice", false).await.unwrap();
+    let drop = store.open("alice", false, View::Normal).await.unwrap();
     assert_eq!(drop.messages().len(), 1, "delivered once");
 }
 
@@ -144,7 +145,7 @@ async fn a_commit_that_never_reached_the_server_is_a_temporary_failure() {
     );
     assert!(in_doubt("absent") >= 1);
     assert!(store
-        .open("alice", false)
+        .open("alice", false, View::Normal)
         .await
         .unwrap()
         .messages()
@@ -155,6 +156,6 @@ async fn a_commit_that_never_reached_the_server_is_a_temporary_failure() {
 async fn a_lookup_waits_for_a_commit_still_on_its_way_to_the_server() {
     let (store, result) = deliver_through(Cut::HeldBack).await;
     result.expect("the COMMIT reached the server after the connection failed: acknowledged");
-    let drop = store.open("alice", false).await.unwrap();
+    let drop = store.open("alice", false, View::Normal).await.unwrap();
     assert_eq!(drop.messages().len(), 1, "delivered once");
 }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cluster::TestDb;
+use postie_store::View;
 use postie_store::{
     DeletePolicy, Delivery, MailStore, Maildrop, MessageBody, Quota, Recipient, StoreError, Update,
 };
@@ -86,7 +87,7 @@ async fn a_body_is_stored_once_for_all_its_recipients() {
     assert_eq!(count(&db, "SELECT count(*) FROM bodies").await, 1);
     assert_eq!(count(&db, "SELECT count(*) FROM messages").await, 3);
     assert_eq!(count(&db, "SELECT sum(refs)::bigint FROM bodies").await, 3);
-    let mut drop = store.open("carol", true).await.unwrap();
+    let mut drop = store.open("carol", true, View::Normal).await.unwrap();
     assert_eq!(
         read_all(&mut drop, 0).await.unwrap(),
         b"Delivered-To: carol\nSubject: shared\n\nbody\n"
@@ -108,7 +109,7 @@ async fn bodies_are_kept_in_chunks_of_at_most_256_kib() {
         .await,
         CHUNK as i64
     );
-    let mut drop = store.open("alice", true).await.unwrap();
+    let mut drop = store.open("alice", true, View::Normal).await.unwrap();
     let content = read_all(&mut drop, 0).await.unwrap();
     assert_eq!(
         &content[..b"Delivered-To: alice\n".len()],
@@ -161,7 +162,7 @@ async fn chunks_that_compress_are_stored_compressed_and_read_back_exactly() {
         (noise.len() + text.len() - 3 * CHUNK) as i64,
         "noise and the text's short last chunk stored as they are"
     );
-    let mut drop = store.open("alice", true).await.unwrap();
+    let mut drop = store.open("alice", true, View::Normal).await.unwrap();
     for (index, message) in [&text[..], &noise[..]].into_iter().enumerate() {
         let read = read_all(&mut drop, index).await.unwrap();
         assert!(read == [&b"Delivered-To: alice\n"[..], message].concat());
@@ -192,7 +193,7 @@ async fn a_missing_chunk_is_a_read_error_not_a_short_message() {
         .execute("DELETE FROM body_chunks WHERE seq = 2", &[])
         .await
         .unwrap();
-    let mut drop = store.open("alice", true).await.unwrap();
+    let mut drop = store.open("alice", true, View::Normal).await.unwrap();
     let error = read_all(&mut drop, 0)
         .await
         .expect_err("the body is damaged");
@@ -215,7 +216,7 @@ async fn messages_read_in_any_order_are_each_whole() {
     for message in &messages {
         deliver_ok(&store, &["alice"], message).await;
     }
-    let mut drop = store.open("alice", true).await.unwrap();
+    let mut drop = store.open("alice", true, View::Normal).await.unwrap();
     for index in [0, 2, 1, 1, 3, 0, 3] {
         let read = read_all(&mut drop, index).await.unwrap();
         let expected = [&b"Delivered-To: alice\n"[..], &messages[index]].concat();
@@ -267,7 +268,10 @@ async fn concurrent_front_ends_never_overshoot_a_quota() {
     );
     let usage = front_ends[1].usage("alice").await.unwrap();
     assert_eq!((usage.bytes, usage.messages), (1000, 10));
-    let drop = front_ends[0].open("alice", false).await.unwrap();
+    let drop = front_ends[0]
+        .open("alice", false, View::Normal)
+        .await
+        .unwrap();
     let uidls: HashSet<_> = drop.messages().iter().map(|m| m.uidl.clone()).collect();
     assert_eq!(uidls.len(), 10, "one UID each");
 }
@@ -284,14 +288,14 @@ async fn a_lease_taken_over_after_expiry_blocks_the_old_quit() {
     });
     let other = db.store(PgOptions::default());
     deliver_ok(&stalled, &["alice"], b"keep me\n").await;
-    let old = stalled.open("alice", true).await.unwrap();
+    let old = stalled.open("alice", true, View::Normal).await.unwrap();
     assert!(matches!(
-        other.open("alice", true).await,
+        other.open("alice", true, View::Normal).await,
         Err(StoreError::InUse)
     ));
     tokio::time::sleep(Duration::from_millis(1300)).await;
     let new = other
-        .open("alice", true)
+        .open("alice", true, View::Normal)
         .await
         .expect("the expired lease is taken over");
     let refused = old
@@ -312,7 +316,10 @@ async fn a_lease_taken_over_after_expiry_blocks_the_old_quit() {
         "nothing changed"
     );
     assert!(
-        matches!(stalled.open("alice", true).await, Err(StoreError::InUse)),
+        matches!(
+            stalled.open("alice", true, View::Normal).await,
+            Err(StoreError::InUse)
+        ),
         "the new session holds the maildrop"
     );
     quit(new, &[0], DeletePolicy::Expunge).await;
@@ -330,16 +337,16 @@ async fn a_live_session_renews_its_lease_and_a_dropped_one_releases_it() {
         ..PgOptions::default()
     };
     let (holder, other) = (db.store(short), db.store(PgOptions::default()));
-    let session = holder.open("alice", true).await.unwrap();
+    let session = holder.open("alice", true, View::Normal).await.unwrap();
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert!(matches!(
-        other.open("alice", true).await,
+        other.open("alice", true, View::Normal).await,
         Err(StoreError::InUse)
     ));
     drop(session);
     let mut waited = Duration::ZERO;
     let taken = loop {
-        match other.open("alice", true).await {
+        match other.open("alice", true, View::Normal).await {
             Ok(taken) => break taken,
             Err(StoreError::InUse) if waited < Duration::from_secs(5) => {
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -364,13 +371,13 @@ async fn the_sweep_reclaims_only_bodies_nothing_refers_to_after_the_grace() {
     deliver_ok(&store, &["alice"], b"expunged\n").await;
     deliver_ok(&store, &["bob"], b"trashed\n").await;
     quit(
-        store.open("alice", true).await.unwrap(),
+        store.open("alice", true, View::Normal).await.unwrap(),
         &[0, 1],
         DeletePolicy::Expunge,
     )
     .await;
     quit(
-        store.open("bob", true).await.unwrap(),
+        store.open("bob", true, View::Normal).await.unwrap(),
         &[1],
         DeletePolicy::Trash,
     )
@@ -379,7 +386,7 @@ async fn the_sweep_reclaims_only_bodies_nothing_refers_to_after_the_grace() {
     assert_eq!(patient.sweep(10).await.unwrap(), 0, "within the grace");
     assert_eq!(store.sweep(10).await.unwrap(), 1, "only the expunged one's");
     assert_eq!(count(&db, "SELECT count(*) FROM bodies").await, 2);
-    let mut bob = store.open("bob", true).await.unwrap();
+    let mut bob = store.open("bob", true, View::Normal).await.unwrap();
     assert_eq!(
         read_all(&mut bob, 0).await.unwrap(),
         b"Delivered-To: bob\nshared\n",
@@ -437,7 +444,7 @@ async fn an_interrupted_delivery_leaves_a_body_for_the_sweep() {
         "{results:?}"
     );
     assert!(store
-        .open("alice", true)
+        .open("alice", true, View::Normal)
         .await
         .unwrap()
         .messages()

@@ -11,6 +11,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use cluster::TlsCluster;
+use postie_store::View;
 use postie_store::{Delivery, MailStore, Maildrop, MessageBody, Quota, Recipient};
 use postie_store_pg::{DbTls, DbTlsError, PgOptions, PgStore, Transport};
 
@@ -69,7 +70,10 @@ async fn with_the_servers_ca_mail_is_delivered_and_read_over_tls() {
         })
         .await;
     results.into_iter().for_each(|r| r.expect("delivered"));
-    let mut drop = store.open("alice", true).await.expect("opening alice");
+    let mut drop = store
+        .open("alice", true, View::Normal)
+        .await
+        .expect("opening alice");
     let mut body = drop.open_message(0).await.expect("the message");
     let mut content = Vec::new();
     let mut buf = [0u8; 4096];

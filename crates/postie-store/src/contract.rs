@@ -12,12 +12,13 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::io::{self, Read};
 use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use postie_types::Uidl;
 
 use crate::{
-    DeletePolicy, Delivery, MailStore, Maildrop, MessageBody, MessageSource, Quota, Recipient,
-    StoreError, Update,
+    AfterRetrieval, DeletePolicy, Delivery, MailStore, Maildrop, MessageBody, MessageSource,
+    PopSettings, Quota, Recipient, StoreError, Update, View,
 };
 
 /// Runs every case of the suite as a `#[test]` against the stores `$make` returns; see the
@@ -43,6 +44,10 @@ macro_rules! store_contract_tests {
             each_recipient_gets_its_own_headers,
             a_large_body_is_read_in_bounded_memory,
             deliveries_racing_a_session,
+            pop_settings_are_kept_per_user,
+            from_now_on_leaves_older_mail_stored_but_unlisted,
+            after_retrieval_choices,
+            recent_sessions_see_archived_mail_and_archive_nothing,
         );
     };
     (@cases $make:expr; $($case:ident,)*) => {
@@ -94,7 +99,7 @@ async fn deliver_ok<S: MailStore>(store: &S, user: &str, message: &[u8]) {
 
 async fn open<S: MailStore>(store: &S, user: &str, exclusive: bool) -> S::Maildrop {
     store
-        .open(user, exclusive)
+        .open(user, exclusive, View::Normal)
         .await
         .unwrap_or_else(|e| panic!("opening {user}'s maildrop: {e}"))
 }
@@ -183,7 +188,7 @@ pub async fn the_snapshot_ignores_later_deliveries<S: MailStore>(store: S) {
 pub async fn exclusive_opens_exclude_each_other_until_released<S: MailStore>(store: S) {
     let first = open(&store, ALICE, true).await;
     assert!(matches!(
-        store.open(ALICE, true).await,
+        store.open(ALICE, true, View::Normal).await,
         Err(StoreError::InUse)
     ));
     drop(open(&store, ALICE, false).await);
@@ -244,6 +249,135 @@ pub async fn delete_policies<S: MailStore>(store: S) {
             "{policy:?}: what still takes space"
         );
     }
+}
+
+pub async fn pop_settings_are_kept_per_user<S: MailStore>(store: S) {
+    assert_eq!(
+        store.pop_settings(ALICE).await.unwrap(),
+        PopSettings::default()
+    );
+    let chosen = PopSettings {
+        since: Some(UNIX_EPOCH + Duration::from_secs(1_800_000_000)),
+        after_retrieval: AfterRetrieval::Archive,
+    };
+    store.set_pop_settings(ALICE, chosen).await.unwrap();
+    assert_eq!(store.pop_settings(ALICE).await.unwrap(), chosen);
+    assert_eq!(
+        store.pop_settings(BOB).await.unwrap(),
+        PopSettings::default()
+    );
+    store
+        .set_pop_settings(ALICE, PopSettings::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        store.pop_settings(ALICE).await.unwrap(),
+        PopSettings::default()
+    );
+}
+
+/// Clock steps between deliveries and the moment a user chooses "from now on", so the order
+/// of the three is unambiguous for stores that keep delivery times to the microsecond.
+async fn tick() {
+    tokio::time::sleep(Duration::from_millis(20)).await;
+}
+
+pub async fn from_now_on_leaves_older_mail_stored_but_unlisted<S: MailStore>(store: S) {
+    deliver_ok(&store, ALICE, b"before\n").await;
+    tick().await;
+    let chosen = PopSettings {
+        since: Some(SystemTime::now()),
+        ..PopSettings::default()
+    };
+    store.set_pop_settings(ALICE, chosen).await.unwrap();
+    tick().await;
+    deliver_ok(&store, ALICE, b"after\n").await;
+    for view in [View::Normal, View::Recent] {
+        let mut drop = store.open(ALICE, false, view).await.unwrap();
+        assert_eq!(drop.messages().len(), 1, "{view:?}: only mail from now on");
+        assert_eq!(read_all(&mut drop, 0).await, b"after\n");
+    }
+    assert_eq!(
+        store.usage(ALICE).await.unwrap().messages,
+        2,
+        "still stored"
+    );
+    store
+        .set_pop_settings(ALICE, PopSettings::default())
+        .await
+        .unwrap();
+    assert_eq!(uidls(&store, ALICE).await.len(), 2, "all mail again");
+}
+
+pub async fn after_retrieval_choices<S: MailStore>(store: S) {
+    // (choice, listed afterwards, still counted, listed to a recent: session)
+    for (choice, listed, counted, recent) in [
+        (AfterRetrieval::Keep, 2, 2, 2),
+        (AfterRetrieval::Archive, 1, 2, 2),
+        (AfterRetrieval::Trash, 1, 1, 1),
+        (AfterRetrieval::Delete, 1, 1, 1),
+    ] {
+        let user = choice.as_str();
+        deliver_ok(&store, user, b"first\n").await;
+        deliver_ok(&store, user, b"second\n").await;
+        let settings = PopSettings {
+            after_retrieval: choice,
+            ..PopSettings::default()
+        };
+        store.set_pop_settings(user, settings).await.unwrap();
+        let drop = open(&store, user, true).await;
+        let update = Update {
+            retrieved: vec![0],
+            ..Update::default()
+        };
+        drop.quit(update).await.expect("QUIT");
+        let mut drop = open(&store, user, true).await;
+        assert_eq!(drop.messages().len(), listed, "{choice:?}: listed");
+        let last = drop.messages().len() - 1;
+        assert_eq!(read_all(&mut drop, last).await, b"second\n", "{choice:?}");
+        drop_session(drop);
+        let usage = store.usage(user).await.unwrap();
+        assert_eq!(
+            usage.messages, counted,
+            "{choice:?}: what still takes space"
+        );
+        let recent_view = store.open(user, false, View::Recent).await.unwrap();
+        assert_eq!(recent_view.messages().len(), recent, "{choice:?}: recent:");
+    }
+}
+
+pub async fn recent_sessions_see_archived_mail_and_archive_nothing<S: MailStore>(store: S) {
+    let archive = PopSettings {
+        after_retrieval: AfterRetrieval::Archive,
+        ..PopSettings::default()
+    };
+    store.set_pop_settings(ALICE, archive).await.unwrap();
+    for i in 0..3 {
+        deliver_ok(&store, ALICE, format!("message {i}\n").as_bytes()).await;
+    }
+    let everything = uidls(&store, ALICE).await;
+    let laptop = open(&store, ALICE, true).await;
+    let update = Update {
+        retrieved: vec![0],
+        ..Update::default()
+    };
+    laptop.quit(update).await.expect("QUIT");
+    assert_eq!(uidls(&store, ALICE).await, everything[1..], "archived");
+
+    // The phone sees every message, the archived one too, and its retrievals archive
+    // nothing; its deletions apply as anyone's.
+    let phone = store.open(ALICE, true, View::Recent).await.unwrap();
+    let listed: Vec<Uidl> = phone.messages().iter().map(|m| m.uidl.clone()).collect();
+    assert_eq!(listed, everything);
+    let update = Update {
+        retrieved: vec![0, 1, 2],
+        deleted: vec![2],
+        policy: DeletePolicy::Expunge,
+    };
+    phone.quit(update).await.expect("QUIT");
+    assert_eq!(uidls(&store, ALICE).await, everything[1..2]);
+    let again = store.open(ALICE, false, View::Recent).await.unwrap();
+    assert_eq!(again.messages().len(), 2, "the deleted one is gone for all");
 }
 
 pub async fn retrieved_messages_are_marked_seen_at_quit<S: MailStore>(store: S) {

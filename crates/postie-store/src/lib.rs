@@ -31,6 +31,7 @@
 use std::future::Future;
 use std::io::{self, Read};
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use postie_types::Uidl;
 
@@ -63,6 +64,104 @@ pub enum DeletePolicy {
     Hide,
 }
 
+/// What a user chose for POP3, as Gmail's "POP download" settings: kept by the store, set by
+/// `postie user pop-settings` and the account page, applied by every session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PopSettings {
+    /// "From now on": mail delivered before this is never listed to POP3 again (it stays
+    /// stored). `None`: all mail.
+    pub since: Option<SystemTime>,
+    /// What happens at QUIT to a message a session retrieved and did not delete.
+    pub after_retrieval: AfterRetrieval,
+}
+
+/// What happens at QUIT to a message a POP3 client retrieved (RETR) and did not delete; a
+/// client's own DELE still applies as [`DeletePolicy`] says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AfterRetrieval {
+    /// Stays listed (marked seen).
+    #[default]
+    Keep,
+    /// Kept and counted, no longer listed except to a [`View::Recent`] session: as
+    /// [`DeletePolicy::Hide`].
+    Archive,
+    /// Moved to the user's trash, as [`DeletePolicy::Trash`].
+    Trash,
+    /// Removed, as [`DeletePolicy::Expunge`].
+    Delete,
+}
+
+impl AfterRetrieval {
+    pub const ALL: [AfterRetrieval; 4] = [
+        AfterRetrieval::Keep,
+        AfterRetrieval::Archive,
+        AfterRetrieval::Trash,
+        AfterRetrieval::Delete,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AfterRetrieval::Keep => "keep",
+            AfterRetrieval::Archive => "archive",
+            AfterRetrieval::Trash => "trash",
+            AfterRetrieval::Delete => "delete",
+        }
+    }
+
+    /// The name [`as_str`](Self::as_str) gives, or `None`.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|choice| choice.as_str() == name)
+    }
+
+    /// The deletion this choice amounts to, `None` for keep.
+    pub fn as_policy(self) -> Option<DeletePolicy> {
+        match self {
+            AfterRetrieval::Keep => None,
+            AfterRetrieval::Archive => Some(DeletePolicy::Hide),
+            AfterRetrieval::Trash => Some(DeletePolicy::Trash),
+            AfterRetrieval::Delete => Some(DeletePolicy::Expunge),
+        }
+    }
+}
+
+/// Which of a maildrop's messages a session sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum View {
+    /// What POP3 lists: messages not deleted, hidden or archived, within the user's window.
+    #[default]
+    Normal,
+    /// Gmail's `recent:` login: the last [`RECENT_DAYS`] of mail within the user's window,
+    /// archived and hidden messages too, so that a second device gets every message; its
+    /// retrievals change nothing but seen marks ([`PopSettings::after_retrieval`] is not
+    /// applied), its deletions apply as any session's.
+    Recent,
+}
+
+/// How far back a [`View::Recent`] session sees.
+pub const RECENT_DAYS: u64 = 30;
+
+impl View {
+    /// The earliest delivery time this view lists under `settings`, at `now`.
+    pub fn earliest(self, settings: &PopSettings, now: SystemTime) -> Option<SystemTime> {
+        let recent = match self {
+            View::Normal => None,
+            View::Recent => now.checked_sub(Duration::from_secs(RECENT_DAYS * 86_400)),
+        };
+        match (settings.since, recent) {
+            (Some(since), Some(recent)) => Some(since.max(recent)),
+            (since, recent) => since.or(recent),
+        }
+    }
+
+    /// What a retrieval that was not deleted becomes at QUIT.
+    pub fn after_retrieval(self, settings: &PopSettings) -> AfterRetrieval {
+        match self {
+            View::Normal => settings.after_retrieval,
+            View::Recent => AfterRetrieval::Keep,
+        }
+    }
+}
+
 /// One message as a POP3 session sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageInfo {
@@ -84,6 +183,21 @@ pub struct Update {
     /// Messages the client downloaded in full; those not deleted become [`MessageInfo::seen`].
     pub retrieved: Vec<usize>,
     pub policy: DeletePolicy,
+}
+
+impl Update {
+    /// The messages retrieved and not deleted: those [`AfterRetrieval`] applies to.
+    pub fn kept_retrievals(&self) -> Vec<usize> {
+        let mut kept: Vec<usize> = self
+            .retrieved
+            .iter()
+            .copied()
+            .filter(|index| !self.deleted.contains(index))
+            .collect();
+        kept.sort_unstable();
+        kept.dedup();
+        kept
+    }
 }
 
 /// What a maildrop holds, for quota checks at delivery.
@@ -189,15 +303,30 @@ pub trait MailStore: Send + Sync + 'static {
     type Maildrop: Maildrop;
 
     /// Opens `user`'s maildrop for a POP3 session: a snapshot of the messages present now, in
-    /// delivery order, taken without reading message bodies. With `exclusive`, a second
-    /// exclusive open of the same maildrop fails with [`StoreError::InUse`] while the first
-    /// is alive (not yet ended with [`Maildrop::quit`] or dropped); delivery is never held
-    /// up by it. A maildrop that does not exist yet opens empty.
+    /// delivery order, taken without reading message bodies, as `view` and the user's
+    /// [`PopSettings`] select them. With `exclusive`, a second exclusive open of the same
+    /// maildrop fails with [`StoreError::InUse`] while the first is alive (not yet ended
+    /// with [`Maildrop::quit`] or dropped); delivery is never held up by it. A maildrop that
+    /// does not exist yet opens empty.
     fn open(
         &self,
         user: &str,
         exclusive: bool,
+        view: View,
     ) -> impl Future<Output = Result<Self::Maildrop, StoreError>> + Send;
+
+    /// `user`'s POP3 settings; the defaults for a user who never chose.
+    fn pop_settings(
+        &self,
+        user: &str,
+    ) -> impl Future<Output = Result<PopSettings, StoreError>> + Send;
+
+    /// Stores `user`'s POP3 settings, durably; sessions opened afterwards follow them.
+    fn set_pop_settings(
+        &self,
+        user: &str,
+        settings: PopSettings,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Delivers `delivery.message` to each recipient, its own headers on top: one result per
     /// recipient, in order. Ok means durable: the copy survives a crash, and the next
@@ -229,10 +358,12 @@ pub trait Maildrop: Send + 'static {
         index: usize,
     ) -> impl Future<Output = Result<Self::Body, StoreError>> + Send;
 
-    /// Ends the session with QUIT: applies `update` durably and releases the maildrop.
-    /// Deletion is by unique id: a message changed meanwhile by another client is still
-    /// found, and one already gone is not an error. An index outside the snapshot is refused
-    /// before anything is changed.
+    /// Ends the session with QUIT: applies `update` durably and releases the maildrop, and
+    /// does to each message retrieved and not deleted what the user's
+    /// [`PopSettings::after_retrieval`] says (as read at open; nothing in a
+    /// [`View::Recent`] session). Deletion is by unique id: a message changed meanwhile by
+    /// another client is still found, and one already gone is not an error. An index outside
+    /// the snapshot is refused before anything is changed.
     fn quit(self, update: Update) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 

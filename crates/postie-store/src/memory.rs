@@ -8,13 +8,14 @@
 use std::collections::HashMap;
 use std::io::{self, Read};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::SystemTime;
 
 use postie_types::Uidl;
 
 use crate::crlf::CrlfCounter;
 use crate::{
-    DeletePolicy, Delivery, MailStore, Maildrop, MessageBody, MessageInfo, Recipient, StoreError,
-    Update, Usage,
+    AfterRetrieval, DeletePolicy, Delivery, MailStore, Maildrop, MessageBody, MessageInfo,
+    PopSettings, Recipient, StoreError, Update, Usage, View,
 };
 
 const UIDVALIDITY: u32 = 1;
@@ -30,6 +31,7 @@ struct Mailbox {
     next_uid: u32,
     messages: Vec<Stored>,
     in_use: bool,
+    settings: PopSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -39,6 +41,7 @@ struct Stored {
     crlf_size: u64,
     seen: bool,
     hidden: bool,
+    delivered: SystemTime,
 }
 
 impl MemoryStore {
@@ -60,7 +63,7 @@ fn lock(users: &Mutex<HashMap<String, Mailbox>>) -> MutexGuard<'_, HashMap<Strin
 }
 
 impl MemoryStore {
-    fn open_now(&self, user: &str, exclusive: bool) -> Result<MemoryDrop, StoreError> {
+    fn open_now(&self, user: &str, exclusive: bool, view: View) -> Result<MemoryDrop, StoreError> {
         let mut users = lock(&self.users);
         let mailbox = users.entry(user.to_owned()).or_default();
         if exclusive {
@@ -69,10 +72,12 @@ impl MemoryStore {
             }
             mailbox.in_use = true;
         }
+        let earliest = view.earliest(&mailbox.settings, SystemTime::now());
         let snapshot: Vec<Stored> = mailbox
             .messages
             .iter()
-            .filter(|m| !m.hidden)
+            .filter(|m| view == View::Recent || !m.hidden)
+            .filter(|m| earliest.is_none_or(|earliest| m.delivered >= earliest))
             .cloned()
             .collect();
         let messages = snapshot
@@ -87,6 +92,7 @@ impl MemoryStore {
             users: Arc::clone(&self.users),
             user: user.to_owned(),
             exclusive,
+            after_retrieval: view.after_retrieval(&mailbox.settings),
             snapshot,
             messages,
         })
@@ -122,6 +128,7 @@ impl MemoryStore {
             crlf_size: counter.crlf_size(),
             seen: false,
             hidden: false,
+            delivered: SystemTime::now(),
         });
         Ok(())
     }
@@ -139,8 +146,29 @@ impl Mailbox {
 impl MailStore for MemoryStore {
     type Maildrop = MemoryDrop;
 
-    async fn open(&self, user: &str, exclusive: bool) -> Result<MemoryDrop, StoreError> {
-        self.open_now(user, exclusive)
+    async fn open(
+        &self,
+        user: &str,
+        exclusive: bool,
+        view: View,
+    ) -> Result<MemoryDrop, StoreError> {
+        self.open_now(user, exclusive, view)
+    }
+
+    async fn pop_settings(&self, user: &str) -> Result<PopSettings, StoreError> {
+        let users = lock(&self.users);
+        Ok(users
+            .get(user)
+            .map(|mailbox| mailbox.settings)
+            .unwrap_or_default())
+    }
+
+    async fn set_pop_settings(&self, user: &str, settings: PopSettings) -> Result<(), StoreError> {
+        lock(&self.users)
+            .entry(user.to_owned())
+            .or_default()
+            .settings = settings;
+        Ok(())
     }
 
     async fn deliver(&self, delivery: Delivery) -> Vec<Result<(), StoreError>> {
@@ -171,6 +199,7 @@ pub struct MemoryDrop {
     users: Arc<Mutex<HashMap<String, Mailbox>>>,
     user: String,
     exclusive: bool,
+    after_retrieval: AfterRetrieval,
     snapshot: Vec<Stored>,
     messages: Vec<MessageInfo>,
 }
@@ -208,32 +237,39 @@ impl MemoryDrop {
                 .collect::<Result<Vec<u32>, _>>()
         };
         let deleted = uids(&update.deleted)?;
-        let retrieved = uids(&update.retrieved)?;
+        let kept = uids(&update.kept_retrievals())?;
         let mut users = lock(&self.users);
         let Some(mailbox) = users.get_mut(&self.user) else {
             return Ok(());
         };
         for m in mailbox.messages.iter_mut() {
-            if retrieved.contains(&m.uid) && !deleted.contains(&m.uid) {
+            if kept.contains(&m.uid) {
                 m.seen = true;
             }
         }
-        match update.policy {
-            DeletePolicy::Hide => {
-                for m in mailbox
-                    .messages
-                    .iter_mut()
-                    .filter(|m| deleted.contains(&m.uid))
-                {
-                    m.hidden = true;
-                }
-            }
-            // No other client reads a memory store, so its trash need not be kept.
-            DeletePolicy::Expunge | DeletePolicy::Trash => {
-                mailbox.messages.retain(|m| !deleted.contains(&m.uid));
-            }
+        remove(mailbox, &deleted, update.policy);
+        if let Some(policy) = self.after_retrieval.as_policy() {
+            remove(mailbox, &kept, policy);
         }
         Ok(())
+    }
+}
+
+fn remove(mailbox: &mut Mailbox, uids: &[u32], policy: DeletePolicy) {
+    match policy {
+        DeletePolicy::Hide => {
+            for m in mailbox
+                .messages
+                .iter_mut()
+                .filter(|m| uids.contains(&m.uid))
+            {
+                m.hidden = true;
+            }
+        }
+        // No other client reads a memory store, so its trash need not be kept.
+        DeletePolicy::Expunge | DeletePolicy::Trash => {
+            mailbox.messages.retain(|m| !uids.contains(&m.uid));
+        }
     }
 }
 

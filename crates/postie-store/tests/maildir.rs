@@ -11,6 +11,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use postie_store::View;
 use postie_store::{
     DeletePolicy, Delivery, MailStore, MaildirDrop, MaildirStore, Maildrop, MessageSource, Quota,
     Recipient, StoreError, Update,
@@ -49,11 +50,11 @@ impl Fixture {
     }
 
     fn open(&self) -> MaildirDrop {
-        block_on(self.store.open("alice", true)).unwrap()
+        block_on(self.store.open("alice", true, View::Normal)).unwrap()
     }
 
     fn uidls(&self) -> Vec<String> {
-        uidls(&block_on(self.store.open("alice", false)).unwrap())
+        uidls(&block_on(self.store.open("alice", false, View::Normal)).unwrap())
     }
 
     fn names(&self, sub: &str) -> Vec<String> {
@@ -200,7 +201,7 @@ fn unsafe_user_names_are_refused() {
     for user in ["", ".", "..", "../bob", "a/b", "a\0b", "x/../../etc"] {
         assert!(
             matches!(
-                block_on(f.store.open(user, false)),
+                block_on(f.store.open(user, false, View::Normal)),
                 Err(StoreError::Permanent(_))
             ),
             "{user:?}"
@@ -654,7 +655,7 @@ fn sizes_come_from_names_and_index_without_reading_bodies() {
     // No size in the name: read once, then cached.
     fs::write(cur.join("1700000001.M1P1.h:2,"), b"body\n").unwrap();
     let sizes = |f: &Fixture| -> Vec<u64> {
-        block_on(f.store.open("alice", false))
+        block_on(f.store.open("alice", false, View::Normal))
             .unwrap()
             .messages()
             .iter()
@@ -677,7 +678,9 @@ fn concurrent_sessions_agree_on_uids() {
         let handles: Vec<_> = (0..4)
             .map(|_| {
                 let store = store.clone();
-                scope.spawn(move || uidls(&block_on(store.open("alice", false)).unwrap()))
+                scope.spawn(move || {
+                    uidls(&block_on(store.open("alice", false, View::Normal)).unwrap())
+                })
             })
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
@@ -760,7 +763,7 @@ fn large_maildir_opens_from_names_and_index() {
     let inode = |path: &Path| std::os::unix::fs::MetadataExt::ino(&fs::metadata(path).unwrap());
     let written = inode(&index);
     let started = std::time::Instant::now();
-    let drop = block_on(f.store.open("alice", false)).unwrap();
+    let drop = block_on(f.store.open("alice", false, View::Normal)).unwrap();
     let second_open = started.elapsed();
     // Nothing new: the index is not even rewritten.
     assert_eq!(inode(&index), written);

@@ -5,6 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use postie_store::View;
 use postie_store::{
     DeletePolicy, Delivery, MailStore, MaildirDrop, MaildirStore, Maildrop, Quota, Recipient,
     Update,
@@ -41,7 +42,7 @@ fn store_with(count: usize) -> (tempfile::TempDir, MaildirStore) {
 }
 
 fn open(store: &MaildirStore) -> MaildirDrop {
-    block_on(store.open("u", false)).unwrap()
+    block_on(store.open("u", false, View::Normal)).unwrap()
 }
 
 fn uidls(store: &MaildirStore) -> Vec<String> {

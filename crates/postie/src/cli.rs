@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub const DEFAULT_CONFIG: &str = "/etc/postie/postie.toml";
 
@@ -165,6 +165,16 @@ pub struct UserArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum UserAction {
+    #[command(flatten)]
+    Edit(UserEdit),
+    /// Show or set a user's POP3 settings, as Gmail has them: which mail POP3 lists, and what
+    /// happens to a message once a POP3 client retrieved it. Without options, shows them.
+    PopSettings(PopSettingsArgs),
+}
+
+/// What is kept with the users (the passwd-file or the users table).
+#[derive(Debug, Subcommand)]
+pub enum UserEdit {
     /// Add a user (in a passwd-file, or replace its password if it exists; the database
     /// refuses a name taken: use passwd).
     Add(PasswordArgs),
@@ -178,6 +188,34 @@ pub enum UserAction {
     /// on its own; once required, the only passwords POP3 takes for that user.
     #[command(subcommand)]
     AppPassword(AppPasswordAction),
+}
+
+#[derive(Debug, Args)]
+pub struct PopSettingsArgs {
+    pub name: String,
+    /// all: every message; from-now-on: only mail that arrives from now on (older mail
+    /// stays stored, never listed to POP3 again).
+    #[arg(long, value_enum)]
+    pub window: Option<Window>,
+    /// What happens at QUIT to a message a POP3 client retrieved and did not delete: keep
+    /// it listed, archive it (kept, no longer listed but to `recent:` logins), move it to
+    /// the trash, or delete it.
+    #[arg(long, value_enum)]
+    pub after_retrieval: Option<AfterRetrievalChoice>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Window {
+    All,
+    FromNowOn,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum AfterRetrievalChoice {
+    Keep,
+    Archive,
+    Trash,
+    Delete,
 }
 
 #[derive(Debug, Subcommand)]

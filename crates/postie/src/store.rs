@@ -15,6 +15,7 @@ use postie_store::{
     Delivery, MailStore, MaildirBody, MaildirDrop, MaildirStore, Maildrop, MessageBody,
     MessageInfo, StoreError, Update, Usage,
 };
+use postie_store::{PopSettings, View};
 use postie_store_pg::{PgBody, PgDrop, PgOptions, PgStore, Transport};
 
 /// The store the configuration names.
@@ -142,15 +143,34 @@ pub fn health_check(store: &ConfiguredStore) -> Option<HealthCheck> {
 impl MailStore for ConfiguredStore {
     type Maildrop = ConfiguredDrop;
 
-    async fn open(&self, user: &str, exclusive: bool) -> Result<ConfiguredDrop, StoreError> {
+    async fn open(
+        &self,
+        user: &str,
+        exclusive: bool,
+        view: View,
+    ) -> Result<ConfiguredDrop, StoreError> {
         match self {
             Self::Maildir(store) => store
-                .open(user, exclusive)
+                .open(user, exclusive, view)
                 .await
                 .map(ConfiguredDrop::Maildir),
-            Self::Postgres(store) => Box::pin(store.open(user, exclusive))
+            Self::Postgres(store) => Box::pin(store.open(user, exclusive, view))
                 .await
                 .map(|drop| ConfiguredDrop::Postgres(Box::new(drop))),
+        }
+    }
+
+    async fn pop_settings(&self, user: &str) -> Result<PopSettings, StoreError> {
+        match self {
+            Self::Maildir(store) => store.pop_settings(user).await,
+            Self::Postgres(store) => Box::pin(store.pop_settings(user)).await,
+        }
+    }
+
+    async fn set_pop_settings(&self, user: &str, settings: PopSettings) -> Result<(), StoreError> {
+        match self {
+            Self::Maildir(store) => store.set_pop_settings(user, settings).await,
+            Self::Postgres(store) => Box::pin(store.set_pop_settings(user, settings)).await,
         }
     }
 

@@ -10,11 +10,17 @@ use postie_auth::{hash_password, passwd_file, Scheme};
 use postie_store_pg::PgUsers;
 
 mod app_passwords;
+mod pop_settings;
 
-use crate::cli::{PasswordArgs, PwAction, PwArgs, UserAction, UserArgs};
+use crate::cli::{PasswordArgs, PwAction, PwArgs, UserAction, UserArgs, UserEdit};
 use crate::store::ConfiguredStore;
 
 pub fn user(args: UserArgs) -> Result<()> {
+    let action = match args.action {
+        // The settings live with the mail, in the store the configuration names.
+        UserAction::PopSettings(settings) => return pop_settings::run(&args.config, settings),
+        UserAction::Edit(action) => action,
+    };
     let editing = match &args.passwd_file {
         Some(path) => UserEditing::PasswdFile {
             passwd_file: path.clone(),
@@ -26,17 +32,17 @@ pub fn user(args: UserArgs) -> Result<()> {
         UserEditing::PasswdFile {
             passwd_file,
             state_dir,
-        } => in_passwd_file(&passwd_file, state_dir.as_deref(), args.action),
-        UserEditing::Postgres(store) => in_database(&store, args.action)
+        } => in_passwd_file(&passwd_file, state_dir.as_deref(), action),
+        UserEditing::Postgres(store) => in_database(&store, action)
             .with_context(|| format!("{}: [auth] users = \"postgres\"", args.config.display())),
     }
 }
 
-fn in_passwd_file(path: &Path, state_dir: Option<&Path>, action: UserAction) -> Result<()> {
+fn in_passwd_file(path: &Path, state_dir: Option<&Path>, action: UserEdit) -> Result<()> {
     match action {
-        UserAction::Add(password) => set(path, password, false),
-        UserAction::Passwd(password) => set(path, password, true),
-        UserAction::Del { name } => {
+        UserEdit::Add(password) => set(path, password, false),
+        UserEdit::Passwd(password) => set(path, password, true),
+        UserEdit::Del { name } => {
             if !passwd_file::remove_user(path, &name)? {
                 bail!("no user {name:?} in {}", path.display());
             }
@@ -44,8 +50,8 @@ fn in_passwd_file(path: &Path, state_dir: Option<&Path>, action: UserAction) -> 
             eprintln!("removed {name} from {}", path.display());
             Ok(())
         }
-        UserAction::AppPassword(action) => app_passwords::in_passwd_file(path, state_dir, action),
-        UserAction::List => {
+        UserEdit::AppPassword(action) => app_passwords::in_passwd_file(path, state_dir, action),
+        UserEdit::List => {
             for name in passwd_file::list_users(path)? {
                 println!("{name}");
             }
@@ -77,7 +83,7 @@ fn set(path: &Path, args: PasswordArgs, must_exist: bool) -> Result<()> {
 /// The same actions on the `users` table. Unlike the passwd-file's `add`, the database's
 /// refuses a name taken: with several operators and front ends, replacing a password is
 /// `passwd`'s job, said explicitly.
-fn in_database(store: &StoreConfig, action: UserAction) -> Result<()> {
+fn in_database(store: &StoreConfig, action: UserEdit) -> Result<()> {
     let ConfiguredStore::Postgres(store) = crate::store::open(store) else {
         bail!("[auth] users = \"postgres\" needs [mail] store = \"postgres\"");
     };
@@ -88,7 +94,7 @@ fn in_database(store: &StoreConfig, action: UserAction) -> Result<()> {
         .context("cannot start the runtime")?;
     runtime.block_on(async {
         match action {
-            UserAction::Add(args) => {
+            UserEdit::Add(args) => {
                 let scheme = parse_scheme(&args.scheme)?;
                 passwd_file::validate_user_name(&args.name)?;
                 // Before asking for a password that could not be used.
@@ -99,7 +105,7 @@ fn in_database(store: &StoreConfig, action: UserAction) -> Result<()> {
                 users.add(&args.name, &hash).await?;
                 eprintln!("added {} to the database", args.name);
             }
-            UserAction::Passwd(args) => {
+            UserEdit::Passwd(args) => {
                 let scheme = parse_scheme(&args.scheme)?;
                 if users.get(&args.name).await?.is_none() {
                     bail!(postie_store_pg::UsersError::NoSuchUser(args.name));
@@ -108,16 +114,16 @@ fn in_database(store: &StoreConfig, action: UserAction) -> Result<()> {
                 users.set_password(&args.name, &hash).await?;
                 eprintln!("updated {} in the database", args.name);
             }
-            UserAction::Del { name } => {
+            UserEdit::Del { name } => {
                 users.remove(&name).await?;
                 eprintln!("removed {name} from the database");
             }
-            UserAction::List => {
+            UserEdit::List => {
                 for name in users.list().await? {
                     println!("{name}");
                 }
             }
-            UserAction::AppPassword(action) => {
+            UserEdit::AppPassword(action) => {
                 app_passwords::in_database(&users, action).await?;
             }
         }

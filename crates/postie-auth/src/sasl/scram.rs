@@ -13,7 +13,7 @@ use subtle::ConstantTimeEq;
 
 use super::SaslStep;
 use crate::scram_keys::{hmac_sha256, ScramKeys, DEFAULT_ITERATIONS, KEY_LEN};
-use crate::{random, AuthError, Authenticator, UserDb};
+use crate::{random, AuthError, Authenticator, LoginName, UserDb};
 
 pub(super) struct Scram {
     server_nonce: Option<String>,
@@ -108,7 +108,7 @@ impl Scram {
             return Ok(None);
         };
         *claimed = Some(first.user.clone());
-        let record = auth.db().lookup(&first.user)?;
+        let record = auth.db().lookup(LoginName::parse(&first.user).user)?;
         let salt = decoy_salt(&first.user);
         // Derived on every path, so the work done does not depend on who the user is.
         let cleartext = record

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use postie_auth::{AuthError, Authenticator, PasswordHash, UserDb, UserRecord};
 use postie_server::{Pop3Config, Pop3Server};
+use postie_store::View;
 use postie_store::{Delivery, MailStore, MemoryStore, Quota, Recipient};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, DuplexStream};
 use tokio::sync::watch;
@@ -115,7 +116,11 @@ impl Harness {
 
     /// The UIDLs in alice's maildrop now.
     pub async fn uidls(&self) -> Vec<String> {
-        let drop = self.store.open(USER, false).await.expect("open");
+        let drop = self
+            .store
+            .open(USER, false, View::Normal)
+            .await
+            .expect("open");
         postie_store::Maildrop::messages(&drop)
             .iter()
             .map(|m| m.uidl.to_string())

@@ -13,10 +13,11 @@ use super::error::{IoContext, MaildirError};
 use super::layout::{Layout, Sub};
 use super::lock::{self, Lock};
 use super::name;
+use super::pop_settings;
 use super::scan::{scan, Located};
 use super::snapshot_cache::{Shared, SnapshotCache, Stamp};
 use super::sync::sync;
-use crate::{Maildrop, MessageBody, MessageInfo, StoreError, Update};
+use crate::{AfterRetrieval, Maildrop, MessageBody, MessageInfo, StoreError, Update, View};
 
 /// A session's view of a Maildir; an exclusive one holds the session lock until it is
 /// committed or dropped.
@@ -27,6 +28,8 @@ pub struct MaildirDrop {
     pub(super) messages: Arc<Vec<MessageInfo>>,
     /// Where each message's file was last seen, parallel to `messages`; copied on first change.
     pub(super) files: Arc<Vec<Located>>,
+    /// What QUIT does to messages retrieved and not deleted.
+    after_retrieval: AfterRetrieval,
     _session: Option<Lock>,
 }
 
@@ -34,9 +37,13 @@ impl MaildirDrop {
     pub(super) fn open(
         layout: Layout,
         exclusive: bool,
+        view: View,
         cache: &SnapshotCache,
     ) -> Result<Self, MaildirError> {
         layout.ensure()?;
+        let settings = pop_settings::read(&layout)?;
+        let after_retrieval = view.after_retrieval(&settings);
+        let earliest = view.earliest(&settings, SystemTime::now());
         let session = if exclusive {
             let path = layout.session_lock();
             match lock::try_lock(&path).ctx("lock", &path)? {
@@ -46,17 +53,23 @@ impl MaildirDrop {
         } else {
             None
         };
-        let before = Stamp::read(&layout);
+        // The cache holds what a normal session sees of the whole maildrop; a window is cut
+        // out of it afterwards.
+        let before = (view == View::Normal)
+            .then(|| Stamp::read(&layout))
+            .flatten();
         if let Some(shared) = before.as_ref().and_then(|stamp| cache.get(&layout, stamp)) {
+            let shared = within(shared, earliest);
             return Ok(Self {
                 layout,
                 messages: shared.messages,
                 files: shared.files,
+                after_retrieval,
                 _session: session,
             });
         }
         let read_at = SystemTime::now();
-        let snapshot = sync(&layout)?;
+        let snapshot = sync(&layout, view == View::Recent)?;
         let (messages, files): (Vec<MessageInfo>, Vec<Located>) = snapshot
             .entries
             .into_iter()
@@ -73,11 +86,15 @@ impl MaildirDrop {
             messages: Arc::new(messages),
             files: Arc::new(files),
         };
-        cache.offer(&layout, before, read_at, &shared);
+        if view == View::Normal {
+            cache.offer(&layout, before, read_at, &shared);
+        }
+        let shared = within(shared, earliest);
         Ok(Self {
             layout,
             messages: shared.messages,
             files: shared.files,
+            after_retrieval,
             _session: session,
         })
     }
@@ -158,20 +175,17 @@ impl MaildirDrop {
         {
             return Err(MaildirError::NoSuchMessage(bad.saturating_add(1)).into());
         }
-        let deleted: std::collections::HashSet<usize> = update.deleted.iter().copied().collect();
-        let mut retrieved = update.retrieved;
-        retrieved.sort_unstable();
-        retrieved.dedup();
-        for index in retrieved.into_iter().filter(|i| !deleted.contains(i)) {
+        for index in update.kept_retrievals() {
             if let Err(error) = self.mark_seen(index) {
                 tracing::warn!(maildir = %self.layout.root.display(), %error, "cannot set the Seen flag");
             }
         }
-        Ok(super::commit::commit(
-            &mut self,
-            &update.deleted,
-            update.policy,
-        )?)
+        super::commit::commit(&mut self, &update.deleted, update.policy)?;
+        if let Some(policy) = self.after_retrieval.as_policy() {
+            let kept = update.kept_retrievals();
+            super::commit::commit(&mut self, &kept, policy)?;
+        }
+        Ok(())
     }
 
     fn try_mark_seen(&mut self, index: usize) -> io::Result<()> {
@@ -227,6 +241,25 @@ impl MessageBody for MaildirBody {
                 result => return result,
             }
         }
+    }
+}
+
+/// The messages of `shared` that arrived at `earliest` or later (all of them without a
+/// limit); a message whose name does not say when it arrived is kept.
+fn within(shared: Shared, earliest: Option<SystemTime>) -> Shared {
+    let Some(earliest) = earliest else {
+        return shared;
+    };
+    let (messages, files): (Vec<MessageInfo>, Vec<Located>) = shared
+        .messages
+        .iter()
+        .zip(shared.files.iter())
+        .filter(|(_, file)| pop_settings::arrival(&file.name).is_none_or(|at| at >= earliest))
+        .map(|(info, file)| (info.clone(), file.clone()))
+        .unzip();
+    Shared {
+        messages: Arc::new(messages),
+        files: Arc::new(files),
     }
 }
 

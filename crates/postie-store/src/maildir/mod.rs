@@ -35,6 +35,7 @@ mod layout;
 mod lock;
 mod maildrop;
 pub(crate) mod name;
+mod pop_settings;
 mod scan;
 mod snapshot_cache;
 mod state;
@@ -45,7 +46,7 @@ mod usage;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::{Delivery, MailStore, StoreError, Usage};
+use crate::{Delivery, MailStore, PopSettings, StoreError, Usage, View};
 use error::MaildirError;
 use layout::Layout;
 pub use maildrop::{MaildirBody, MaildirDrop};
@@ -101,10 +102,25 @@ async fn blocking<T: Send + 'static>(
 impl MailStore for MaildirStore {
     type Maildrop = MaildirDrop;
 
-    async fn open(&self, user: &str, exclusive: bool) -> Result<MaildirDrop, StoreError> {
+    async fn open(
+        &self,
+        user: &str,
+        exclusive: bool,
+        view: View,
+    ) -> Result<MaildirDrop, StoreError> {
         let layout = self.layout(user)?;
         let snapshots = Arc::clone(&self.snapshots);
-        blocking(move || Ok(MaildirDrop::open(layout, exclusive, &snapshots)?)).await
+        blocking(move || Ok(MaildirDrop::open(layout, exclusive, view, &snapshots)?)).await
+    }
+
+    async fn pop_settings(&self, user: &str) -> Result<PopSettings, StoreError> {
+        let layout = self.layout(user)?;
+        blocking(move || Ok(pop_settings::read(&layout)?)).await
+    }
+
+    async fn set_pop_settings(&self, user: &str, settings: PopSettings) -> Result<(), StoreError> {
+        let layout = self.layout(user)?;
+        blocking(move || Ok(pop_settings::write(&layout, &settings)?)).await
     }
 
     /// Each recipient's copy is written, synced and published on its own, in order.

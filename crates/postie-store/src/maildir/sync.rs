@@ -28,7 +28,9 @@ pub struct Snapshot {
     pub entries: Vec<Entry>,
 }
 
-pub fn sync(layout: &Layout) -> Result<Snapshot, MaildirError> {
+/// With `with_hidden`, messages hidden or archived are in the snapshot too (a `recent:`
+/// session's); without, never.
+pub fn sync(layout: &Layout, with_hidden: bool) -> Result<Snapshot, MaildirError> {
     let mut locked = Locked::open(layout)?;
     let mut found = scan(layout)?;
     move_new_to_cur(layout, &mut found);
@@ -59,7 +61,7 @@ pub fn sync(layout: &Layout) -> Result<Snapshot, MaildirError> {
         let Some(file) = found.remove(&record.base) else {
             continue;
         };
-        if record.hidden {
+        if record.hidden && !with_hidden {
             continue;
         }
         let crlf_size = match name::size_field(&file.name, b'W').or(record.crlf_size) {

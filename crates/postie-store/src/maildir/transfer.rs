@@ -66,7 +66,7 @@ pub fn read_maildir(root: &Path) -> Result<MaildirContents, StoreError> {
             root.display()
         )));
     }
-    sync(&layout)?;
+    sync(&layout, false)?;
     let locked = Locked::open(&layout)?;
     let mut found = scan(&layout)?;
     let mut messages = Vec::with_capacity(locked.index.records.len());

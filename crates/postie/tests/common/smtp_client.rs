@@ -171,14 +171,21 @@ impl SmtpClient {
 
     /// The plain TCP connection, for a test that goes on by hand; nothing may be buffered.
     pub fn into_tcp(self) -> TcpStream {
+        let (tcp, unread) = self.into_parts();
         assert!(
-            self.reader.buffer().is_empty(),
+            unread.is_empty(),
             "the server sent bytes the test did not read"
         );
+        tcp
+    }
+
+    /// The plain TCP connection and what the server sent that was read but not consumed.
+    pub fn into_parts(self) -> (TcpStream, Vec<u8>) {
+        let unread = self.reader.buffer().to_vec();
         let Transport::Plain(tcp) = self.reader.into_inner() else {
             panic!("not a plain TCP connection")
         };
-        tcp
+        (tcp, unread)
     }
 }
 
