@@ -84,7 +84,7 @@ pub struct FetchArgs {
 pub enum FetchAction {
     /// Add an account from its mail address: find its POP3 server (autoconfig, the provider
     /// table, MX, SRV, guessing), test the login, write it into fetch.toml.
-    Add(crate::fetch_add::FetchAddArgs),
+    Add(Box<crate::fetch_add::FetchAddArgs>),
 }
 
 fn auth_choice(text: &str) -> Result<AuthChoice> {
@@ -215,7 +215,7 @@ fn now(args: &FetchArgs) -> u64 {
 
 pub fn run(args: FetchArgs) -> ExitCode {
     if let Some(FetchAction::Add(add)) = args.action {
-        return crate::fetch_add::run(add);
+        return crate::fetch_add::run(*add);
     }
     match run_inner(&args) {
         Ok(status) => ExitCode::from(status.code()),

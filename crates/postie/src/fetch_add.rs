@@ -111,7 +111,13 @@ fn add(args: &FetchAddArgs) -> Result<(), Failure> {
         None => address
             .local
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect(),
     };
 
@@ -126,7 +132,11 @@ fn add(args: &FetchAddArgs) -> Result<(), Failure> {
         };
         Failure(code, e.into())
     })?;
-    let Found { choice, source, caution } = found;
+    let Found {
+        choice,
+        source,
+        caution,
+    } = found;
     eprintln!(
         "postie fetch add: found POP3 at {} ({}) in {source}",
         choice.target,
@@ -160,7 +170,10 @@ fn add(args: &FetchAddArgs) -> Result<(), Failure> {
             PasswordSetting::Command(command.clone()),
             CredentialSource::Command(command.clone()),
         ),
-        (None, Some(var)) => (PasswordSetting::Env(var.clone()), CredentialSource::Env(var.clone())),
+        (None, Some(var)) => (
+            PasswordSetting::Env(var.clone()),
+            CredentialSource::Env(var.clone()),
+        ),
         (None, None) => {
             if !std::io::stdin().is_terminal() {
                 return Err(anyhow::anyhow!("no password: give --password-command \"COMMAND\" or --password-env VAR, or run on a terminal to type it").into());
@@ -215,7 +228,10 @@ fn add(args: &FetchAddArgs) -> Result<(), Failure> {
     let mut logged_in = None;
     let mut last_report: Option<Report> = None;
     for user in candidates {
-        eprintln!("postie fetch add: testing the login as {user} at {}", choice.target);
+        eprintln!(
+            "postie fetch add: testing the login as {user} at {}",
+            choice.target
+        );
         let options = ProbeOptions {
             url: PopUrl {
                 target: choice.target.clone(),
@@ -247,7 +263,10 @@ fn add(args: &FetchAddArgs) -> Result<(), Failure> {
         eprint!("{report}");
         return Err(Failure(
             report.verdict.exit_code,
-            anyhow::anyhow!("the login test failed ({}); nothing was written", report.verdict.summary),
+            anyhow::anyhow!(
+                "the login test failed ({}); nothing was written",
+                report.verdict.summary
+            ),
         ));
     };
     if let Some(report) = &last_report {
