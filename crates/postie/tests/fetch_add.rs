@@ -321,6 +321,17 @@ fn srv_records_only_and_the_login_falls_back_to_the_local_part() {
     let config = world.config();
     assert!(config.contains("user = \"alice\"\n"), "{config}");
     world.fetches_alices_mail();
+    let fetch_toml = world.path("fetch.toml");
+    let probe = world.postie(&["probe", "alice", "--config", fetch_toml.to_str().unwrap()]);
+    assert_eq!(
+        probe.code, 0,
+        "postie probe NAME tests the account as written"
+    );
+    assert!(
+        probe.stdout.contains("logged in as alice"),
+        "{}",
+        probe.stdout
+    );
 }
 
 #[test]
