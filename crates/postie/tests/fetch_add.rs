@@ -372,6 +372,25 @@ fn only_guessing_finds_the_server() {
         &format!("host-record=pop.guess.test,{}", world.ip(2)),
     );
     let _server = world.server(&["pop.guess.test"], "");
+    let fetch_toml = world.path("fetch.toml");
+    let dry = world.postie(&[
+        "fetch",
+        "add",
+        "alice@guess.test",
+        "--config",
+        fetch_toml.to_str().unwrap(),
+        "--password-env",
+        "PW",
+        "--yes",
+        "--dry-run",
+    ]);
+    assert_eq!(dry.code, 0, "{}", dry.stderr);
+    assert!(
+        dry.stdout.contains("[accounts.alice]") && dry.stdout.contains("delete_after_days = 14"),
+        "--dry-run prints the account with the defaults: {}",
+        dry.stdout
+    );
+    assert!(!fetch_toml.exists(), "--dry-run writes nothing");
     let run = world.add("alice@guess.test");
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
