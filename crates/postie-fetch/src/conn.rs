@@ -7,7 +7,7 @@
 //! pipe) blocks anyway; threads and socket timeouts are all it needs.
 
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -91,13 +91,13 @@ pub struct Connection {
 /// Resolves and connects, trying each address in turn.
 fn connect_tcp(target: &Target, timeout: Duration) -> Result<(TcpStream, Timings), FetchError> {
     let started = Instant::now();
-    let resolved: Vec<SocketAddr> = (target.host.as_str(), target.port)
-        .to_socket_addrs()
-        .map_err(|source| FetchError::Resolve {
-            host: target.host.clone(),
-            source,
-        })?
-        .collect();
+    let resolved =
+        crate::resolver::socket_addresses(&target.host, target.port).map_err(|source| {
+            FetchError::Resolve {
+                host: target.host.clone(),
+                source,
+            }
+        })?;
     let resolve = started.elapsed();
     let mut last_error = io::Error::new(io::ErrorKind::NotFound, "the name has no addresses");
     for addr in &resolved {

@@ -6,17 +6,20 @@
 //! ([`state`]) and destinations ([`dest`]), progress display, the polling daemon, and the
 //! connection probe ([`probe`]).
 
+pub mod account_file;
 mod batch;
 pub mod config;
 pub mod conn;
 pub mod credentials;
 pub mod daemon;
 pub mod dest;
+pub mod discover;
 pub mod engine;
 pub mod error;
 pub mod login;
 pub mod probe;
 pub mod progress;
+pub mod resolver;
 pub mod state;
 pub mod target;
 pub mod tls;

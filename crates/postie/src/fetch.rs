@@ -27,6 +27,8 @@ configuration error. With several accounts, the first failure's status.";
 #[derive(Debug, Args)]
 #[command(after_long_help = EXIT_CODES)]
 pub struct FetchArgs {
+    #[command(subcommand)]
+    pub action: Option<FetchAction>,
     /// Account names from the configuration (default: all), or one pop3s://user@host[:port]
     /// or pop3://user@host[:port] (STLS) URL with --to.
     pub targets: Vec<String>,
@@ -76,6 +78,13 @@ pub struct FetchArgs {
     /// The time, in seconds since the epoch, that delete_after_days counts from; for tests.
     #[arg(long, hide = true)]
     pub now: Option<u64>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum FetchAction {
+    /// Add an account from its mail address: find its POP3 server (autoconfig, the provider
+    /// table, MX, SRV, guessing), test the login, write it into fetch.toml.
+    Add(Box<crate::fetch_add::FetchAddArgs>),
 }
 
 fn auth_choice(text: &str) -> Result<AuthChoice> {
@@ -205,6 +214,9 @@ fn now(args: &FetchArgs) -> u64 {
 }
 
 pub fn run(args: FetchArgs) -> ExitCode {
+    if let Some(FetchAction::Add(add)) = args.action {
+        return crate::fetch_add::run(*add);
+    }
     match run_inner(&args) {
         Ok(status) => ExitCode::from(status.code()),
         Err(error) => {

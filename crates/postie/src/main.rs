@@ -6,6 +6,7 @@ mod deliver;
 mod demo;
 mod dns_records;
 mod fetch;
+mod fetch_add;
 mod login_records;
 mod manual;
 mod open_files;

@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use anyhow::{bail, Result};
 use clap::Args;
+use postie_fetch::config::default_config_path;
 use postie_fetch::credentials::CredentialSource;
 use postie_fetch::probe::{self, ProbeOptions};
 use postie_fetch::tls::{parse_fingerprint, Trust};
-use postie_fetch::{AuthChoice, PopUrl};
+use postie_fetch::{AuthChoice, FetchConfig, PopUrl};
 
 #[derive(Debug, Args)]
 #[command(
@@ -18,8 +19,13 @@ use postie_fetch::{AuthChoice, PopUrl};
 (69 server unavailable or certificate refused, 75 temporary, 76 protocol error, 77 login refused, 78 usage)."
 )]
 pub struct ProbeArgs {
-    /// pop3s://[user@]host[:port] (implicit TLS, port 995) or pop3://[user@]host[:port] (STLS).
+    /// pop3s://[user@]host[:port] (implicit TLS, port 995), pop3://[user@]host[:port] (STLS),
+    /// or the name of an account in fetch.toml, tested with its own password source, TLS
+    /// settings and pin.
     pub url: String,
+    /// The accounts file for an account name (default: ~/.config/postie/fetch.toml).
+    #[arg(long, short = 'c')]
+    pub config: Option<PathBuf>,
     /// Log in as this user and show STAT (the password as for fetch, or a prompt).
     #[arg(long)]
     pub user: Option<String>,
@@ -56,7 +62,44 @@ fn auth_choice(text: &str) -> Result<AuthChoice> {
     })
 }
 
+/// Seconds since the epoch, for certificate validity.
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// The options for an account of fetch.toml: its server, user, secrets, TLS trust and pin.
+fn account_options(args: &ProbeArgs) -> Result<ProbeOptions> {
+    let path = args.config.clone().unwrap_or_else(default_config_path);
+    let config = FetchConfig::load(&path)?;
+    let names: Vec<&str> = config.accounts.iter().map(|a| a.name.as_str()).collect();
+    let Some(account) = config.accounts.iter().find(|a| a.name == args.url) else {
+        bail!(
+            "{:?} is neither a pop3s:// or pop3:// URL nor an account of {} (accounts: {})",
+            args.url,
+            path.display(),
+            names.join(", ")
+        );
+    };
+    Ok(ProbeOptions {
+        url: PopUrl {
+            target: account.target.clone(),
+            user: Some(account.user.to_string()),
+        },
+        user: None,
+        credential: account.credential.clone(),
+        auth: account.auth,
+        trust: account.trust.clone(),
+        timeout: Duration::from_secs(args.timeout.max(1)),
+        now: now(),
+    })
+}
+
 fn options(args: &ProbeArgs) -> Result<ProbeOptions> {
+    if !args.url.contains("://") {
+        return account_options(args);
+    }
     let url = PopUrl::parse(&args.url)?;
     let logs_in = args.user.is_some() || url.user.is_some();
     let credential = match (&args.password_command, &args.password_env) {
@@ -82,9 +125,7 @@ fn options(args: &ProbeArgs) -> Result<ProbeOptions> {
         auth: auth_choice(&args.auth)?,
         trust,
         timeout: Duration::from_secs(args.timeout.max(1)),
-        now: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64),
+        now: now(),
     })
 }
 

@@ -54,6 +54,8 @@ pub struct ServerBuilder {
     lmtp_socket: bool,
     smtp: Option<String>,
     sections: String,
+    /// A certificate and key (PEM) instead of a self-signed one for localhost.
+    certificate: Option<(String, String)>,
     launch: Launch,
 }
 
@@ -76,6 +78,7 @@ impl ServerBuilder {
             lmtp_socket: false,
             smtp: None,
             sections: String::new(),
+            certificate: None,
             launch: Launch {
                 launcher: Vec::new(),
                 // CI runs as root; these servers need no other user.
@@ -146,6 +149,12 @@ impl ServerBuilder {
     pub fn smtp(mut self, lines: &str) -> Self {
         self.smtp = Some(lines.into());
         self.launch.smtp = true;
+        self
+    }
+
+    /// Serve this certificate and key (PEM) instead of a self-signed one for localhost.
+    pub fn certificate(mut self, cert_pem: &str, key_pem: &str) -> Self {
+        self.certificate = Some((cert_pem.into(), key_pem.into()));
         self
     }
 
@@ -226,7 +235,14 @@ impl ServerBuilder {
     pub fn write(&self, dir: &Path) -> String {
         // A server that drops its privileges must still reach its files.
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let cert_pem = write_certificate(dir);
+        let cert_pem = match &self.certificate {
+            Some((cert, key)) => {
+                std::fs::write(dir.join("cert.pem"), cert).unwrap();
+                std::fs::write(dir.join("key.pem"), key).unwrap();
+                cert.clone()
+            }
+            None => write_certificate(dir),
+        };
         std::fs::write(dir.join("users"), USERS).unwrap();
         std::fs::create_dir_all(dir.join("mail")).unwrap();
         std::fs::write(dir.join("postie.toml"), self.config()).unwrap();

@@ -38,6 +38,11 @@ pub struct Run {
     pub stderr: String,
 }
 
+/// The outcome of any finished command.
+pub fn run_from(output: Output) -> Run {
+    Run::from(output)
+}
+
 impl Run {
     fn from(output: Output) -> Run {
         Run {

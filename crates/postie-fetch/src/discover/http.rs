@@ -1,0 +1,83 @@
+//! Fetching an autoconfig document over HTTP(S): names resolved by discovery's own DNS client
+//! (so `POSTIE_RESOLV_CONF` holds here too), certificates checked against the system's roots
+//! (or `SSL_CERT_FILE`, which rustls-native-certs reads instead), no redirects followed to
+//! another scheme, a bounded time and size, and never a credential sent.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::resolver::DnsClient;
+
+/// How long one request may take, connection included.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// The largest document read.
+const MAX_DOCUMENT: usize = 256 * 1024;
+
+/// GETs `url` (whose host is `host`) and returns its body, or why not.
+pub fn get(dns: &DnsClient, host: &str, url: &str) -> Result<String, String> {
+    let addresses = match dns.addresses(host) {
+        Ok(found) if found.is_empty() => return Err(format!("{host} has no address")),
+        Ok(found) => found,
+        Err(reason) => return Err(format!("cannot resolve {host}: {reason}")),
+    };
+    // The port is the URL's; reqwest takes it from there.
+    let addresses: Vec<SocketAddr> = addresses
+        .into_iter()
+        .map(|ip| SocketAddr::new(ip, 0))
+        .collect();
+    let client = client(host, &addresses)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the HTTP client: {e}"))?;
+    runtime.block_on(async {
+        let mut response = client.get(url).send().await.map_err(|e| error_chain(&e))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(format!("answered HTTP {status}"));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| error_chain(&e))? {
+            if body.len() + chunk.len() > MAX_DOCUMENT {
+                return Err(format!("the answer exceeds {MAX_DOCUMENT} bytes"));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        String::from_utf8(body).map_err(|_| "the answer is not UTF-8 text".to_owned())
+    })
+}
+
+fn client(host: &str, addresses: &[SocketAddr]) -> Result<reqwest::Client, String> {
+    let found = rustls_native_certs::load_native_certs();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add_parsable_certificates(found.certs);
+    if roots.is_empty() {
+        return Err("no CA certificates found on this system: install ca-certificates, or set SSL_CERT_FILE".into());
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .resolve_to_addrs(host, addresses)
+        .timeout(REQUEST_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+/// reqwest's top error says little ("error sending request"); the causes say why.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
