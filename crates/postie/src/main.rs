@@ -6,6 +6,8 @@ mod deliver;
 mod demo;
 mod dns_records;
 mod fetch;
+mod fetch_report;
+mod fetch_status;
 mod login_records;
 mod manual;
 mod open_files;
