@@ -459,3 +459,54 @@ fn hooks_run_with_the_right_environment() {
         "no new mail, no on_new_mail"
     );
 }
+
+#[test]
+fn json_logs_name_the_account() {
+    let server = TestServer::start();
+    server.add_message("alice", &sample_messages(1, 100)[0]);
+    let env = new_env(&server);
+    env.config(&account("home", &server, "alice", "Mail", ""));
+    let run = env.fetch(&["--log-format", "json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let lines: Vec<Value> = run
+        .stderr
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    let summary = lines
+        .iter()
+        .find(|l| l["fields"]["fetched"] == 1)
+        .unwrap_or_else(|| panic!("a summary line in {}", run.stderr));
+    assert_eq!(summary["fields"]["account"], "home");
+    assert_eq!(summary["level"], "INFO");
+}
+
+/// The command lines of the systemd user units are ones `postie fetch` takes: run without
+/// an accounts file they stop at the missing file (78), not at the command line (2).
+#[test]
+fn the_user_units_run_commands_postie_takes() {
+    let units = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../dist/systemd/user");
+    let env = FetchEnv::new();
+    for unit in ["postie-fetch.service", "postie-fetch-once.service"] {
+        let text = std::fs::read_to_string(units.join(unit)).unwrap();
+        let exec = text
+            .lines()
+            .find_map(|l| l.strip_prefix("ExecStart=/usr/bin/postie "))
+            .unwrap_or_else(|| panic!("{unit} runs /usr/bin/postie"));
+        let output = std::process::Command::new(common::BIN)
+            .args(exec.split(' '))
+            .env("HOME", env.dir.path())
+            .env_remove("XDG_CONFIG_HOME")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(78), "{unit}: {stderr}");
+        assert!(stderr.contains("fetch.toml"), "{unit}: {stderr}");
+    }
+    let timer = std::fs::read_to_string(units.join("postie-fetch.timer")).unwrap();
+    assert!(
+        timer.contains("Unit=postie-fetch-once.service\n"),
+        "{timer}"
+    );
+}
