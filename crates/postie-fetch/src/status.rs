@@ -69,7 +69,13 @@ impl AccountStatus {
     /// Writes the record: a temporary file, fsync, rename, fsync of the folder.
     pub fn save(&self, dir: &Path) -> Result<(), FetchError> {
         let path = Self::path(dir, &self.account);
-        let temporary = dir.join(format!(".{}.status.json.tmp", self.account));
+        // The process id in the name: a one-shot run refused by the daemon's lock records its
+        // failure while the daemon may be recording the account's success.
+        let temporary = dir.join(format!(
+            ".{}.status.json.{}.tmp",
+            self.account,
+            std::process::id()
+        ));
         let mut json = serde_json::to_vec_pretty(self).map_err(|e| FetchError::Local {
             what: "encode the status file",
             path: path.clone(),

@@ -139,3 +139,26 @@ fn respond(stream: &mut TcpStream, status: &str, kind: &str, body: &[u8]) -> std
     stream.write_all(body)?;
     stream.flush()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_addresses() {
+        let source = Arc::new(Mutex::new(StatusSource::default()));
+        let error = serve("0.0.0.0:0".parse().unwrap(), source.clone()).unwrap_err();
+        assert!(error.to_string().contains("only on loopback"), "{error}");
+        let bound = serve("127.0.0.1:0".parse().unwrap(), source).unwrap();
+        let mut stream = TcpStream::connect(bound).unwrap();
+        stream.write_all(b"POST /status HTTP/1.1\r\n\r\n").unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 405 "), "{answer}");
+        let mut stream = TcpStream::connect(bound).unwrap();
+        stream.write_all(&[b'x'; REQUEST_MAX]).unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 431 "), "{answer}");
+    }
+}
