@@ -39,12 +39,15 @@ struct Slot {
     account: Account,
     due: Instant,
     running: bool,
+    /// Polled before: --reset-state applies to an account's first poll only, or every poll
+    /// would download the whole mailbox again.
+    polled: bool,
 }
 
 /// Runs `setup` until the process is killed, re-reading it with `load` on SIGHUP; returns
 /// only if it cannot start. `fixed_now` is the hidden --now of the tests.
 pub fn run(
-    mut setup: Setup,
+    setup: Setup,
     load: &Load,
     fixed_now: Option<u64>,
     report: Arc<dyn Report>,
@@ -62,76 +65,125 @@ pub fn run(
             &format!("status on http://{bound}/status and /metrics"),
         );
     }
-    let mut slots = slots(&setup, BTreeMap::new());
     let (done_tx, done_rx) = mpsc::channel::<(String, Polled)>();
+    let mut scheduler = Scheduler {
+        slots: slots(&setup, BTreeMap::new()),
+        setup,
+        source,
+        report,
+        done_tx,
+        fixed_now,
+    };
     loop {
         if crate::signals::take_reload() {
-            match load() {
-                Ok(new) => {
-                    if new.status_listen != setup.status_listen {
-                        report.note(None, "SIGHUP: status_listen changed; it takes effect when the daemon restarts");
-                    }
-                    slots = self::slots(&new, slots);
-                    *source.lock().unwrap_or_else(|p| p.into_inner()) = status_source(&new);
-                    report.note(None, &format!("SIGHUP: configuration re-read, {} accounts; polling them now", new.accounts.len()));
-                    setup = new;
-                }
-                Err(error) => report.note(
-                    None,
-                    &format!("SIGHUP: the configuration was not re-read and the running one is kept: {error}"),
-                ),
-            }
+            scheduler.reload(load);
         }
         if crate::signals::take_poll_now() {
-            report.note(None, "SIGUSR1: polling every account now");
-            for slot in slots.values_mut() {
+            scheduler
+                .report
+                .note(None, "SIGUSR1: polling every account now");
+            for slot in scheduler.slots.values_mut() {
                 slot.due = Instant::now();
             }
         }
-        let options = poll::parallel_options(&setup.options, slots.len());
-        for slot in slots
+        scheduler.start_due_polls();
+        // The scheduler holds a sender itself, so the channel never closes: an error is the
+        // tick passing.
+        if let Ok((name, polled)) = done_rx.recv_timeout(TICK) {
+            scheduler.finished(&name, polled);
+        }
+    }
+}
+
+struct Scheduler {
+    setup: Setup,
+    slots: BTreeMap<String, Slot>,
+    /// What the status port shows, changed by SIGHUP.
+    source: Arc<Mutex<StatusSource>>,
+    report: Arc<dyn Report>,
+    done_tx: mpsc::Sender<(String, Polled)>,
+    fixed_now: Option<u64>,
+}
+
+impl Scheduler {
+    fn reload(&mut self, load: &Load) {
+        let new = match load() {
+            Ok(new) => new,
+            Err(error) => {
+                self.report.note(
+                    None,
+                    &format!(
+                        "SIGHUP: the configuration was not re-read and the running one is kept: {error}"
+                    ),
+                );
+                return;
+            }
+        };
+        if new.status_listen != self.setup.status_listen {
+            self.report.note(
+                None,
+                "SIGHUP: status_listen changed; it takes effect when the daemon restarts",
+            );
+        }
+        self.slots = slots(&new, std::mem::take(&mut self.slots));
+        *self.source.lock().unwrap_or_else(|p| p.into_inner()) = status_source(&new);
+        self.report.note(
+            None,
+            &format!(
+                "SIGHUP: configuration re-read, {} accounts; polling them now",
+                new.accounts.len()
+            ),
+        );
+        self.setup = new;
+    }
+
+    /// Starts a thread for each account due and not being polled.
+    fn start_due_polls(&mut self) {
+        let options = poll::parallel_options(&self.setup.options, self.slots.len());
+        for slot in self
+            .slots
             .values_mut()
             .filter(|s| !s.running && s.due <= Instant::now())
         {
-            slot.running = true;
             let account = slot.account.clone();
-            let interval = account.interval.unwrap_or(setup.interval);
+            let interval = account.interval.unwrap_or(self.setup.interval);
             let mut options = options.clone();
-            options.now = fixed_now.unwrap_or_else(unix_now);
-            let thread_report = report.clone();
-            let done = done_tx.clone();
+            options.now = self.fixed_now.unwrap_or_else(unix_now);
+            options.reset_state &= !slot.polled;
+            let report = self.report.clone();
+            let done = self.done_tx.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("fetch {}", account.name))
                 .spawn(move || {
-                    let polled =
-                        poll::poll(&account, &options, Some(interval), thread_report.as_ref());
+                    let polled = poll::poll(&account, &options, Some(interval), report.as_ref());
                     let _ = done.send((account.name.clone(), polled));
                 });
-            if let Err(error) = spawned {
-                slot.running = false;
-                slot.due = Instant::now() + interval;
-                report.note(
-                    Some(&slot.account.name),
-                    &format!(
-                        "cannot start a thread to poll it ({error}); trying again in {} s",
-                        interval.as_secs()
-                    ),
-                );
-            }
-        }
-        match done_rx.recv_timeout(TICK) {
-            Ok((name, polled)) => {
-                // An account removed by SIGHUP while it was being polled is gone from here.
-                if let Some(slot) = slots.get_mut(&name) {
-                    let interval = slot.account.interval.unwrap_or(setup.interval);
-                    slot.running = false;
-                    slot.due = Instant::now()
-                        + schedule::next_delay(interval, polled.consecutive_failures);
+            match spawned {
+                Ok(_) => {
+                    slot.running = true;
+                    slot.polled = true;
+                }
+                Err(error) => {
+                    slot.due = Instant::now() + interval;
+                    self.report.note(
+                        Some(&slot.account.name),
+                        &format!(
+                            "cannot start a thread to poll it ({error}); trying again in {} s",
+                            interval.as_secs()
+                        ),
+                    );
                 }
             }
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-            // The scheduler holds a sender itself, so the channel never closes.
-            Err(mpsc::RecvTimeoutError::Disconnected) => {}
+        }
+    }
+
+    /// A poll has ended: the account is due again after its interval or its backoff.
+    fn finished(&mut self, name: &str, polled: Polled) {
+        // An account removed by SIGHUP while it was being polled is gone from here.
+        if let Some(slot) = self.slots.get_mut(name) {
+            let interval = slot.account.interval.unwrap_or(self.setup.interval);
+            slot.running = false;
+            slot.due = Instant::now() + schedule::next_delay(interval, polled.consecutive_failures);
         }
     }
 }
@@ -143,11 +195,12 @@ fn slots(setup: &Setup, old: BTreeMap<String, Slot>) -> BTreeMap<String, Slot> {
         .accounts
         .iter()
         .map(|account| {
-            let running = old.get(&account.name).is_some_and(|s| s.running);
+            let before = old.get(&account.name);
             let slot = Slot {
                 account: account.clone(),
                 due: Instant::now(),
-                running,
+                running: before.is_some_and(|s| s.running),
+                polled: before.is_some_and(|s| s.polled),
             };
             (account.name.clone(), slot)
         })
