@@ -3,6 +3,7 @@
 
 use postie_types::UserName;
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -11,6 +12,8 @@ use serde::Deserialize;
 use crate::credentials::CredentialSource;
 use crate::dest::DeliverTo;
 use crate::error::FetchError;
+use crate::hooks::Hooks;
+use crate::schedule::IntervalSetting;
 use crate::target::{Target, TlsMode};
 use crate::tls::Trust;
 
@@ -68,6 +71,9 @@ pub struct Account {
     /// challenge, the form some Microsoft 365 front ends need).
     pub sasl_initial_response: bool,
     pub timeout: Duration,
+    /// How often the daemon polls it (`None`: the daemon's --interval).
+    pub interval: Option<Duration>,
+    pub hooks: Hooks,
 }
 
 #[derive(Debug, Deserialize)]
@@ -77,6 +83,18 @@ struct File {
     state_dir: Option<String>,
     #[serde(default)]
     accounts: BTreeMap<String, RawAccount>,
+    /// Hooks of every account that has none of its own.
+    on_new_mail: Option<String>,
+    on_failure: Option<String>,
+    on_recovery: Option<String>,
+    daemon: Option<RawDaemon>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDaemon {
+    /// Where `--daemon` serves its status over HTTP (loopback only).
+    status_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -105,6 +123,10 @@ struct RawAccount {
     sasl_initial_response: bool,
     #[serde(default = "default_timeout")]
     timeout_secs: u64,
+    interval: Option<IntervalSetting>,
+    on_new_mail: Option<String>,
+    on_failure: Option<String>,
+    on_recovery: Option<String>,
 }
 
 fn auto() -> AuthChoice {
@@ -123,6 +145,8 @@ pub struct FetchConfig {
     pub path: PathBuf,
     pub state_dir: PathBuf,
     pub accounts: Vec<Account>,
+    /// `[daemon] status_listen`.
+    pub status_listen: Option<SocketAddr>,
 }
 
 impl FetchConfig {
@@ -138,11 +162,17 @@ impl FetchConfig {
         })?;
         let file: File = toml::from_str(&text).map_err(|e| config_error(e.to_string()))?;
         let base = path.parent().unwrap_or(Path::new("."));
+        let every_account = Hooks {
+            on_new_mail: file.on_new_mail,
+            on_failure: file.on_failure,
+            on_recovery: file.on_recovery,
+        };
         let mut accounts = Vec::new();
         for (name, raw) in file.accounts {
-            let account = raw
+            let mut account = raw
                 .validate(&name, base)
                 .map_err(|message| config_error(format!("[accounts.{name}] {message}")))?;
+            account.hooks = account.hooks.or(&every_account);
             accounts.push(account);
         }
         let state_dir = match file.state_dir {
@@ -153,6 +183,7 @@ impl FetchConfig {
             path: path.to_owned(),
             state_dir,
             accounts,
+            status_listen: file.daemon.and_then(|d| d.status_listen),
         })
     }
 }
@@ -195,6 +226,7 @@ impl RawAccount {
         }
         let deliver_to =
             DeliverTo::parse(&self.deliver_to, base).map_err(|e| format!("deliver_to: {e}"))?;
+        let interval = self.interval.map(|i| i.to_duration()).transpose()?;
         let trust = Trust::from_options(
             self.ca_file.map(|f| resolve_path(&f, base)),
             self.fingerprint.as_deref(),
@@ -214,6 +246,12 @@ impl RawAccount {
             trust,
             sasl_initial_response: self.sasl_initial_response,
             timeout: Duration::from_secs(self.timeout_secs.max(1)),
+            interval,
+            hooks: Hooks {
+                on_new_mail: self.on_new_mail,
+                on_failure: self.on_failure,
+                on_recovery: self.on_recovery,
+            },
         })
     }
 }
@@ -280,6 +318,34 @@ mod tests {
     }
 
     #[test]
+    fn intervals_hooks_and_the_status_port() {
+        let config = load(
+            "on_new_mail = \"notify-send mail\"\non_failure = \"echo down\"\n\
+             [daemon]\nstatus_listen = \"127.0.0.1:9733\"\n\
+             [accounts.a]\nserver = \"h\"\nuser = \"u\"\npassword = \"p\"\ndeliver_to = \"maildir:/m\"\n\
+             interval = \"5m\"\non_failure = \"echo a is down\"\n\
+             [accounts.b]\nserver = \"h\"\nuser = \"u\"\npassword = \"p\"\ndeliver_to = \"maildir:/m\"\n\
+             interval = 30\n\
+             [accounts.c]\nserver = \"h\"\nuser = \"u\"\npassword = \"p\"\ndeliver_to = \"maildir:/m\"\n",
+        )
+        .unwrap();
+        let [a, b, c] = &config.accounts[..] else {
+            panic!("three accounts");
+        };
+        assert_eq!(a.interval, Some(Duration::from_secs(300)));
+        assert_eq!(b.interval, Some(Duration::from_secs(30)));
+        assert_eq!(c.interval, None);
+        assert_eq!(a.hooks.on_new_mail.as_deref(), Some("notify-send mail"));
+        assert_eq!(a.hooks.on_failure.as_deref(), Some("echo a is down"));
+        assert_eq!(c.hooks.on_failure.as_deref(), Some("echo down"));
+        assert_eq!(c.hooks.on_recovery, None);
+        assert_eq!(
+            config.status_listen,
+            Some("127.0.0.1:9733".parse().unwrap())
+        );
+    }
+
+    #[test]
     fn mistakes_are_named() {
         let base = "[accounts.a]\nserver = \"h\"\nuser = \"u\"\npassword = \"p\"\ndeliver_to = \"maildir:/m\"\n";
         for (extra, expected) in [
@@ -295,6 +361,10 @@ mod tests {
             let error = load(&format!("{base}{extra}")).unwrap_err().to_string();
             assert!(error.contains(expected), "{extra}: {error}");
         }
+        let error = load(&format!("{base}interval = \"5 minutes\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("[accounts.a] interval"), "{error}");
         let error = load("[accounts.a]\nserver = \"h\"\nuser = \"u\"\npassword = \"p\"\ndeliver_to = \"pigeon:x\"\n")
             .unwrap_err()
             .to_string();

@@ -21,6 +21,7 @@ use crate::error::FetchError;
 use crate::login::{self, LoginSpec, Stages};
 use crate::progress::{Progress, ProgressMode};
 use crate::state::{Done, State};
+use crate::subject::HeaderCapture;
 use crate::target::TlsMode;
 use crate::tls::{self, Trust};
 
@@ -82,6 +83,8 @@ pub struct Summary {
     pub recovered: u64,
     /// Messages the server would not give (RETR -ERR) or delete: the run's exit is not 0.
     pub problems: Vec<String>,
+    /// The decoded Subject of each message stored (if it has one), for the on_new_mail hook.
+    pub subjects: Vec<Vec<u8>>,
     pub elapsed: Duration,
 }
 
@@ -281,6 +284,7 @@ struct Receiving {
     /// The content's SHA-256, the key of a message on a server without UIDL.
     hasher: Option<Sha256>,
     bytes: u64,
+    header: HeaderCapture,
 }
 
 /// Fetches one account once.
@@ -366,6 +370,8 @@ pub fn fetch(account: &Account, opts: &RunOptions) -> Result<Summary, FetchError
     let mut failed_dele: HashSet<String> = HashSet::new();
     let mut batch = Batch::default();
     let mut stored: Vec<Received> = Vec::new();
+    // Subjects of messages received, by key, until they are stored.
+    let mut subjects: HashMap<String, Vec<u8>> = HashMap::new();
     let transferred = (|| -> Result<(), FetchError> {
         loop {
             while outstanding < window {
@@ -389,6 +395,7 @@ pub fn fetch(account: &Account, opts: &RunOptions) -> Result<Summary, FetchError
                 stored.extend(batch.flush(&mut state, dest.as_mut())?);
             }
             for received in stored.drain(..) {
+                summary.subjects.extend(subjects.remove(&received.key));
                 if received.done.partial {
                     summary.headers_only += 1;
                 } else {
@@ -429,6 +436,7 @@ pub fn fetch(account: &Account, opts: &RunOptions) -> Result<Summary, FetchError
                             incoming: dest.begin()?,
                             planned,
                             bytes: 0,
+                            header: HeaderCapture::default(),
                         });
                     } else {
                         outstanding -= 1;
@@ -455,6 +463,7 @@ pub fn fetch(account: &Account, opts: &RunOptions) -> Result<Summary, FetchError
                     if let Some(hasher) = &mut current.hasher {
                         hasher.update(&data);
                     }
+                    current.header.push(&data);
                     current.bytes += data.len() as u64;
                 }
                 ClientEvent::MessageEnd { msg } => {
@@ -476,6 +485,7 @@ pub fn fetch(account: &Account, opts: &RunOptions) -> Result<Summary, FetchError
                         // Not again.
                         drop(current.incoming);
                     } else {
+                        subjects.extend(current.header.subject().map(|s| (key.clone(), s)));
                         let received = Received {
                             msg,
                             done: Done {

@@ -3,8 +3,10 @@
 //! The POP3 conversation itself is postie-proto's sans-IO [`postie_proto::client`]; this
 //! crate is its blocking shell ([`conn`]), certificate trust ([`tls`]), the login choice
 //! ([`login`]), the fetch engine ([`engine`]) with its durable per-account journal
-//! ([`state`]) and destinations ([`dest`]), progress display, the polling daemon, and the
-//! connection probe ([`probe`]).
+//! ([`state`]) and destinations ([`dest`]), progress display, the polling daemon
+//! ([`daemon`]: [`schedule`], [`signals`], [`poll`], with each account's [`status`] record,
+//! served over HTTP by [`status_http`], and its [`hooks`]), and the connection probe
+//! ([`probe`]).
 
 pub mod account_file;
 mod batch;
@@ -16,11 +18,18 @@ pub mod dest;
 pub mod discover;
 pub mod engine;
 pub mod error;
+pub mod hooks;
 pub mod login;
+pub mod poll;
 pub mod probe;
 pub mod progress;
 pub mod resolver;
+pub mod schedule;
+mod signals;
 pub mod state;
+pub mod status;
+pub mod status_http;
+pub mod subject;
 pub mod target;
 pub mod tls;
 

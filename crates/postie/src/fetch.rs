@@ -2,21 +2,28 @@
 //! fetch engine, results to a summary and an exit status.
 
 use postie_types::{Secret, UserName};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use clap::Args;
+use clap::{Args, Subcommand};
 use postie_fetch::config::{default_config_path, default_state_dir, resolve_path};
 use postie_fetch::credentials::CredentialSource;
 use postie_fetch::dest::DeliverTo;
 use postie_fetch::engine::{self, Action};
+use postie_fetch::hooks::Hooks;
 use postie_fetch::tls::Trust;
 use postie_fetch::{
-    daemon, Account, AuthChoice, ExitStatus, FetchConfig, FetchError, Oversize, PopUrl,
+    daemon, poll, Account, AuthChoice, ExitStatus, FetchConfig, FetchError, Oversize, PopUrl,
     ProgressMode, Retention, RunOptions,
 };
+
+use crate::cli::LogFormat;
+use crate::fetch_report::FetchReport;
+use crate::fetch_status::StatusArgs;
 
 pub const EXIT_CODES: &str = "Exit status (sysexits.h): 0 all fetched; 66 a state file is missing \
 (see --reset-state); 69 server unavailable (DNS, connection, TLS, certificate); 74 writing mail or \
@@ -38,10 +45,12 @@ pub struct FetchArgs {
     /// Show what would be fetched and deleted; change nothing.
     #[arg(long, conflicts_with = "daemon")]
     pub list: bool,
-    /// Keep running, fetching every --interval seconds; SIGUSR1 fetches at once.
+    /// Keep running, fetching every account every --interval seconds (or its own
+    /// interval), backing off after failures; SIGUSR1 fetches at once, SIGHUP re-reads the
+    /// configuration.
     #[arg(long)]
     pub daemon: bool,
-    /// Seconds between fetches with --daemon.
+    /// Seconds between fetches with --daemon, for accounts without their own interval.
     #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
     pub interval: u64,
     /// Start a new, empty state: download everything the server holds (asked for when the
@@ -78,13 +87,19 @@ pub struct FetchArgs {
     /// The time, in seconds since the epoch, that delete_after_days counts from; for tests.
     #[arg(long, hide = true)]
     pub now: Option<u64>,
+    /// Log format: text, or JSON lines as `postie serve --log-format json` writes them.
+    #[arg(long, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
 }
 
-#[derive(Debug, clap::Subcommand)]
+#[derive(Debug, Subcommand)]
 pub enum FetchAction {
     /// Add an account from its mail address: find its POP3 server (autoconfig, the provider
     /// table, MX, SRV, guessing), test the login, write it into fetch.toml.
     Add(Box<crate::fetch_add::FetchAddArgs>),
+    /// Show each account's last check, last success, messages and octets fetched (last run
+    /// and in all), last error and next poll, as every run records them.
+    Status(StatusArgs),
 }
 
 fn auth_choice(text: &str) -> Result<AuthChoice> {
@@ -155,18 +170,21 @@ fn ad_hoc(args: &FetchArgs, url: &str) -> Result<(Account, PathBuf)> {
         trust,
         sasl_initial_response: true,
         timeout: Duration::from_secs(60),
+        interval: None,
+        hooks: Hooks::default(),
     };
     let state_dir = args.state_dir.clone().unwrap_or_else(default_state_dir);
     Ok((account, state_dir))
 }
 
-fn accounts(args: &FetchArgs) -> Result<(Vec<Account>, PathBuf)> {
+/// The accounts to fetch, the state folder, and `[daemon] status_listen`.
+fn accounts(args: &FetchArgs) -> Result<(Vec<Account>, PathBuf, Option<SocketAddr>)> {
     if let Some(url) = args.targets.first().filter(|t| t.contains("://")) {
         if args.targets.len() > 1 {
             bail!("give one URL, or account names");
         }
         let (account, state_dir) = ad_hoc(args, url)?;
-        return Ok((vec![account], state_dir));
+        return Ok((vec![account], state_dir, None));
     }
     if args.to.is_some() {
         bail!("--to is for the URL form: postie fetch pop3s://user@host --to maildir:~/Mail");
@@ -202,7 +220,7 @@ fn accounts(args: &FetchArgs) -> Result<(Vec<Account>, PathBuf)> {
             path.display()
         );
     }
-    Ok((chosen, state_dir))
+    Ok((chosen, state_dir, config.status_listen))
 }
 
 fn now(args: &FetchArgs) -> u64 {
@@ -217,10 +235,16 @@ pub fn run(args: FetchArgs) -> ExitCode {
     if let Some(FetchAction::Add(add)) = args.action {
         return crate::fetch_add::run(*add);
     }
+    if matches!(args.log_format, LogFormat::Json) {
+        crate::serve::init_logging(LogFormat::Json);
+    }
     match run_inner(&args) {
         Ok(status) => ExitCode::from(status.code()),
         Err(error) => {
-            eprintln!("postie fetch: {error:#}");
+            match args.log_format {
+                LogFormat::Text => eprintln!("postie fetch: {error:#}"),
+                LogFormat::Json => tracing::error!("{error:#}"),
+            }
             let status = error
                 .downcast_ref::<FetchError>()
                 .map_or(ExitStatus::Config, FetchError::exit_status);
@@ -230,95 +254,56 @@ pub fn run(args: FetchArgs) -> ExitCode {
 }
 
 fn run_inner(args: &FetchArgs) -> Result<ExitStatus> {
-    let (accounts, state_dir) = accounts(args)?;
-    let progress = if args.quiet {
+    if let Some(FetchAction::Status(status)) = &args.action {
+        crate::fetch_status::run(status, args.config.as_ref())?;
+        return Ok(ExitStatus::Ok);
+    }
+    let (accounts, state_dir, status_listen) = accounts(args)?;
+    // JSON logs take no progress display: its notes are not JSON.
+    let progress = if args.quiet || matches!(args.log_format, LogFormat::Json) {
         ProgressMode::Quiet
     } else {
         ProgressMode::detect()
     };
-    if args.list {
-        let options = RunOptions {
-            state_dir,
-            now: now(args),
-            reset_state: false,
-            progress,
-        };
-        return Ok(list(&accounts, &options));
-    }
-    if args.daemon {
-        daemon::install_signal().context("cannot install the SIGUSR1 handler")?;
-        loop {
-            let options = RunOptions {
-                state_dir: state_dir.clone(),
-                now: now(args),
-                reset_state: args.reset_state,
-                progress,
-            };
-            run_once(&accounts, &options);
-            if daemon::wait(Duration::from_secs(args.interval)) {
-                eprintln!("postie fetch: SIGUSR1: fetching now");
-            }
-        }
-    }
     let options = RunOptions {
         state_dir,
         now: now(args),
         reset_state: args.reset_state,
         progress,
     };
-    Ok(run_once(&accounts, &options))
-}
-
-/// Fetches each account once; the first failure's status.
-fn run_once(accounts: &[Account], options: &RunOptions) -> ExitStatus {
-    let mut status = ExitStatus::Ok;
-    for account in accounts {
-        for warning in engine::warnings(account) {
-            eprintln!("postie fetch: {}: warning: {warning}", account.name);
-        }
-        let result = engine::fetch(account, options);
-        let this = match result {
-            Ok(summary) => {
-                let mut line = format!(
-                    "{}: {} fetched ({} octets), {} deleted, {} kept",
-                    account.name, summary.fetched, summary.bytes, summary.deleted, summary.kept
-                );
-                if summary.headers_only > 0 {
-                    line.push_str(&format!(
-                        ", {} headers only (over max_size)",
-                        summary.headers_only
-                    ));
-                }
-                if summary.skipped > 0 {
-                    line.push_str(&format!(", {} skipped (over max_size)", summary.skipped));
-                }
-                if summary.recovered > 0 {
-                    line.push_str(&format!(
-                        ", {} completed from an interrupted run",
-                        summary.recovered
-                    ));
-                }
-                line.push_str(&format!(" in {:.1} s", summary.elapsed.as_secs_f64()));
-                eprintln!("postie fetch: {line}");
-                for problem in &summary.problems {
-                    eprintln!("postie fetch: {}: {problem}", account.name);
-                }
-                if summary.problems.is_empty() {
-                    ExitStatus::Ok
-                } else {
-                    ExitStatus::TempFail
-                }
-            }
-            Err(error) => {
-                eprintln!("postie fetch: {}: {error}", account.name);
-                error.exit_status()
-            }
-        };
-        if status == ExitStatus::Ok {
-            status = this;
-        }
+    if args.list {
+        return Ok(list(&accounts, &options));
     }
-    status
+    let report = FetchReport {
+        format: args.log_format,
+    };
+    if args.daemon {
+        let interval = Duration::from_secs(args.interval);
+        let setup = daemon::Setup {
+            accounts,
+            options: options.clone(),
+            interval,
+            status_listen,
+        };
+        let reload = || -> Result<daemon::Setup, String> {
+            if args.targets.first().is_some_and(|t| t.contains("://")) {
+                return Err("the URL form has no configuration file to re-read".into());
+            }
+            let (accounts, state_dir, status_listen) =
+                self::accounts(args).map_err(|e| format!("{e:#}"))?;
+            Ok(daemon::Setup {
+                accounts,
+                options: RunOptions {
+                    state_dir,
+                    ..options.clone()
+                },
+                interval,
+                status_listen,
+            })
+        };
+        match daemon::run(setup, &reload, args.now, Arc::new(report))? {}
+    }
+    Ok(poll::poll_all(&accounts, &options, &report))
 }
 
 fn list(accounts: &[Account], options: &RunOptions) -> ExitStatus {

@@ -7,6 +7,8 @@ mod demo;
 mod dns_records;
 mod fetch;
 mod fetch_add;
+mod fetch_report;
+mod fetch_status;
 mod login_records;
 mod manual;
 mod open_files;

@@ -301,7 +301,7 @@ fn is_stale(dotlock: &Path) -> bool {
 }
 
 /// `Thu Nov 27 00:20:09 2026` in UTC, the date form of a From_ line.
-fn asctime(secs: u64) -> String {
+pub(crate) fn asctime(secs: u64) -> String {
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",

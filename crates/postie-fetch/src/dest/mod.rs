@@ -9,7 +9,7 @@
 mod lf;
 mod lmtp;
 mod maildir;
-mod mbox;
+pub(crate) mod mbox;
 mod mboxrd;
 mod mda;
 
