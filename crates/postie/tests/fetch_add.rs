@@ -402,6 +402,61 @@ fn only_guessing_finds_the_server() {
     world.fetches_alices_mail();
 }
 
+/// Outlook's Autodiscover, answered by postie's own route behind a TLS front, is where the
+/// server is found; the fetch.toml it is added to keeps its comments and other account byte
+/// for byte.
+#[test]
+fn autodiscover_from_postie_serves_own_route_into_an_existing_fetch_toml() {
+    let world = World::new(7);
+    let front = world.ip(3);
+    let _dns = dns_server(
+        world.env.dir.path(),
+        &world.ip(1),
+        &format!(
+            "host-record=autodiscover.ad.test,{front}\nhost-record=pop.ad.test,{}",
+            world.ip(2)
+        ),
+    );
+    let server = world.server(
+        &["pop.ad.test"],
+        &format!(
+            "[http]\nlisten = [\"{front}:8080\"]\n[autoconfig]\nhost = \"pop.ad.test\"\n\
+             domains = [\"ad.test\"]\nusername = \"localpart\"\n"
+        ),
+    );
+    let (front_ca, front_cert, front_key) = certificates(&["autodiscover.ad.test"]);
+    std::fs::write(world.path("front-cert.pem"), front_cert).unwrap();
+    std::fs::write(world.path("front-key.pem"), front_key).unwrap();
+    let mut cas = std::fs::read_to_string(world.path("ca.pem")).unwrap();
+    cas.push_str(&front_ca);
+    std::fs::write(world.path("ca.pem"), cas).unwrap();
+    let _front = tls_front(world.env.dir.path(), &front, server.listener("http"));
+    let before = "# my accounts, by hand\n\n[accounts.work]  # the office\nserver = \"pop.work.example\"   # kept as typed\nuser = \"a\"\npassword_command = \"pass work\"\ndeliver_to = \"maildir:Work\"\n";
+    std::fs::write(world.path("fetch.toml"), before).unwrap();
+
+    let run = world.add("alice@ad.test");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "https://autodiscover.ad.test/autodiscover/autodiscover.xml: POP3 at pop.ad.test:995"
+        ),
+        "{}",
+        run.stderr
+    );
+    let config = world.config();
+    assert!(config.starts_with(before), "{config}");
+    assert!(config.contains("server = \"pop.ad.test\""), "{config}");
+    assert!(config.contains("user = \"alice\""), "{config}");
+    let alice_only = world.postie(&[
+        "fetch",
+        "--config",
+        world.path("fetch.toml").to_str().unwrap(),
+        "alice",
+    ]);
+    assert_eq!(alice_only.code, 0, "{}", alice_only.stderr);
+    assert_eq!(maildir_contents(&world.path("Mail")).len(), 3);
+}
+
 #[test]
 fn nothing_answers_and_every_place_tried_is_listed() {
     let world = World::new(5);
@@ -418,6 +473,8 @@ fn nothing_answers_and_every_place_tried_is_listed() {
         "MX records of nothing.test: none",
         "SRV _pop3s._tcp.nothing.test: none",
         "SRV _pop3._tcp.nothing.test: none",
+        "https://nothing.test/autodiscover/autodiscover.xml",
+        "https://autodiscover.nothing.test/autodiscover/autodiscover.xml",
         "guess pop3.nothing.test:995",
         "guess nothing.test:110",
     ] {

@@ -1,4 +1,5 @@
-//! Fetching an autoconfig document over HTTP(S): names resolved by discovery's own DNS client
+//! Fetching an autoconfig document (GET) or an Autodiscover answer (POST of the request)
+//! over HTTP(S): names resolved by discovery's own DNS client
 //! (so `POSTIE_RESOLV_CONF` holds here too), certificates checked against the system's roots
 //! (or `SSL_CERT_FILE`, which rustls-native-certs reads instead), no redirects followed to
 //! another scheme, a bounded time and size, and never a credential sent.
@@ -16,6 +17,15 @@ const MAX_DOCUMENT: usize = 256 * 1024;
 
 /// GETs `url` (whose host is `host`) and returns its body, or why not.
 pub fn get(dns: &DnsClient, host: &str, url: &str) -> Result<String, String> {
+    fetch(dns, host, url, None)
+}
+
+/// POSTs the XML `body` to `url` and returns the answer's body, or why not.
+pub fn post_xml(dns: &DnsClient, host: &str, url: &str, body: String) -> Result<String, String> {
+    fetch(dns, host, url, Some(body))
+}
+
+fn fetch(dns: &DnsClient, host: &str, url: &str, xml: Option<String>) -> Result<String, String> {
     let addresses = match dns.addresses(host) {
         Ok(found) if found.is_empty() => return Err(format!("{host} has no address")),
         Ok(found) => found,
@@ -32,7 +42,14 @@ pub fn get(dns: &DnsClient, host: &str, url: &str) -> Result<String, String> {
         .build()
         .map_err(|e| format!("cannot start the HTTP client: {e}"))?;
     runtime.block_on(async {
-        let mut response = client.get(url).send().await.map_err(|e| error_chain(&e))?;
+        let request = match xml {
+            Some(body) => client
+                .post(url)
+                .header("Content-Type", "text/xml; charset=utf-8")
+                .body(body),
+            None => client.get(url),
+        };
+        let mut response = request.send().await.map_err(|e| error_chain(&e))?;
         let status = response.status();
         if !status.is_success() {
             return Err(format!("answered HTTP {status}"));

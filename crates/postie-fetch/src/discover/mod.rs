@@ -6,7 +6,9 @@
 //! 3. the domain's MX hosts, when a provider of the table runs them (Google Workspace,
 //!    Microsoft 365, …);
 //! 4. RFC 6186/8314 SRV records (`_pop3s._tcp.D`, `_pop3._tcp.D`);
-//! 5. guessing `pop3.D`, `pop.D`, `mail.D` and `D` on 995, then 110 with STLS ([`guess`]).
+//! 5. Outlook's Autodiscover over HTTPS (`D/autodiscover/autodiscover.xml`, then
+//!    `autodiscover.D`), [`autodiscover`];
+//! 6. guessing `pop3.D`, `pop.D`, `mail.D` and `D` on 995, then 110 with STLS ([`guess`]).
 //!
 //! Every step is reported as it runs ([`Step`]), so the user sees where postie looked and
 //! why each place gave nothing. A server named by a document or a DNS record outside the
@@ -14,6 +16,7 @@
 //! anyone who can answer for the domain's DNS or plain HTTP could point the user elsewhere.
 
 pub mod autoconfig;
+pub mod autodiscover;
 mod guess;
 mod http;
 pub mod providers;
@@ -311,6 +314,31 @@ pub fn discover(
                 None => report(format!("SRV {name}"), "none".into()),
             },
             Err(why) => report(format!("SRV {name}"), why),
+        }
+    }
+
+    for host in [domain.clone(), format!("autodiscover.{domain}")] {
+        let url = format!("https://{host}/autodiscover/autodiscover.xml");
+        let answer = http::post_xml(&dns, &host, &url, autodiscover::request(&full))
+            .and_then(|text| autodiscover::pop3_server(&text));
+        match answer {
+            Ok(choice) => {
+                report(
+                    url.clone(),
+                    format!(
+                        "POP3 at {} ({})",
+                        choice.target,
+                        tls_name(choice.target.tls)
+                    ),
+                );
+                let caution = outside(&choice.target.host, domain, "the Autodiscover answer");
+                return Ok(Found {
+                    choice,
+                    source: format!("the Autodiscover answer of {url}"),
+                    caution,
+                });
+            }
+            Err(why) => report(url, why),
         }
     }
 
