@@ -28,8 +28,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 MAIL_USER = "postiebench"
-PORTS = {"postie": (31110, 31995), "dovecot": (32110, 32995), "postie-pg": (33110, 33995), "postie-pg-2": (34110, 34995)}
-LMTP_PORTS = {"postie": 31024, "dovecot": 32024, "postie-pg": 33024, "postie-pg-2": 34024}
+# Below the ephemeral range (32768-60999 on Linux), so no outgoing connection can hold one.
+PORTS = {"postie": (21110, 21995), "dovecot": (22110, 22995), "postie-pg": (23110, 23995), "postie-pg-2": (24110, 24995)}
+LMTP_PORTS = {"postie": 21024, "dovecot": 22024, "postie-pg": 23024, "postie-pg-2": 24024}
 # Where Debian's postgresql-15 puts its programs.
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
