@@ -100,6 +100,9 @@ pub enum FetchAction {
     /// Show each account's last check, last success, messages and octets fetched (last run
     /// and in all), last error and next poll, as every run records them.
     Status(StatusArgs),
+    /// Sign an account in at its OAuth provider (oauth_provider or oauth_issuer): in a
+    /// browser, or with --device on another device; fetches then renew the tokens themselves.
+    Login(crate::fetch_login::LoginArgs),
 }
 
 fn auth_choice(text: &str) -> Result<AuthChoice> {
@@ -158,6 +161,7 @@ fn ad_hoc(args: &FetchArgs, url: &str) -> Result<(Account, PathBuf)> {
         target: url.target,
         credential,
         oauth_token_command: None,
+        sign_in: None,
         auth: auth_choice(&args.auth)?,
         retention: if args.keep {
             Retention::Keep
@@ -257,6 +261,9 @@ fn run_inner(args: &FetchArgs) -> Result<ExitStatus> {
     if let Some(FetchAction::Status(status)) = &args.action {
         crate::fetch_status::run(status, args.config.as_ref())?;
         return Ok(ExitStatus::Ok);
+    }
+    if let Some(FetchAction::Login(login)) = &args.action {
+        return crate::fetch_login::run(login, args.config.as_ref(), args.state_dir.as_deref());
     }
     let (accounts, state_dir, status_listen) = accounts(args)?;
     // JSON logs take no progress display: its notes are not JSON.

@@ -1,0 +1,230 @@
+//! The tokens of a signed-in account, in its state folder: the refresh token
+//! (`NAME.oauth-refresh-token`) and the last access token with its expiry
+//! (`NAME.oauth-access-token.json`), both mode 0600 and replaced atomically. A fetch takes the
+//! cached access token while it has more than [`REFRESH_MARGIN`] left, and otherwise renews
+//! it with the refresh token, keeping the new refresh token a rotating provider hands out.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use postie_types::Secret;
+
+use super::http::{FormAnswer, Http};
+use super::{OAuthError, SignInSettings};
+
+/// How long before its expiry an access token is renewed: a login must not start with a
+/// token that runs out while the server checks it.
+pub const REFRESH_MARGIN: Duration = Duration::from_secs(60);
+
+/// A token endpoint's grant (RFC 6749 section 5.1).
+#[derive(Debug)]
+pub struct Grant {
+    pub access_token: String,
+    /// Seconds the access token lives, when the provider says.
+    pub expires_in: Option<u64>,
+    pub refresh_token: Option<String>,
+}
+
+impl Grant {
+    pub(crate) fn from_json(value: &serde_json::Value, what: &str) -> Result<Grant, OAuthError> {
+        let access_token = value
+            .get("access_token")
+            .and_then(|v| v.as_str())
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| OAuthError::BadAnswer {
+                what: what.into(),
+                reason: "it holds no access_token".into(),
+            })?;
+        Ok(Grant {
+            access_token: access_token.to_owned(),
+            expires_in: value.get("expires_in").and_then(|v| v.as_u64()),
+            refresh_token: value
+                .get("refresh_token")
+                .and_then(|v| v.as_str())
+                .map(str::to_owned),
+        })
+    }
+}
+
+/// Where one account's tokens live.
+#[derive(Debug, Clone)]
+pub struct TokenStore {
+    dir: PathBuf,
+    account: String,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct CachedAccess {
+    access_token: String,
+    /// Seconds since the epoch.
+    expires_at: u64,
+}
+
+impl TokenStore {
+    pub fn new(state_dir: &Path, account: &str) -> TokenStore {
+        TokenStore {
+            dir: state_dir.to_owned(),
+            account: account.to_owned(),
+        }
+    }
+
+    pub fn refresh_token_path(&self) -> PathBuf {
+        self.dir
+            .join(format!("{}.oauth-refresh-token", self.account))
+    }
+
+    pub fn access_token_path(&self) -> PathBuf {
+        self.dir
+            .join(format!("{}.oauth-access-token.json", self.account))
+    }
+
+    /// Keeps what a sign-in or a refresh granted, at `now` (seconds since the epoch). A grant
+    /// without a refresh token keeps the one stored (providers that do not rotate).
+    pub fn save(&self, grant: &Grant, now: u64) -> Result<(), OAuthError> {
+        if let Some(refresh) = &grant.refresh_token {
+            write_private(&self.refresh_token_path(), refresh.as_bytes())?;
+        }
+        match grant.expires_in {
+            Some(lifetime) => {
+                let cached = CachedAccess {
+                    access_token: grant.access_token.clone(),
+                    expires_at: now.saturating_add(lifetime),
+                };
+                let json = serde_json::to_vec(&cached).expect("plain strings and numbers");
+                write_private(&self.access_token_path(), &json)
+            }
+            // No lifetime given: never cached, renewed at every fetch.
+            None => remove(&self.access_token_path()),
+        }
+    }
+
+    fn refresh_token(&self) -> Result<Option<String>, OAuthError> {
+        let path = self.refresh_token_path();
+        match std::fs::read_to_string(&path) {
+            Ok(text) if !text.trim().is_empty() => Ok(Some(text.trim().to_owned())),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(OAuthError::Local {
+                what: "read",
+                path,
+                source,
+            }),
+        }
+    }
+
+    /// The cached access token, if it lives past the margin. A damaged cache is no cache.
+    fn cached(&self, now: u64) -> Option<String> {
+        let text = std::fs::read(self.access_token_path()).ok()?;
+        let cached: CachedAccess = serde_json::from_slice(&text).ok()?;
+        (cached.expires_at > now.saturating_add(REFRESH_MARGIN.as_secs()))
+            .then_some(cached.access_token)
+    }
+}
+
+/// An access token for the account at `now`: the cached one, or a renewed one.
+pub fn access_token(
+    settings: &SignInSettings,
+    store: &TokenStore,
+    now: u64,
+) -> Result<Secret, OAuthError> {
+    if let Some(token) = store.cached(now) {
+        return Ok(Secret::new(token.into_bytes()));
+    }
+    let Some(refresh_token) = store.refresh_token()? else {
+        return Err(OAuthError::NotSignedIn {
+            account: store.account.clone(),
+        });
+    };
+    let http = Http::new()?;
+    let endpoints = settings.endpoints(&http)?;
+    let mut form = vec![
+        ("grant_type", "refresh_token".to_owned()),
+        ("refresh_token", refresh_token),
+    ];
+    form.extend(settings.client_fields()?);
+    let what = format!("the refresh at {}", endpoints.token);
+    match http.post_form(&endpoints.token, &form, &what)? {
+        FormAnswer::Granted(json) => {
+            let grant = Grant::from_json(&json, &what)?;
+            store.save(&grant, now)?;
+            Ok(Secret::new(grant.access_token.into_bytes()))
+        }
+        FormAnswer::Refused { error, description } => Err(OAuthError::RefreshRefused {
+            account: store.account.clone(),
+            error,
+            description,
+        }),
+    }
+}
+
+/// Writes `bytes` to a temporary file of mode 0600 beside `path`, then renames it over
+/// `path`: a reader sees the old token or the new one, and no one else can read either.
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), OAuthError> {
+    let local = |what: &'static str, path: &Path| {
+        let path = path.to_owned();
+        move |source| OAuthError::Local { what, path, source }
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(local("create", dir))?;
+    }
+    let temporary = path.with_extension(format!("tmp{}", std::process::id()));
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&temporary)
+        .map_err(local("create", &temporary))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(local("write", &temporary))?;
+    std::fs::rename(&temporary, path).map_err(local("replace", path))
+}
+
+fn remove(path: &Path) -> Result<(), OAuthError> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(OAuthError::Local {
+            what: "remove",
+            path: path.to_owned(),
+            source: e,
+        }),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn tokens_are_private_and_the_cache_ends_before_the_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TokenStore::new(&dir.path().join("state"), "work");
+        let grant = Grant {
+            access_token: "access-1".into(),
+            expires_in: Some(600),
+            refresh_token: Some("refresh-1".into()),
+        };
+        store.save(&grant, 1000).unwrap();
+        for path in [store.refresh_token_path(), store.access_token_path()] {
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{}", path.display());
+        }
+        assert_eq!(store.cached(1000).as_deref(), Some("access-1"));
+        // Within the margin of its expiry, the token is renewed rather than used.
+        assert_eq!(store.cached(1600 - REFRESH_MARGIN.as_secs()), None);
+
+        // A grant without a refresh token keeps the stored one; without a lifetime, no cache.
+        let grant = Grant {
+            access_token: "access-2".into(),
+            expires_in: None,
+            refresh_token: None,
+        };
+        store.save(&grant, 2000).unwrap();
+        assert_eq!(store.refresh_token().unwrap().as_deref(), Some("refresh-1"));
+        assert_eq!(store.cached(2000), None);
+    }
+}
