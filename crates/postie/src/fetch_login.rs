@@ -8,6 +8,7 @@ use std::process::Command;
 use anyhow::{Context, Result};
 use clap::Args;
 use postie_fetch::config::{default_config_path, resolve_path};
+use postie_fetch::oauth::tokens::Grant;
 use postie_fetch::oauth::{device, loopback, SignInSettings, TokenStore};
 use postie_fetch::{ExitStatus, FetchConfig, FetchError};
 
@@ -22,13 +23,12 @@ pub struct LoginArgs {
     pub device: bool,
 }
 
-/// Runs the sign-in for `account` and keeps its tokens in `store`.
+/// Runs the sign-in for `account`: what the provider granted, for a [`TokenStore`].
 pub fn sign_in(
     settings: &SignInSettings,
     account: &str,
-    store: &TokenStore,
     device: bool,
-) -> Result<(), FetchError> {
+) -> Result<Grant, FetchError> {
     let grant = if device {
         device::sign_in(settings, account, &mut |code| {
             eprintln!("postie fetch login: to sign in, open this address on any device:");
@@ -53,8 +53,7 @@ pub fn sign_in(
     if grant.refresh_token.is_none() {
         eprintln!("postie fetch login: warning: the provider gave no refresh token, so this sign-in lasts only as long as its access token; check that oauth_scopes asks for offline access");
     }
-    store.save(&grant, unix_now())?;
-    Ok(())
+    Ok(grant)
 }
 
 /// Opens `url` with xdg-open when there is one; the address is printed either way.
@@ -71,7 +70,7 @@ fn open_browser(url: &str) {
     }
 }
 
-fn unix_now() -> u64 {
+pub fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
@@ -102,7 +101,8 @@ pub fn run(
         None => config.state_dir.clone(),
     };
     let store = TokenStore::new(&state_dir, &account.name);
-    sign_in(settings, &account.name, &store, args.device)?;
+    let grant = sign_in(settings, &account.name, args.device)?;
+    store.save(&grant, unix_now())?;
     eprintln!(
         "postie fetch login: signed in; the tokens are in {}; fetch with `postie fetch {}`",
         state_dir.display(),

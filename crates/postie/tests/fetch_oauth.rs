@@ -10,7 +10,6 @@ mod common;
 mod fetch_support;
 mod oauth_support;
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::process::Stdio;
 
@@ -55,45 +54,14 @@ fn login(env: &FetchEnv, provider: &OidcProvider, device: bool) {
     if device {
         args.push("--device");
     }
-    let mut child = env
+    let child = env
         .command(&args)
         .env("SSL_CERT_FILE", provider.ca_file())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut shown = String::new();
-    let mut next = |shown: &mut String| {
-        let line = lines
-            .next()
-            .unwrap_or_else(|| panic!("postie fetch login ended early:\n{shown}"))
-            .unwrap();
-        shown.push_str(&line);
-        shown.push('\n');
-        line
-    };
-    let mut address = None;
-    let mut code = None;
-    while address.is_none() || (device && code.is_none()) {
-        let line = next(&mut shown);
-        if line.contains("open this address") {
-            address = Some(next(&mut shown).trim().to_owned());
-        } else if line.contains("enter the code") {
-            code = Some(next(&mut shown).trim().to_owned());
-        }
-    }
-    let address = address.unwrap();
-    let reached = provider.act_as_user(&address, code.as_deref());
-    if !device {
-        assert!(
-            reached.starts_with("http://127.0.0.1:") && reached.contains("/callback?code="),
-            "the browser ended at {reached}"
-        );
-    }
-    let rest: Vec<String> = lines.map_while(Result::ok).collect();
-    let status = child.wait().unwrap();
-    assert!(status.success(), "{shown}{}", rest.join("\n"));
+    provider.complete_sign_in(child, device);
 }
 
 fn refresh_token(env: &FetchEnv) -> String {

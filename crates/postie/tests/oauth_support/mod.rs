@@ -177,6 +177,47 @@ impl OidcProvider {
         stdout.lines().next().unwrap_or_default().to_owned()
     }
 
+    /// Completes the sign-in a spawned `postie fetch login` or `postie fetch add` (stderr
+    /// piped) asks for, as the user: reads the address (and the device code) it shows, signs
+    /// in with them, and waits for it to end well. Returns what it wrote to stderr.
+    pub fn complete_sign_in(&self, mut child: Child, device: bool) -> String {
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut shown = String::new();
+        let mut next = |shown: &mut String| {
+            let line = lines
+                .next()
+                .unwrap_or_else(|| panic!("postie ended before the sign-in:\n{shown}"))
+                .unwrap();
+            shown.push_str(&line);
+            shown.push('\n');
+            line
+        };
+        let mut address = None;
+        let mut code = None;
+        while address.is_none() || (device && code.is_none()) {
+            let line = next(&mut shown);
+            if line.contains("open this address") {
+                address = Some(next(&mut shown).trim().to_owned());
+            } else if line.contains("enter the code") {
+                code = Some(next(&mut shown).trim().to_owned());
+            }
+        }
+        let reached = self.act_as_user(&address.unwrap(), code.as_deref());
+        if !device {
+            assert!(
+                reached.starts_with("http://127.0.0.1:") && reached.contains("/callback?code="),
+                "the browser ended at {reached}"
+            );
+        }
+        for line in lines.map_while(Result::ok) {
+            shown.push_str(&line);
+            shown.push('\n');
+        }
+        let status = child.wait().unwrap();
+        assert!(status.success(), "{status}:\n{shown}");
+        shown
+    }
+
     /// Revokes `token` (a refresh token of the public client `client`) at the provider.
     pub fn revoke(&self, client: &str, token: &str) {
         let output = Command::new("curl")
