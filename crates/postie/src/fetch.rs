@@ -28,8 +28,8 @@ use crate::fetch_status::StatusArgs;
 pub const EXIT_CODES: &str = "Exit status (sysexits.h): 0 all fetched; 66 a state file is missing \
 (see --reset-state); 69 server unavailable (DNS, connection, TLS, certificate); 74 writing mail or \
 state locally failed; 75 temporary failure, run again (network cut, server busy, a message the \
-server would not give or delete); 76 the server broke the protocol; 77 login refused; 78 \
-configuration error. With several accounts, the first failure's status.";
+server would not give or delete); 76 the server broke the protocol; 77 login refused (or an OAuth \
+sign-in missing, refused or revoked: run `postie fetch login NAME`); 78 configuration error. With several accounts, the first failure's status.";
 
 #[derive(Debug, Args)]
 #[command(after_long_help = EXIT_CODES)]

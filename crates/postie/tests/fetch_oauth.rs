@@ -11,9 +11,9 @@ mod fetch_support;
 mod oauth_support;
 
 use std::os::unix::fs::PermissionsExt;
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 
-use common::{ServerBuilder, TestServer};
+use common::{ServerBuilder, TestServer, BIN};
 use fetch_support::{maildir_contents, sample_messages, sorted, FetchEnv, Run};
 use oauth_support::OidcProvider;
 
@@ -134,6 +134,22 @@ fn browser_sign_in_follows_the_loopback_redirect_and_caches_the_access_token() {
     assert_eq!(maildir_contents(&env.path("Mail")), sorted(messages));
     // Ten minutes of life left: the sign-in's access token was used as it was.
     assert_eq!(std::fs::read(&cache).unwrap(), signed_in);
+
+    // `postie probe NAME` logs in with the same token, choosing the mechanism from CAPA.
+    let probe = Command::new(BIN)
+        .args(["probe", "work", "--config"])
+        .arg(env.path("fetch.toml"))
+        .env("SSL_CERT_FILE", provider.ca_file())
+        .output()
+        .unwrap();
+    let probe = fetch_support::run_from(probe);
+    assert_eq!(probe.code, 0, "{}\n{}", probe.stdout, probe.stderr);
+    assert!(
+        probe.stdout.contains("logged in as alice@example.org")
+            && probe.stdout.contains("OAUTHBEARER"),
+        "{}",
+        probe.stdout
+    );
 }
 
 #[test]

@@ -21,6 +21,13 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// The longest request head read from the browser.
 const MAX_HEAD: u64 = 16 * 1024;
 
+/// What the provider's redirect brought back.
+#[derive(Debug, PartialEq, Eq)]
+enum Redirect {
+    Code(String),
+    Refused { error: String, description: String },
+}
+
 fn random_text() -> String {
     let mut bytes = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut bytes);
@@ -69,8 +76,8 @@ pub fn sign_in(
     let code = loop {
         let (stream, _) = listener.accept().map_err(local("accept on"))?;
         match answer_browser(stream, &state) {
-            Some(Ok(code)) => break code,
-            Some(Err((error, description))) => {
+            Some(Redirect::Code(code)) => break code,
+            Some(Redirect::Refused { error, description }) => {
                 return Err(OAuthError::SignInRefused {
                     account: account.into(),
                     error,
@@ -99,10 +106,9 @@ pub fn sign_in(
     }
 }
 
-/// Reads one request from the browser and answers it. `Some(Ok(code))` for the redirect
-/// carrying our `state` and a code, `Some(Err(..))` for one carrying an error, `None` for
-/// anything else (a favicon, a stray or forged request), which is answered and ignored.
-fn answer_browser(stream: TcpStream, state: &str) -> Option<Result<String, (String, String)>> {
+/// Reads one request from the browser and answers it: the redirect carrying our `state`, or
+/// `None` for anything else (a favicon, a stray or forged request), answered and ignored.
+fn answer_browser(stream: TcpStream, state: &str) -> Option<Redirect> {
     let _ = stream.set_read_timeout(Some(REQUEST_TIMEOUT));
     let _ = stream.set_write_timeout(Some(REQUEST_TIMEOUT));
     let mut reader = BufReader::new((&stream).take(MAX_HEAD));
@@ -125,20 +131,21 @@ fn answer_browser(stream: TcpStream, state: &str) -> Option<Result<String, (Stri
             return None;
         }
         match (value("code"), value("error")) {
-            (Some(code), None) => Some(Ok(code)),
-            (_, Some(error)) => Some(Err((
+            (Some(code), None) => Some(Redirect::Code(code)),
+            (_, Some(error)) => Some(Redirect::Refused {
                 error,
-                value("error_description").map_or_else(String::new, |d| format!(": {d}")),
-            ))),
+                description: value("error_description")
+                    .map_or_else(String::new, |d| format!(": {d}")),
+            }),
             (None, None) => None,
         }
     });
     let (status, page) = match &outcome {
-        Some(Ok(_)) => (
+        Some(Redirect::Code(_)) => (
             "200 OK",
             "Signed in: postie has what it needs. You can close this window.",
         ),
-        Some(Err(_)) => (
+        Some(Redirect::Refused { .. }) => (
             "200 OK",
             "The sign-in was refused; postie says why in the terminal.",
         ),
@@ -151,4 +158,58 @@ fn answer_browser(stream: TcpStream, state: &str) -> Option<Result<String, (Stri
         body.len()
     );
     outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    /// Sends `request` to a loopback listener and returns what `answer_browser` made of it,
+    /// with the status line the browser saw.
+    fn browse(request: &str) -> (Option<Redirect>, String) {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).unwrap();
+        let address = listener.local_addr().unwrap();
+        let request = request.to_owned();
+        let browser = std::thread::spawn(move || {
+            let mut stream = TcpStream::connect(address).unwrap();
+            stream.write_all(request.as_bytes()).unwrap();
+            let mut answer = String::new();
+            stream.read_to_string(&mut answer).unwrap();
+            answer.lines().next().unwrap_or_default().to_owned()
+        });
+        let (stream, _) = listener.accept().unwrap();
+        let outcome = answer_browser(stream, "the-state");
+        (outcome, browser.join().unwrap())
+    }
+
+    #[test]
+    fn only_the_redirect_with_our_state_counts() {
+        let (outcome, status) =
+            browse("GET /callback?code=abc&state=the-state HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(outcome, Some(Redirect::Code("abc".into())));
+        assert_eq!(status, "HTTP/1.1 200 OK");
+
+        let (outcome, _) = browse(
+            "GET /callback?error=access_denied&error_description=no&state=the-state HTTP/1.1\r\n\r\n",
+        );
+        assert_eq!(
+            outcome,
+            Some(Redirect::Refused {
+                error: "access_denied".into(),
+                description: ": no".into()
+            })
+        );
+
+        // A forged redirect (another state), a favicon, garbage: answered, ignored.
+        for request in [
+            "GET /callback?code=evil&state=other HTTP/1.1\r\n\r\n",
+            "GET /favicon.ico HTTP/1.1\r\n\r\n",
+            "\u{1}\u{2} nonsense\r\n\r\n",
+        ] {
+            let (outcome, status) = browse(request);
+            assert_eq!(outcome, None, "{request:?}");
+            assert_eq!(status, "HTTP/1.1 404 Not Found", "{request:?}");
+        }
+    }
 }
