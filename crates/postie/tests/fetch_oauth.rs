@@ -179,3 +179,32 @@ fn a_revoked_sign_in_exits_77_and_asks_for_a_new_login() {
     assert_eq!(fetched.code, 0, "{}\n{}", fetched.stdout, fetched.stderr);
     assert!(server.message_files("alice").is_empty());
 }
+
+#[test]
+fn runs_at_once_renew_one_at_a_time_and_keep_the_sign_in() {
+    let provider = OidcProvider::start();
+    let server = server(&provider);
+    server.add_message("alice", &sample_messages(1, 100)[0]);
+    let env = account_env(&provider, &server, "alice-fetch-short");
+    login(&env, &provider, false);
+
+    // Each --list renews the 2-second token with the rotating refresh token; were two to
+    // present the same one, the provider would take it for a stolen token and revoke the grant.
+    let runs: Vec<_> = (0..4)
+        .map(|_| {
+            env.command(&["--list"])
+                .env("SSL_CERT_FILE", provider.ca_file())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for run in runs {
+        let run = fetch_support::run_from(run.wait_with_output().unwrap());
+        assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    }
+    let fetched = run(&env, &provider, &[]);
+    assert_eq!(fetched.code, 0, "{}\n{}", fetched.stdout, fetched.stderr);
+    assert!(server.message_files("alice").is_empty());
+}

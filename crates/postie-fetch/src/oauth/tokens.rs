@@ -3,6 +3,9 @@
 //! (`NAME.oauth-access-token.json`), both mode 0600 and replaced atomically. A fetch takes the
 //! cached access token while it has more than [`REFRESH_MARGIN`] left, and otherwise renews
 //! it with the refresh token, keeping the new refresh token a rotating provider hands out.
+//! Renewals of one account are one at a time (a flock on `NAME.oauth-lock`): with rotating
+//! refresh tokens, a second process presenting the token the first just used would look like
+//! a stolen token, and the provider would revoke the sign-in.
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -114,6 +117,29 @@ impl TokenStore {
         }
     }
 
+    /// Waits for the account's renewal lock; held until the file is dropped.
+    fn lock(&self) -> Result<std::fs::File, OAuthError> {
+        let path = self.dir.join(format!("{}.oauth-lock", self.account));
+        let local = |what, source| OAuthError::Local {
+            what,
+            path: path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(&self.dir).map_err(|e| local("create the folder of", e))?;
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| local("open", e))?;
+        // SAFETY: flock on a descriptor we own.
+        if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&file), libc::LOCK_EX) } != 0 {
+            return Err(local("lock", std::io::Error::last_os_error()));
+        }
+        Ok(file)
+    }
+
     /// The cached access token, if it lives past the margin. A damaged cache is no cache.
     fn cached(&self, now: u64) -> Option<String> {
         let text = std::fs::read(self.access_token_path()).ok()?;
@@ -129,6 +155,11 @@ pub fn access_token(
     store: &TokenStore,
     now: u64,
 ) -> Result<Secret, OAuthError> {
+    if let Some(token) = store.cached(now) {
+        return Ok(Secret::new(token.into_bytes()));
+    }
+    let _renewing = store.lock()?;
+    // Another run may have renewed it while this one waited.
     if let Some(token) = store.cached(now) {
         return Ok(Secret::new(token.into_bytes()));
     }
