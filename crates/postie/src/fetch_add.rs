@@ -170,19 +170,21 @@ fn add(args: &FetchAddArgs) -> Result<(), Failure> {
         }
     }
 
-    let grant = match &sign_in {
-        Some(settings) => Some(
-            crate::fetch_login::sign_in(settings, &name, args.device)
-                .map_err(|e| Failure(e.exit_status().code(), e.into()))?,
-        ),
-        None => None,
-    };
-    let (password, credential) = match (&sign_in, &grant) {
-        (Some(settings), Some(grant)) => (
-            PasswordSetting::SignIn(settings.clone()),
-            CredentialSource::Password(Secret::new(grant.access_token.clone().into_bytes())),
-        ),
-        _ => password_source(args, &full)?,
+    let (password, credential, grant) = match &sign_in {
+        Some(settings) => {
+            let grant = crate::fetch_login::sign_in(settings, &name, args.device)
+                .map_err(|e| Failure(e.exit_status().code(), e.into()))?;
+            let token = Secret::new(grant.access_token.clone().into_bytes());
+            (
+                PasswordSetting::SignIn(settings.clone()),
+                CredentialSource::Password(token),
+                Some(grant),
+            )
+        }
+        None => {
+            let (password, credential) = password_source(args, &full)?;
+            (password, credential, None)
+        }
     };
 
     let retention = if args.keep {

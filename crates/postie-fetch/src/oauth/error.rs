@@ -6,7 +6,7 @@ use crate::error::ExitStatus;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OAuthError {
-    #[error("the sign-in provider could not be asked ({what}): {reason}; check the network and oauth_issuer, then try again")]
+    #[error("the sign-in provider could not be asked ({what}): {reason}; check the network (and oauth_issuer, if set), then try again")]
     Unavailable { what: String, reason: String },
     #[error("the sign-in provider answered {what} with something postie cannot use: {reason}")]
     BadAnswer { what: String, reason: String },
