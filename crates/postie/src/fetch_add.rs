@@ -172,8 +172,9 @@ fn add(args: &FetchAddArgs) -> Result<(), Failure> {
 
     let (password, credential, grant) = match &sign_in {
         Some(settings) => {
-            let grant = crate::fetch_login::sign_in(settings, &name, args.device)
-                .map_err(|e| Failure(e.exit_status().code(), e.into()))?;
+            let grant =
+                crate::fetch_login::sign_in(settings, &name, args.device, "postie fetch add")
+                    .map_err(|e| Failure(e.exit_status().code(), e.into()))?;
             let token = Secret::new(grant.access_token.clone().into_bytes());
             (
                 PasswordSetting::SignIn(settings.clone()),

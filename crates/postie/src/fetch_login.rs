@@ -23,35 +23,37 @@ pub struct LoginArgs {
     pub device: bool,
 }
 
-/// Runs the sign-in for `account`: what the provider granted, for a [`TokenStore`].
+/// Runs the sign-in for `account`, telling the user what to do as `command` (the command
+/// they ran): what the provider granted, for a [`TokenStore`].
 pub fn sign_in(
     settings: &SignInSettings,
     account: &str,
     device: bool,
+    command: &str,
 ) -> Result<Grant, FetchError> {
     let grant = if device {
         device::sign_in(settings, account, &mut |code| {
-            eprintln!("postie fetch login: to sign in, open this address on any device:");
+            eprintln!("{command}: to sign in, open this address on any device:");
             eprintln!("  {}", code.verification_uri);
             eprintln!("and enter the code:");
             eprintln!("  {}", code.user_code);
             if let Some(complete) = &code.verification_uri_complete {
                 eprintln!("(or open {complete}, which has the code in it)");
             }
-            eprintln!("postie fetch login: waiting for the sign-in…");
+            eprintln!("{command}: waiting for the sign-in…");
         })?
     } else {
         loopback::sign_in(settings, account, &mut |url| {
-            eprintln!(
-                "postie fetch login: open this address in a browser on this machine to sign in:"
-            );
+            eprintln!("{command}: open this address in a browser on this machine to sign in:");
             eprintln!("  {url}");
-            eprintln!("postie fetch login: waiting for the browser to come back (no browser here? use --device)…");
+            eprintln!(
+                "{command}: waiting for the browser to come back (no browser here? use --device)…"
+            );
             open_browser(url);
         })?
     };
     if grant.refresh_token.is_none() {
-        eprintln!("postie fetch login: warning: the provider gave no refresh token, so this sign-in lasts only as long as its access token; check that oauth_scopes asks for offline access");
+        eprintln!("{command}: warning: the provider gave no refresh token, so this sign-in lasts only as long as its access token; check that oauth_scopes asks for offline access");
     }
     Ok(grant)
 }
@@ -101,7 +103,7 @@ pub fn run(
         None => config.state_dir.clone(),
     };
     let store = TokenStore::new(&state_dir, &account.name);
-    let grant = sign_in(settings, &account.name, args.device)?;
+    let grant = sign_in(settings, &account.name, args.device, "postie fetch login")?;
     store.save(&grant, unix_now())?;
     eprintln!(
         "postie fetch login: signed in; the tokens are in {}; fetch with `postie fetch {}`",

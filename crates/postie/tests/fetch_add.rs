@@ -501,12 +501,13 @@ fn a_provider_that_requires_oauth_is_signed_in_to_by_add_and_fetches() {
     );
 
     let child = world
-        .command(&add(&["--oauth-client-id", "alice-fetch"]))
+        .command(&add(&["--oauth-client-id", "alice-fetch", "--device"]))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let shown = provider.complete_sign_in(child, false);
+    let shown = provider.complete_sign_in(child, true);
+    assert!(shown.contains("postie fetch add: to sign in"), "{shown}");
     assert!(shown.contains("logged in as alice"), "{shown}");
     let written = world.config();
     assert!(
