@@ -115,6 +115,7 @@ struct RawAccount {
     oauth_client_id: Option<String>,
     oauth_client_secret_file: Option<String>,
     oauth_scopes: Option<String>,
+    oauth_token_store_command: Option<String>,
     #[serde(default = "auto")]
     auth: AuthChoice,
     #[serde(default)]
@@ -288,8 +289,9 @@ impl RawAccount {
                 if self.oauth_client_id.is_some()
                     || self.oauth_client_secret_file.is_some()
                     || self.oauth_scopes.is_some()
+                    || self.oauth_token_store_command.is_some()
                 {
-                    return Err("oauth_client_id, oauth_client_secret_file and oauth_scopes need oauth_provider or oauth_issuer".into());
+                    return Err("oauth_client_id, oauth_client_secret_file, oauth_scopes and oauth_token_store_command need oauth_provider or oauth_issuer".into());
                 }
                 return Ok(None);
             }
@@ -305,6 +307,7 @@ impl RawAccount {
                 .as_deref()
                 .map(|f| resolve_path(f, base)),
             scopes: self.oauth_scopes.clone(),
+            token_store_command: self.oauth_token_store_command.clone(),
         }))
     }
 }

@@ -127,7 +127,7 @@ pub fn connect(
     let secret = match (&account.oauth_token_command, &account.sign_in, oauth) {
         (Some(command), _, true) => run_secret_command(command, "oauth_token_command")?,
         (None, Some(sign_in), true) => {
-            let store = oauth::TokenStore::new(state_dir, &account.name);
+            let store = oauth::TokenStore::for_sign_in(state_dir, &account.name, sign_in);
             oauth::access_token(sign_in, &store, unix_now())?
         }
         _ => account.credential.resolve()?,

@@ -298,8 +298,9 @@ fn add(args: &FetchAddArgs) -> Result<(), Failure> {
     if !state.existed() {
         state.compact(|_| true)?;
     }
-    if let Some(grant) = &grant {
-        TokenStore::new(&state_dir, &name).save(grant, crate::fetch_login::unix_now())?;
+    if let (Some(grant), Some(settings)) = (&grant, &sign_in) {
+        TokenStore::for_sign_in(&state_dir, &name, settings)
+            .save(grant, crate::fetch_login::unix_now())?;
     }
     eprintln!(
         "postie fetch add: added account {name} to {}; fetch with `postie fetch {name}`",
@@ -362,6 +363,7 @@ fn sign_in_settings(
             client_id: client_id.clone(),
             client_secret_file: None,
             scopes: None,
+            token_store_command: None,
         })),
         (_, None, Some(_)) => Err(Failure(
             78,

@@ -102,7 +102,7 @@ pub fn run(
         Some(dir) => resolve_path(&dir.to_string_lossy(), &std::env::current_dir()?),
         None => config.state_dir.clone(),
     };
-    let store = TokenStore::new(&state_dir, &account.name);
+    let store = TokenStore::for_sign_in(&state_dir, &account.name, settings);
     let grant = sign_in(settings, &account.name, args.device, "postie fetch login")?;
     store.save(&grant, unix_now())?;
     eprintln!(

@@ -86,7 +86,7 @@ fn account_options(args: &ProbeArgs) -> Result<ProbeOptions> {
     // A signed-in account logs in with its access token, renewed as a fetch would.
     let (credential, oauth) = match &account.sign_in {
         Some(settings) => {
-            let store = TokenStore::new(&config.state_dir, &account.name);
+            let store = TokenStore::for_sign_in(&config.state_dir, &account.name, settings);
             let token = postie_fetch::oauth::access_token(settings, &store, now() as u64)
                 .map_err(FetchError::from)?;
             (CredentialSource::Password(token), true)

@@ -208,3 +208,41 @@ fn runs_at_once_renew_one_at_a_time_and_keep_the_sign_in() {
     assert_eq!(fetched.code, 0, "{}\n{}", fetched.stdout, fetched.stderr);
     assert!(server.message_files("alice").is_empty());
 }
+
+#[test]
+fn a_token_store_command_keeps_the_refresh_token_in_a_keyring() {
+    let provider = OidcProvider::start();
+    let server = server(&provider);
+    server.add_message("alice", &sample_messages(1, 100)[0]);
+    let env = account_env(&provider, &server, "alice-fetch-short");
+    // A keyring of one file, outside the state folder.
+    let keyring = env.path("keyring");
+    std::fs::write(
+        env.path("keyring.sh"),
+        format!(
+            "case \"$1\" in\n  get) cat {k} 2>/dev/null || true ;;\n  store) cat > {k} ;;\nesac\n",
+            k = keyring.display()
+        ),
+    )
+    .unwrap();
+    let config = std::fs::read_to_string(env.path("fetch.toml")).unwrap();
+    std::fs::write(
+        env.path("fetch.toml"),
+        format!(
+            "{config}oauth_token_store_command = \"sh {}\"\n",
+            env.path("keyring.sh").display()
+        ),
+    )
+    .unwrap();
+
+    login(&env, &provider, false);
+    let signed_in = std::fs::read_to_string(&keyring).unwrap();
+    assert!(!signed_in.trim().is_empty());
+    assert!(!env.path("state/work.oauth-refresh-token").exists());
+
+    let fetched = run(&env, &provider, &[]);
+    assert_eq!(fetched.code, 0, "{}\n{}", fetched.stdout, fetched.stderr);
+    assert!(server.message_files("alice").is_empty());
+    // Renewed through the keyring, which now holds the rotated token.
+    assert_ne!(std::fs::read_to_string(&keyring).unwrap(), signed_in);
+}

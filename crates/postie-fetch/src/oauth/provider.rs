@@ -51,13 +51,16 @@ impl OAuthProvider {
 }
 
 /// An account's sign-in settings: `oauth_provider` or `oauth_issuer`, `oauth_client_id`,
-/// `oauth_client_secret_file`, `oauth_scopes`.
+/// `oauth_client_secret_file`, `oauth_scopes`, `oauth_token_store_command`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignInSettings {
     pub provider: OAuthProvider,
     pub client_id: String,
     pub client_secret_file: Option<PathBuf>,
     pub scopes: Option<String>,
+    /// Keeps the refresh token instead of the state folder (a keyring): run with `get`, it
+    /// prints the token; with `store`, it takes the token on its standard input.
+    pub token_store_command: Option<String>,
 }
 
 impl SignInSettings {

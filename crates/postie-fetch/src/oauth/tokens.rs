@@ -3,13 +3,15 @@
 //! (`NAME.oauth-access-token.json`), both mode 0600 and replaced atomically. A fetch takes the
 //! cached access token while it has more than [`REFRESH_MARGIN`] left, and otherwise renews
 //! it with the refresh token, keeping the new refresh token a rotating provider hands out.
-//! Renewals of one account are one at a time (a flock on `NAME.oauth-lock`): with rotating
+//! With `oauth_token_store_command`, the refresh token goes to that command (a keyring)
+//! instead of the file. Renewals of one account are one at a time (a flock on `NAME.oauth-lock`): with rotating
 //! refresh tokens, a second process presenting the token the first just used would look like
 //! a stolen token, and the provider would revoke the sign-in.
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::process::Stdio;
 use std::time::Duration;
 
 use postie_types::Secret;
@@ -56,6 +58,8 @@ impl Grant {
 pub struct TokenStore {
     dir: PathBuf,
     account: String,
+    /// `oauth_token_store_command`, which keeps the refresh token instead of the file.
+    command: Option<String>,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -66,10 +70,12 @@ struct CachedAccess {
 }
 
 impl TokenStore {
-    pub fn new(state_dir: &Path, account: &str) -> TokenStore {
+    /// The store of `account`, whose state folder is `state_dir`.
+    pub fn for_sign_in(state_dir: &Path, account: &str, settings: &SignInSettings) -> TokenStore {
         TokenStore {
             dir: state_dir.to_owned(),
             account: account.to_owned(),
+            command: settings.token_store_command.clone(),
         }
     }
 
@@ -86,8 +92,10 @@ impl TokenStore {
     /// Keeps what a sign-in or a refresh granted, at `now` (seconds since the epoch). A grant
     /// without a refresh token keeps the one stored (providers that do not rotate).
     pub fn save(&self, grant: &Grant, now: u64) -> Result<(), OAuthError> {
-        if let Some(refresh) = &grant.refresh_token {
-            write_private(&self.refresh_token_path(), refresh.as_bytes())?;
+        match (&grant.refresh_token, &self.command) {
+            (Some(refresh), Some(command)) => store_with_command(command, refresh)?,
+            (Some(refresh), None) => write_private(&self.refresh_token_path(), refresh.as_bytes())?,
+            (None, _) => {}
         }
         match grant.expires_in {
             Some(lifetime) => {
@@ -104,6 +112,9 @@ impl TokenStore {
     }
 
     fn refresh_token(&self) -> Result<Option<String>, OAuthError> {
+        if let Some(command) = &self.command {
+            return get_with_command(command);
+        }
         let path = self.refresh_token_path();
         match std::fs::read_to_string(&path) {
             Ok(text) if !text.trim().is_empty() => Ok(Some(text.trim().to_owned())),
@@ -190,6 +201,63 @@ pub fn access_token(
     }
 }
 
+/// `COMMAND get`: the refresh token it prints, `None` when it prints nothing (none stored).
+fn get_with_command(command: &str) -> Result<Option<String>, OAuthError> {
+    let output = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("{command} get"))
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .map_err(|e| command_failed(command, "get", e.to_string()))?;
+    if !output.status.success() {
+        let reason = format!(
+            "it failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+        return Err(command_failed(command, "get", reason));
+    }
+    let text = String::from_utf8(output.stdout)
+        .map_err(|_| command_failed(command, "get", "it printed something not UTF-8".into()))?;
+    let token = text.lines().next().unwrap_or("").trim();
+    Ok((!token.is_empty()).then(|| token.to_owned()))
+}
+
+/// `COMMAND store`, the token on its standard input.
+fn store_with_command(command: &str, token: &str) -> Result<(), OAuthError> {
+    let mut child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("{command} store"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| command_failed(command, "store", e.to_string()))?;
+    let written = child
+        .stdin
+        .take()
+        .map(|mut stdin| stdin.write_all(format!("{token}\n").as_bytes()));
+    let output = child
+        .wait_with_output()
+        .map_err(|e| command_failed(command, "store", e.to_string()))?;
+    if !output.status.success() || !matches!(written, Some(Ok(()))) {
+        let reason = format!(
+            "it failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+        return Err(command_failed(command, "store", reason));
+    }
+    Ok(())
+}
+
+fn command_failed(command: &str, action: &str, reason: String) -> OAuthError {
+    OAuthError::Settings(format!(
+        "oauth_token_store_command {command:?} ({action}): {reason}; check the command, then run `postie fetch login` again if the token was lost"
+    ))
+}
+
 /// Writes `bytes` to a temporary file of mode 0600 beside `path`, then renames it over
 /// `path`: a reader sees the old token or the new one, and no one else can read either.
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), OAuthError> {
@@ -233,7 +301,14 @@ mod tests {
     #[test]
     fn tokens_are_private_and_the_cache_ends_before_the_token() {
         let dir = tempfile::tempdir().unwrap();
-        let store = TokenStore::new(&dir.path().join("state"), "work");
+        let settings = SignInSettings {
+            provider: super::super::OAuthProvider::Issuer("https://id.example.org".into()),
+            client_id: "id".into(),
+            client_secret_file: None,
+            scopes: None,
+            token_store_command: None,
+        };
+        let store = TokenStore::for_sign_in(&dir.path().join("state"), "work", &settings);
         let grant = Grant {
             access_token: "access-1".into(),
             expires_in: Some(600),
@@ -257,5 +332,47 @@ mod tests {
         store.save(&grant, 2000).unwrap();
         assert_eq!(store.refresh_token().unwrap().as_deref(), Some("refresh-1"));
         assert_eq!(store.cached(2000), None);
+    }
+
+    #[test]
+    fn a_token_store_command_keeps_the_refresh_token_instead_of_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("keyring.sh");
+        std::fs::write(
+            &script,
+            "k=\"$(dirname \"$0\")/keyring\"\ncase \"$1\" in\n  get) cat \"$k\" 2>/dev/null || true ;;\n  store) cat > \"$k\" ;;\n  *) exit 2 ;;\nesac\n",
+        )
+        .unwrap();
+        let settings = |command: &str| SignInSettings {
+            provider: super::super::OAuthProvider::Issuer("https://id.example.org".into()),
+            client_id: "id".into(),
+            client_secret_file: None,
+            scopes: None,
+            token_store_command: Some(command.into()),
+        };
+        let kept = settings(&format!("sh {}", script.display()));
+        let store = TokenStore::for_sign_in(&dir.path().join("state"), "work", &kept);
+        assert_eq!(store.refresh_token().unwrap(), None);
+        let grant = Grant {
+            access_token: "access".into(),
+            expires_in: Some(600),
+            refresh_token: Some("refresh".into()),
+        };
+        store.save(&grant, 1000).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("keyring")).unwrap(),
+            "refresh\n"
+        );
+        assert!(!store.refresh_token_path().exists());
+        assert_eq!(store.refresh_token().unwrap().as_deref(), Some("refresh"));
+
+        let broken = settings("echo locked >&2; false");
+        let store = TokenStore::for_sign_in(&dir.path().join("state"), "work", &broken);
+        let error = store.refresh_token().unwrap_err().to_string();
+        assert!(
+            error.contains("locked") && error.contains("(get)"),
+            "{error}"
+        );
+        assert!(store.save(&grant, 1000).is_err());
     }
 }
