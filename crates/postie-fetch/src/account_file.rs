@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use toml_edit::{DocumentMut, Item, Table};
 
 use crate::config::{resolve_path, Retention};
+use crate::oauth::{OAuthProvider, SignInSettings};
 use crate::target::{Target, TlsMode};
 
 /// Where the new account's password comes from.
@@ -19,6 +20,8 @@ pub enum PasswordSetting {
     Env(String),
     /// Stored in the file itself (the file is then readable only by its owner).
     Inline(String),
+    /// No password: the built-in OAuth sign-in, whose tokens live in the state folder.
+    SignIn(SignInSettings),
 }
 
 /// An account as `postie fetch add` writes it.
@@ -79,6 +82,16 @@ fn account_table(account: &NewAccount) -> Table {
         }
         PasswordSetting::Env(var) => table.insert("password_env", toml_edit::value(var)),
         PasswordSetting::Inline(password) => table.insert("password", toml_edit::value(password)),
+        PasswordSetting::SignIn(settings) => {
+            match &settings.provider {
+                OAuthProvider::Google => table.insert("oauth_provider", toml_edit::value("google")),
+                OAuthProvider::Microsoft => {
+                    table.insert("oauth_provider", toml_edit::value("microsoft"))
+                }
+                OAuthProvider::Issuer(url) => table.insert("oauth_issuer", toml_edit::value(url)),
+            };
+            table.insert("oauth_client_id", toml_edit::value(&settings.client_id))
+        }
     };
     match account.retention {
         Retention::Delete => {

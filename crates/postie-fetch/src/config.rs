@@ -13,6 +13,7 @@ use crate::credentials::CredentialSource;
 use crate::dest::DeliverTo;
 use crate::error::FetchError;
 use crate::hooks::Hooks;
+use crate::oauth::{OAuthProvider, SignInSettings};
 use crate::schedule::IntervalSetting;
 use crate::target::{Target, TlsMode};
 use crate::tls::Trust;
@@ -61,6 +62,8 @@ pub struct Account {
     pub user: UserName,
     pub credential: CredentialSource,
     pub oauth_token_command: Option<String>,
+    /// Built-in OAuth sign-in (`postie fetch login`), whose tokens the state folder keeps.
+    pub sign_in: Option<SignInSettings>,
     pub auth: AuthChoice,
     pub retention: Retention,
     pub max_size: Option<u64>,
@@ -107,6 +110,12 @@ struct RawAccount {
     password_command: Option<String>,
     password_env: Option<String>,
     oauth_token_command: Option<String>,
+    oauth_provider: Option<String>,
+    oauth_issuer: Option<String>,
+    oauth_client_id: Option<String>,
+    oauth_client_secret_file: Option<String>,
+    oauth_scopes: Option<String>,
+    oauth_token_store_command: Option<String>,
     #[serde(default = "auto")]
     auth: AuthChoice,
     #[serde(default)]
@@ -200,20 +209,23 @@ impl RawAccount {
         let tls = self.tls.unwrap_or(TlsMode::Implicit);
         let target = Target::parse(&self.server, tls).map_err(|e| format!("server: {e}"))?;
         let user = UserName::parse(self.user.as_bytes()).map_err(|e| format!("user: {e}"))?;
+        let sign_in = self.sign_in(base)?;
         let credential = CredentialSource::from_options(
             self.password,
             self.password_command,
             self.password_env,
         )?;
-        if matches!(credential, CredentialSource::None) && self.oauth_token_command.is_none() {
+        if sign_in.is_some() && self.oauth_token_command.is_some() {
+            return Err("set either oauth_token_command or the built-in sign-in (oauth_provider or oauth_issuer), not both".into());
+        }
+        let oauth = self.oauth_token_command.is_some() || sign_in.is_some();
+        if matches!(credential, CredentialSource::None) && !oauth {
             return Err(
-                "set one of password, password_command, password_env or oauth_token_command".into(),
+                "set one of password, password_command, password_env, oauth_provider, oauth_issuer or oauth_token_command".into(),
             );
         }
-        if matches!(self.auth, AuthChoice::Xoauth2 | AuthChoice::Oauthbearer)
-            && self.oauth_token_command.is_none()
-        {
-            return Err("auth = xoauth2/oauthbearer needs oauth_token_command".into());
+        if matches!(self.auth, AuthChoice::Xoauth2 | AuthChoice::Oauthbearer) && !oauth {
+            return Err("auth = xoauth2/oauthbearer needs oauth_provider, oauth_issuer or oauth_token_command".into());
         }
         let retention = match (self.keep, self.delete_after_days) {
             (_, Some(0)) => return Err("delete_after_days must be at least 1".into()),
@@ -238,6 +250,7 @@ impl RawAccount {
             user,
             credential,
             oauth_token_command: self.oauth_token_command,
+            sign_in,
             auth: self.auth,
             retention,
             max_size: self.max_size,
@@ -253,6 +266,49 @@ impl RawAccount {
                 on_recovery: self.on_recovery,
             },
         })
+    }
+}
+
+impl RawAccount {
+    /// The built-in sign-in's keys, checked together.
+    fn sign_in(&self, base: &Path) -> Result<Option<SignInSettings>, String> {
+        let provider = match (&self.oauth_provider, &self.oauth_issuer) {
+            (Some(_), Some(_)) => {
+                return Err("set oauth_provider or oauth_issuer, not both".into());
+            }
+            (Some(name), None) => OAuthProvider::preset(name)?,
+            (None, Some(issuer)) if issuer.starts_with("https://") => {
+                OAuthProvider::Issuer(issuer.clone())
+            }
+            (None, Some(issuer)) => {
+                return Err(format!(
+                    "oauth_issuer = {issuer:?}: an issuer is an https:// URL"
+                ))
+            }
+            (None, None) => {
+                if self.oauth_client_id.is_some()
+                    || self.oauth_client_secret_file.is_some()
+                    || self.oauth_scopes.is_some()
+                    || self.oauth_token_store_command.is_some()
+                {
+                    return Err("oauth_client_id, oauth_client_secret_file, oauth_scopes and oauth_token_store_command need oauth_provider or oauth_issuer".into());
+                }
+                return Ok(None);
+            }
+        };
+        let Some(client_id) = self.oauth_client_id.clone().filter(|id| !id.is_empty()) else {
+            return Err("the sign-in needs oauth_client_id: the id of a client registered at the provider (README: \"OAuth sign-in\")".into());
+        };
+        Ok(Some(SignInSettings {
+            provider,
+            client_id,
+            client_secret_file: self
+                .oauth_client_secret_file
+                .as_deref()
+                .map(|f| resolve_path(f, base)),
+            scopes: self.oauth_scopes.clone(),
+            token_store_command: self.oauth_token_store_command.clone(),
+        }))
     }
 }
 
@@ -346,6 +402,48 @@ mod tests {
     }
 
     #[test]
+    fn the_built_in_sign_in() {
+        let config = load(
+            "[accounts.a]\nserver = \"h\"\nuser = \"u\"\ndeliver_to = \"maildir:/m\"\n\
+             oauth_provider = \"microsoft\"\noauth_client_id = \"id\"\n\
+             [accounts.b]\nserver = \"h\"\nuser = \"u\"\ndeliver_to = \"maildir:/m\"\n\
+             oauth_issuer = \"https://id.example.org\"\noauth_client_id = \"id\"\n\
+             oauth_client_secret_file = \"secret\"\noauth_scopes = \"pop3\"\n",
+        )
+        .unwrap();
+        let [a, b] = &config.accounts[..] else {
+            panic!("two accounts");
+        };
+        let a = a.sign_in.as_ref().unwrap();
+        assert_eq!(a.provider, OAuthProvider::Microsoft);
+        assert_eq!(
+            a.scopes(),
+            "https://outlook.office.com/POP.AccessAsUser.All offline_access"
+        );
+        let b = b.sign_in.as_ref().unwrap();
+        assert_eq!(
+            b.provider,
+            OAuthProvider::Issuer("https://id.example.org".into())
+        );
+        assert_eq!(b.scopes(), "pop3");
+        assert!(b.client_secret_file.as_ref().unwrap().ends_with("secret"));
+
+        let base = "[accounts.a]\nserver = \"h\"\nuser = \"u\"\ndeliver_to = \"maildir:/m\"\n";
+        for (extra, expected) in [
+            ("oauth_provider = \"google\"\n", "needs oauth_client_id"),
+            ("oauth_provider = \"yahoo\"\noauth_client_id = \"i\"\n", "oauth_issuer"),
+            ("oauth_issuer = \"http://id\"\noauth_client_id = \"i\"\n", "https://"),
+            (
+                "oauth_provider = \"google\"\noauth_client_id = \"i\"\noauth_token_command = \"t\"\n",
+                "not both",
+            ),
+        ] {
+            let error = load(&format!("{base}{extra}")).unwrap_err().to_string();
+            assert!(error.contains(expected), "{extra}: {error}");
+        }
+    }
+
+    #[test]
     fn mistakes_are_named() {
         let base = "[accounts.a]\nserver = \"h\"\nuser = \"u\"\npassword = \"p\"\ndeliver_to = \"maildir:/m\"\n";
         for (extra, expected) in [
@@ -361,6 +459,10 @@ mod tests {
             let error = load(&format!("{base}{extra}")).unwrap_err().to_string();
             assert!(error.contains(expected), "{extra}: {error}");
         }
+        let error = load(&format!("{base}oauth_client_id = \"x\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("need oauth_provider"), "{error}");
         let error = load(&format!("{base}interval = \"5 minutes\"\n"))
             .unwrap_err()
             .to_string();

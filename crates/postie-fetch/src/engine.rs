@@ -5,7 +5,7 @@
 use postie_types::MsgNum;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use postie_proto::client::{ClientEvent, Greeting, ListEntry, Sent};
@@ -19,6 +19,7 @@ use crate::credentials::run_secret_command;
 use crate::dest::{Finished, Incoming};
 use crate::error::FetchError;
 use crate::login::{self, LoginSpec, Stages};
+use crate::oauth;
 use crate::progress::{Progress, ProgressMode};
 use crate::state::{Done, State};
 use crate::subject::HeaderCapture;
@@ -104,7 +105,7 @@ fn uses_oauth(account: &Account) -> bool {
     match account.auth {
         AuthChoice::Xoauth2 | AuthChoice::Oauthbearer => true,
         AuthChoice::Auto => {
-            account.oauth_token_command.is_some()
+            (account.oauth_token_command.is_some() || account.sign_in.is_some())
                 && matches!(
                     account.credential,
                     crate::credentials::CredentialSource::None
@@ -114,14 +115,21 @@ fn uses_oauth(account: &Account) -> bool {
     }
 }
 
-/// Connects and logs in.
-pub fn connect(account: &Account) -> Result<(Connection, Greeting, Stages), FetchError> {
+/// Connects and logs in; a signed-in account's tokens are in `state_dir`.
+pub fn connect(
+    account: &Account,
+    state_dir: &Path,
+) -> Result<(Connection, Greeting, Stages), FetchError> {
     let (config, seen) = tls::client_config(&account.trust, false)?;
     let mut conn = Connection::open(&account.target, config, seen, account.timeout)?;
     let (greeting, mut stages) = login::prepare(&mut conn)?;
     let oauth = uses_oauth(account);
-    let secret = match (&account.oauth_token_command, oauth) {
-        (Some(command), true) => run_secret_command(command, "oauth_token_command")?,
+    let secret = match (&account.oauth_token_command, &account.sign_in, oauth) {
+        (Some(command), _, true) => run_secret_command(command, "oauth_token_command")?,
+        (None, Some(sign_in), true) => {
+            let store = oauth::TokenStore::for_sign_in(state_dir, &account.name, sign_in);
+            oauth::access_token(sign_in, &store, unix_now())?
+        }
         _ => account.credential.resolve()?,
     };
     let plaintext_ok = conn.tls.is_some() || account.target.tls == TlsMode::None;
@@ -260,7 +268,7 @@ fn missing_state_error(
 /// `--list`: what a run would do, changing nothing (no state written, no DELE).
 pub fn plan(account: &Account, opts: &RunOptions) -> Result<Plan, FetchError> {
     let recorded = State::peek(&opts.state_dir, &account.name)?;
-    let (mut conn, _, stages) = connect(account)?;
+    let (mut conn, _, stages) = connect(account, &opts.state_dir)?;
     let (uidls, list) = listing(&mut conn, &stages)?;
     let empty = HashMap::new();
     let known = recorded.as_ref().unwrap_or(&empty);
@@ -316,7 +324,7 @@ pub fn fetch(account: &Account, opts: &RunOptions) -> Result<Summary, FetchError
     }
     let state_existed = state.existed();
 
-    let (mut conn, _, stages) = connect(account)?;
+    let (mut conn, _, stages) = connect(account, &opts.state_dir)?;
     let (uidls, list) = listing(&mut conn, &stages)?;
     let host = conn.target().host.clone();
     if uidls.is_none() && account.retention != Retention::Delete && !list.is_empty() {
@@ -569,4 +577,11 @@ fn quit_quietly(mut conn: Connection) {
     conn.session.quit();
     let _ = login::reply(&mut conn, "QUIT");
     conn.close();
+}
+
+/// The real clock, for token lifetimes (`RunOptions::now` may be a test's chosen day).
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }

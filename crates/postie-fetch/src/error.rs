@@ -105,6 +105,8 @@ pub enum FetchError {
         command: &'static str,
         status: Box<Status>,
     },
+    #[error(transparent)]
+    OAuth(#[from] crate::oauth::OAuthError),
 }
 
 impl FetchError {
@@ -144,6 +146,7 @@ impl FetchError {
                 }
             }
             FetchError::StateMissing(_) => ExitStatus::NoInput,
+            FetchError::OAuth(error) => error.exit_status(),
         }
     }
 }

@@ -5,8 +5,8 @@
 //! ([`login`]), the fetch engine ([`engine`]) with its durable per-account journal
 //! ([`state`]) and destinations ([`dest`]), progress display, the polling daemon
 //! ([`daemon`]: [`schedule`], [`signals`], [`poll`], with each account's [`status`] record,
-//! served over HTTP by [`status_http`], and its [`hooks`]), and the connection probe
-//! ([`probe`]).
+//! served over HTTP by [`status_http`], and its [`hooks`]), the connection probe
+//! ([`probe`]), and OAuth 2.0 sign-in with its stored tokens ([`oauth`]).
 
 pub mod account_file;
 mod batch;
@@ -20,6 +20,7 @@ pub mod engine;
 pub mod error;
 pub mod hooks;
 pub mod login;
+pub mod oauth;
 pub mod poll;
 pub mod probe;
 pub mod progress;

@@ -28,8 +28,8 @@ use crate::fetch_status::StatusArgs;
 pub const EXIT_CODES: &str = "Exit status (sysexits.h): 0 all fetched; 66 a state file is missing \
 (see --reset-state); 69 server unavailable (DNS, connection, TLS, certificate); 74 writing mail or \
 state locally failed; 75 temporary failure, run again (network cut, server busy, a message the \
-server would not give or delete); 76 the server broke the protocol; 77 login refused; 78 \
-configuration error. With several accounts, the first failure's status.";
+server would not give or delete); 76 the server broke the protocol; 77 login refused (or an OAuth \
+sign-in missing, refused or revoked: run `postie fetch login NAME`); 78 configuration error. With several accounts, the first failure's status.";
 
 #[derive(Debug, Args)]
 #[command(after_long_help = EXIT_CODES)]
@@ -100,6 +100,9 @@ pub enum FetchAction {
     /// Show each account's last check, last success, messages and octets fetched (last run
     /// and in all), last error and next poll, as every run records them.
     Status(StatusArgs),
+    /// Sign an account in at its OAuth provider (oauth_provider or oauth_issuer): in a
+    /// browser, or with --device on another device; fetches then renew the tokens themselves.
+    Login(crate::fetch_login::LoginArgs),
 }
 
 fn auth_choice(text: &str) -> Result<AuthChoice> {
@@ -158,6 +161,7 @@ fn ad_hoc(args: &FetchArgs, url: &str) -> Result<(Account, PathBuf)> {
         target: url.target,
         credential,
         oauth_token_command: None,
+        sign_in: None,
         auth: auth_choice(&args.auth)?,
         retention: if args.keep {
             Retention::Keep
@@ -257,6 +261,9 @@ fn run_inner(args: &FetchArgs) -> Result<ExitStatus> {
     if let Some(FetchAction::Status(status)) = &args.action {
         crate::fetch_status::run(status, args.config.as_ref())?;
         return Ok(ExitStatus::Ok);
+    }
+    if let Some(FetchAction::Login(login)) = &args.action {
+        return crate::fetch_login::run(login, args.config.as_ref(), args.state_dir.as_deref());
     }
     let (accounts, state_dir, status_listen) = accounts(args)?;
     // JSON logs take no progress display: its notes are not JSON.

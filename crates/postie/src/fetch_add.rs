@@ -12,7 +12,10 @@ use clap::Args;
 use postie_fetch::account_file::{self, NewAccount, PasswordSetting};
 use postie_fetch::config::{default_config_path, default_state_dir, resolve_path};
 use postie_fetch::credentials::CredentialSource;
-use postie_fetch::discover::{self, tls_name, DiscoverError, Found, LoginName, MailAddress, OAuth};
+use postie_fetch::discover::{
+    self, tls_name, DiscoverError, Found, LoginName, MailAddress, OAuth, ServerChoice,
+};
+use postie_fetch::oauth::{OAuthProvider, SignInSettings, TokenStore};
 use postie_fetch::probe::{self, ProbeOptions, Report};
 use postie_fetch::state::State;
 use postie_fetch::tls::Trust;
@@ -23,7 +26,8 @@ use postie_types::Secret;
 #[command(after_long_help = "Every question has a flag, so that \
 `postie fetch add alice@example.org --password-command \"pass mail\" --keep-days 14 --to maildir:~/Mail --yes` \
 runs unattended. Exit status: 0 added (or shown, with --dry-run); 69 no POP3 server found or reachable; \
-77 login refused; 78 usage, configuration, or a provider that needs OAuth sign-in.")]
+77 login refused; 78 usage, configuration, or a provider that needs OAuth sign-in and no \
+--oauth-client-id.")]
 pub struct FetchAddArgs {
     /// The mail address, as in alice@example.org.
     pub address: String,
@@ -58,6 +62,15 @@ pub struct FetchAddArgs {
     /// Show the account, write nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// For a provider that takes no passwords (or to prefer OAuth where it is optional): the
+    /// id of the client registered at it (README, "OAuth sign-in"); the sign-in then runs
+    /// here, and the account signs in with it from then on.
+    #[arg(long)]
+    pub oauth_client_id: Option<String>,
+    /// Sign in on another device with a code shown here (the device grant), rather than in a
+    /// browser on this machine.
+    #[arg(long, requires = "oauth_client_id")]
+    pub device: bool,
     /// Seconds to wait for each step of the login test.
     #[arg(long, default_value_t = 10)]
     pub timeout: u64,
@@ -145,15 +158,7 @@ fn add(args: &FetchAddArgs) -> Result<(), Failure> {
     if let Some(note) = &choice.note {
         eprintln!("postie fetch add: note: {note}");
     }
-    if choice.oauth == OAuth::Required {
-        return Err(Failure(
-            78,
-            anyhow::anyhow!(
-                "{} takes no passwords: it requires OAuth sign-in, which this build of postie cannot do yet; nothing was written",
-                choice.target.host
-            ),
-        ));
-    }
+    let sign_in = sign_in_settings(args, &choice)?;
     if let Some(caution) = &caution {
         eprintln!("postie fetch add: caution: {caution}");
         if !args.yes {
@@ -165,25 +170,21 @@ fn add(args: &FetchAddArgs) -> Result<(), Failure> {
         }
     }
 
-    let (password, credential) = match (&args.password_command, &args.password_env) {
-        (Some(command), _) => (
-            PasswordSetting::Command(command.clone()),
-            CredentialSource::Command(command.clone()),
-        ),
-        (None, Some(var)) => (
-            PasswordSetting::Env(var.clone()),
-            CredentialSource::Env(var.clone()),
-        ),
-        (None, None) => {
-            if !std::io::stdin().is_terminal() {
-                return Err(anyhow::anyhow!("no password: give --password-command \"COMMAND\" or --password-env VAR, or run on a terminal to type it").into());
-            }
-            let typed = rpassword::prompt_password(format!("password for {full}: "))
-                .context("cannot read the password")?;
+    let (password, credential, grant) = match &sign_in {
+        Some(settings) => {
+            let grant =
+                crate::fetch_login::sign_in(settings, &name, args.device, "postie fetch add")
+                    .map_err(|e| Failure(e.exit_status().code(), e.into()))?;
+            let token = Secret::new(grant.access_token.clone().into_bytes());
             (
-                PasswordSetting::Inline(typed.clone()),
-                CredentialSource::Password(Secret::new(typed.into_bytes())),
+                PasswordSetting::SignIn(settings.clone()),
+                CredentialSource::Password(token),
+                Some(grant),
             )
+        }
+        None => {
+            let (password, credential) = password_source(args, &full)?;
+            (password, credential, None)
         }
     };
 
@@ -239,6 +240,7 @@ fn add(args: &FetchAddArgs) -> Result<(), Failure> {
             },
             user: None,
             credential: credential.clone(),
+            oauth: grant.is_some(),
             auth: AuthChoice::Auto,
             trust: Trust::System,
             timeout: Duration::from_secs(args.timeout.max(1)),
@@ -296,9 +298,85 @@ fn add(args: &FetchAddArgs) -> Result<(), Failure> {
     if !state.existed() {
         state.compact(|_| true)?;
     }
+    if let (Some(grant), Some(settings)) = (&grant, &sign_in) {
+        TokenStore::for_sign_in(&state_dir, &name, settings)
+            .save(grant, crate::fetch_login::unix_now())?;
+    }
     eprintln!(
         "postie fetch add: added account {name} to {}; fetch with `postie fetch {name}`",
         path.display()
     );
     Ok(())
+}
+
+/// Where the password comes from: a flag, or typed on the terminal.
+fn password_source(
+    args: &FetchAddArgs,
+    full: &str,
+) -> Result<(PasswordSetting, CredentialSource), Failure> {
+    Ok(match (&args.password_command, &args.password_env) {
+        (Some(command), _) => (
+            PasswordSetting::Command(command.clone()),
+            CredentialSource::Command(command.clone()),
+        ),
+        (None, Some(var)) => (
+            PasswordSetting::Env(var.clone()),
+            CredentialSource::Env(var.clone()),
+        ),
+        (None, None) => {
+            if !std::io::stdin().is_terminal() {
+                return Err(anyhow::anyhow!("no password: give --password-command \"COMMAND\" or --password-env VAR, or run on a terminal to type it").into());
+            }
+            let typed = rpassword::prompt_password(format!("password for {full}: "))
+                .context("cannot read the password")?;
+            (
+                PasswordSetting::Inline(typed.clone()),
+                CredentialSource::Password(Secret::new(typed.into_bytes())),
+            )
+        }
+    })
+}
+
+/// The sign-in to use instead of a password: when the provider requires OAuth, or offers it
+/// and --oauth-client-id asks for it. `None`: a password login.
+fn sign_in_settings(
+    args: &FetchAddArgs,
+    choice: &ServerChoice,
+) -> Result<Option<SignInSettings>, Failure> {
+    let host = &choice.target.host;
+    match (choice.oauth, &choice.sign_in, &args.oauth_client_id) {
+        (OAuth::Required, None, _) => Err(Failure(
+            78,
+            anyhow::anyhow!(
+                "{host} takes no passwords: it requires OAuth sign-in, but postie does not know where its users sign in; add the account by hand with oauth_issuer and oauth_client_id (README, \"OAuth sign-in\"); nothing was written"
+            ),
+        )),
+        (OAuth::Required, Some(provider), None) => Err(Failure(
+            78,
+            anyhow::anyhow!(
+                "{host} takes no passwords: it requires OAuth sign-in, which needs the id of a client registered at {} (README, \"OAuth sign-in\", says how); run again with --oauth-client-id ID; nothing was written",
+                provider_name(provider)
+            ),
+        )),
+        (_, Some(provider), Some(client_id)) => Ok(Some(SignInSettings {
+            provider: provider.clone(),
+            client_id: client_id.clone(),
+            client_secret_file: None,
+            scopes: None,
+            token_store_command: None,
+        })),
+        (_, None, Some(_)) => Err(Failure(
+            78,
+            anyhow::anyhow!("--oauth-client-id: {host} offers no OAuth sign-in postie knows of; leave the flag out to log in with a password"),
+        )),
+        (_, _, None) => Ok(None),
+    }
+}
+
+fn provider_name(provider: &OAuthProvider) -> String {
+    match provider {
+        OAuthProvider::Google => "Google".into(),
+        OAuthProvider::Microsoft => "Microsoft".into(),
+        OAuthProvider::Issuer(issuer) => issuer.clone(),
+    }
 }

@@ -9,9 +9,10 @@ use anyhow::{bail, Result};
 use clap::Args;
 use postie_fetch::config::default_config_path;
 use postie_fetch::credentials::CredentialSource;
+use postie_fetch::oauth::TokenStore;
 use postie_fetch::probe::{self, ProbeOptions};
 use postie_fetch::tls::{parse_fingerprint, Trust};
-use postie_fetch::{AuthChoice, FetchConfig, PopUrl};
+use postie_fetch::{AuthChoice, ExitStatus, FetchConfig, FetchError, PopUrl};
 
 #[derive(Debug, Args)]
 #[command(
@@ -82,13 +83,24 @@ fn account_options(args: &ProbeArgs) -> Result<ProbeOptions> {
             names.join(", ")
         );
     };
+    // A signed-in account logs in with its access token, renewed as a fetch would.
+    let (credential, oauth) = match &account.sign_in {
+        Some(settings) => {
+            let store = TokenStore::for_sign_in(&config.state_dir, &account.name, settings);
+            let token = postie_fetch::oauth::access_token(settings, &store, now() as u64)
+                .map_err(FetchError::from)?;
+            (CredentialSource::Password(token), true)
+        }
+        None => (account.credential.clone(), false),
+    };
     Ok(ProbeOptions {
         url: PopUrl {
             target: account.target.clone(),
             user: Some(account.user.to_string()),
         },
         user: None,
-        credential: account.credential.clone(),
+        credential,
+        oauth,
         auth: account.auth,
         trust: account.trust.clone(),
         timeout: Duration::from_secs(args.timeout.max(1)),
@@ -122,6 +134,7 @@ fn options(args: &ProbeArgs) -> Result<ProbeOptions> {
         url,
         user: args.user.clone(),
         credential,
+        oauth: false,
         auth: auth_choice(&args.auth)?,
         trust,
         timeout: Duration::from_secs(args.timeout.max(1)),
@@ -134,7 +147,10 @@ pub fn run(args: ProbeArgs) -> ExitCode {
         Ok(options) => options,
         Err(error) => {
             eprintln!("postie probe: {error:#}");
-            return ExitCode::from(78);
+            let status = error
+                .downcast_ref::<FetchError>()
+                .map_or(ExitStatus::Config, FetchError::exit_status);
+            return ExitCode::from(status.code());
         }
     };
     let report = probe::run(&options);

@@ -9,6 +9,7 @@
 
 mod common;
 mod fetch_support;
+mod oauth_support;
 
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -17,6 +18,7 @@ use std::time::Duration;
 
 use common::{ServerBuilder, TestServer, BIN};
 use fetch_support::{maildir_contents, FetchEnv, Run};
+use oauth_support::OidcProvider;
 
 /// A CA and a server certificate it signed for `names`: (ca PEM, cert PEM, key PEM).
 fn certificates(names: &[&str]) -> (String, String, String) {
@@ -199,20 +201,24 @@ impl World {
         server
     }
 
-    fn postie(&self, args: &[&str]) -> Run {
+    /// postie with this world's DNS, CA and provider table.
+    fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(BIN);
         if self.path("providers.toml").exists() {
             command.env("POSTIE_PROVIDERS", self.path("providers.toml"));
         }
-        let output = command
+        command
             .args(args)
             .env("HOME", self.env.dir.path())
             .env("POSTIE_RESOLV_CONF", self.path("resolv.conf"))
             .env("SSL_CERT_FILE", self.path("ca.pem"))
             .env("PW", "wonderland")
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
+            .stdin(Stdio::null());
+        command
+    }
+
+    fn postie(&self, args: &[&str]) -> Run {
+        let output = self.command(args).output().unwrap();
         let run = fetch_support::run_from(output);
         eprintln!("{}{}", run.stdout, run.stderr);
         run
@@ -491,9 +497,82 @@ fn a_provider_that_requires_oauth_is_refused_clearly() {
     let run = world.add("alice@outlook.com");
     assert_eq!(run.code, 78, "{}", run.stderr);
     assert!(
-        run.stderr.contains("requires OAuth sign-in") && run.stderr.contains("not do yet"),
+        run.stderr.contains("requires OAuth sign-in")
+            && run.stderr.contains("registered at Microsoft")
+            && run.stderr.contains("--oauth-client-id ID"),
         "{}",
         run.stderr
     );
     assert!(!world.path("fetch.toml").exists());
+}
+
+#[test]
+fn a_provider_that_requires_oauth_is_signed_in_to_by_add_and_fetches() {
+    let world = World::new(7);
+    let provider = OidcProvider::start();
+    std::fs::write(
+        world.path("providers.toml"),
+        format!(
+            "[[provider]]\nname = \"Test OAuth\"\ndomains = [\"oauth.test\"]\n\
+             server = \"pop.oauth.test:995\"\nuser = \"local-part\"\noauth = \"required\"\n\
+             oauth_issuer = \"{}\"\n",
+            provider.issuer()
+        ),
+    )
+    .unwrap();
+    let _dns = dns_server(
+        world.env.dir.path(),
+        &world.ip(1),
+        &format!("host-record=pop.oauth.test,{}", world.ip(2)),
+    );
+    let _server = world.server(&["pop.oauth.test"], &provider.oauth_section(""));
+    // The system's trust, through SSL_CERT_FILE: the world's CA and the provider's certificate.
+    let mut trusted = std::fs::read_to_string(world.path("ca.pem")).unwrap();
+    trusted.push_str(&std::fs::read_to_string(provider.ca_file()).unwrap());
+    std::fs::write(world.path("ca.pem"), trusted).unwrap();
+
+    let config = world.path("fetch.toml");
+    let config = config.to_str().unwrap();
+    let add = |extra: &[&'static str]| {
+        let mut args = vec![
+            "fetch",
+            "add",
+            "alice@oauth.test",
+            "--config",
+            config,
+            "--keep-days",
+            "14",
+            "--to",
+            "maildir:Mail",
+            "--yes",
+        ];
+        args.extend(extra);
+        args
+    };
+    let refused = world.postie(&add(&[]));
+    assert_eq!(refused.code, 78, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("--oauth-client-id ID"),
+        "{}",
+        refused.stderr
+    );
+
+    let child = world
+        .command(&add(&["--oauth-client-id", "alice-fetch", "--device"]))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let shown = provider.complete_sign_in(child, true);
+    assert!(shown.contains("postie fetch add: to sign in"), "{shown}");
+    assert!(shown.contains("logged in as alice"), "{shown}");
+    let written = world.config();
+    assert!(
+        written.contains(&format!("oauth_issuer = \"{}\"", provider.issuer()))
+            && written.contains("oauth_client_id = \"alice-fetch\"")
+            && !written.contains("password"),
+        "{written}"
+    );
+    // The sign-in's tokens are where the account's fetches find them.
+    world.fetches_alices_mail();
 }

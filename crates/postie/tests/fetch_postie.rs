@@ -333,7 +333,8 @@ fn every_login_mechanism() {
     );
     env.config(&accounts);
     for auth in ["plain", "login", "scram-sha-256", "user", "apop"] {
-        let run = env.fetch(&[auth, "--reset-state"]);
+        // `--`: the account named "login" is also `postie fetch login`'s name.
+        let run = env.fetch(&["--reset-state", "--", auth]);
         assert_eq!(run.code, 0, "{auth}: {}", run.stderr);
         assert_eq!(maildir_contents(&env.path(auth)).len(), 1, "{auth}");
     }

@@ -80,6 +80,8 @@ fn read_server(node: roxmltree::Node, address: &str) -> Result<Option<ServerChoi
         target,
         user,
         oauth,
+        // Autoconfig documents name no OAuth issuer; the provider table may.
+        sign_in: None,
         note: None,
     }))
 }

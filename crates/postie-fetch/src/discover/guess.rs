@@ -53,6 +53,7 @@ pub fn first_answering(domain: &str) -> (Option<ServerChoice>, Vec<(Target, Stri
                     target,
                     user: LoginName::AddressThenLocalPart,
                     oauth: OAuth::No,
+                    sign_in: None,
                     note: None,
                 })
             }

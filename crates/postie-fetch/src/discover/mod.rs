@@ -23,6 +23,7 @@ pub mod providers;
 
 use serde::Deserialize;
 
+use crate::oauth::OAuthProvider;
 use crate::resolver::{DnsClient, ResolverError};
 use crate::target::{Target, TlsMode};
 use providers::{in_family, Offer, Providers};
@@ -53,6 +54,9 @@ pub struct ServerChoice {
     pub target: Target,
     pub user: LoginName,
     pub oauth: OAuth,
+    /// Where to sign in, when the source says (the provider table's oauth_provider or
+    /// oauth_issuer).
+    pub sign_in: Option<OAuthProvider>,
     /// What the user should know (turn POP on, use an app password).
     pub note: Option<String>,
 }
@@ -305,6 +309,7 @@ pub fn discover(
                             target,
                             user: LoginName::AddressThenLocalPart,
                             oauth: OAuth::No,
+                            sign_in: None,
                             note: None,
                         },
                         source: format!("the DNS record SRV {name}"),

@@ -5,6 +5,7 @@
 use serde::Deserialize;
 
 use super::{LoginName, OAuth, ServerChoice};
+use crate::oauth::OAuthProvider;
 use crate::target::{Target, TlsMode};
 
 const BUILT_IN: &str = include_str!("providers.toml");
@@ -31,6 +32,9 @@ pub struct Provider {
     tls: Option<TlsMode>,
     user: Option<UserForm>,
     oauth: Option<OAuth>,
+    /// Where its users sign in: "google" or "microsoft" (the presets), or an issuer URL.
+    oauth_provider: Option<String>,
+    oauth_issuer: Option<String>,
     #[serde(default = "yes")]
     pop3: bool,
     note: Option<String>,
@@ -93,8 +97,23 @@ impl Provider {
             target,
             user,
             oauth: self.oauth.unwrap_or(OAuth::No),
+            sign_in: self.sign_in()?,
             note,
         }))
+    }
+
+    fn sign_in(&self) -> Result<Option<OAuthProvider>, String> {
+        match (&self.oauth_provider, &self.oauth_issuer) {
+            (Some(_), Some(_)) => Err(format!(
+                "provider {:?}: set oauth_provider or oauth_issuer, not both",
+                self.name
+            )),
+            (Some(name), None) => OAuthProvider::preset(name)
+                .map(Some)
+                .map_err(|e| format!("provider {:?}: {e}", self.name)),
+            (None, Some(issuer)) => Ok(Some(OAuthProvider::Issuer(issuer.clone()))),
+            (None, None) => Ok(None),
+        }
     }
 
     fn serves(&self, domain: &str) -> bool {

@@ -27,6 +27,8 @@ pub struct ProbeOptions {
     /// Log in as this user (the URL's user if not given).
     pub user: Option<String>,
     pub credential: CredentialSource,
+    /// The credential is an OAuth access token (XOAUTH2 or OAUTHBEARER, as CAPA offers).
+    pub oauth: bool,
     pub auth: AuthChoice,
     pub trust: Trust,
     pub timeout: Duration,
@@ -192,7 +194,7 @@ fn probe(options: &ProbeOptions, report: &mut Report) -> Result<String, FetchErr
         current.as_ref(),
         &greeting,
         plaintext_ok,
-        false,
+        options.oauth,
     )?;
     let spec = LoginSpec {
         user: &user_name,

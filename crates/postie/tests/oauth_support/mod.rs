@@ -1,7 +1,9 @@
 //! A real OpenID provider on loopback for the OAuth tests: the npm package oidc-provider
 //! (installed by `npm ci` into tests/oidc/ when node_modules is missing), run by node over
 //! HTTPS with a certificate made here. Tokens come from its token endpoint with the client
-//! credentials grant, fetched by curl. A provider that cannot start fails the test.
+//! credentials grant, fetched by curl; postie fetch's sign-in tests log in on its pages as the
+//! user (`act_as_user`). A provider that cannot start fails the test.
+#![allow(dead_code)] // each test file uses a different part
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -153,6 +155,85 @@ impl OidcProvider {
             String::from_utf8_lossy(&output.stderr)
         );
         String::from_utf8(output.stdout).unwrap().trim().to_owned()
+    }
+
+    /// Plays the person at the browser (tests/oidc/user.py): opens `url`, types `user_code`
+    /// where the device flow asks for it, logs in and consents, and follows the redirects to
+    /// the end. Returns the last URL it reached.
+    pub fn act_as_user(&self, url: &str, user_code: Option<&str>) -> String {
+        let output = Command::new("python3")
+            .arg(oidc_dir().join("user.py"))
+            .arg(self.ca_file())
+            .arg(url)
+            .args(user_code)
+            .output()
+            .expect("python3 runs");
+        assert!(
+            output.status.success(),
+            "the sign-in as a user failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        stdout.lines().next().unwrap_or_default().to_owned()
+    }
+
+    /// Completes the sign-in a spawned `postie fetch login` or `postie fetch add` (stderr
+    /// piped) asks for, as the user: reads the address (and the device code) it shows, signs
+    /// in with them, and waits for it to end well. Returns what it wrote to stderr.
+    pub fn complete_sign_in(&self, mut child: Child, device: bool) -> String {
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut shown = String::new();
+        let mut next = |shown: &mut String| {
+            let line = lines
+                .next()
+                .unwrap_or_else(|| panic!("postie ended before the sign-in:\n{shown}"))
+                .unwrap();
+            shown.push_str(&line);
+            shown.push('\n');
+            line
+        };
+        let mut address = None;
+        let mut code = None;
+        while address.is_none() || (device && code.is_none()) {
+            let line = next(&mut shown);
+            if line.contains("open this address") {
+                address = Some(next(&mut shown).trim().to_owned());
+            } else if line.contains("enter the code") {
+                code = Some(next(&mut shown).trim().to_owned());
+            }
+        }
+        let reached = self.act_as_user(&address.unwrap(), code.as_deref());
+        if !device {
+            assert!(
+                reached.starts_with("http://127.0.0.1:") && reached.contains("/callback?code="),
+                "the browser ended at {reached}"
+            );
+        }
+        for line in lines.map_while(Result::ok) {
+            shown.push_str(&line);
+            shown.push('\n');
+        }
+        let status = child.wait().unwrap();
+        assert!(status.success(), "{status}:\n{shown}");
+        shown
+    }
+
+    /// Revokes `token` (a refresh token of the public client `client`) at the provider.
+    pub fn revoke(&self, client: &str, token: &str) {
+        let output = Command::new("curl")
+            .args(["-sS", "--fail", "--cacert"])
+            .arg(self.ca_file())
+            .args(["-d", &format!("client_id={client}")])
+            .args(["-d", &format!("token={token}")])
+            .args(["-d", "token_type_hint=refresh_token"])
+            .arg(format!("{}/token/revocation", self.issuer()))
+            .output()
+            .expect("curl runs");
+        assert!(
+            output.status.success(),
+            "revocation failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
 
     /// The `[oauth]` section for a postie that accepts this provider's JWTs for urn:postie.

@@ -10,8 +10,12 @@
 // tokens, for introspection).
 // Each client's tokens carry the email claim of its user: clients "alice" and "alice-short"
 // are alice@example.org. Tokens live 10 minutes, those of "-short" clients 2 seconds (for the
-// expired token). "postie" is the client postie introspects with. Prints "ready" when
-// listening.
+// expired token). "postie" is the client postie introspects with. "alice-fetch" and
+// "alice-fetch-short" are postie fetch's sign-in clients: public native apps (no secret, PKCE,
+// any loopback port) with the authorization code, device code and refresh token grants,
+// whose users log in on oidc-provider's development pages with any name and password.
+// Refresh tokens are always issued and rotate at each use; /token/revocation revokes them.
+// Prints "ready" when listening.
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as https from 'node:https';
@@ -40,13 +44,28 @@ const client = (id) => ({
   token_endpoint_auth_method: 'client_secret_basic',
 });
 
+const signInClient = (id) => ({
+  client_id: id,
+  application_type: 'native',
+  grant_types: ['authorization_code', 'refresh_token', 'urn:ietf:params:oauth:grant-type:device_code'],
+  redirect_uris: ['http://127.0.0.1/callback'],
+  response_types: ['code'],
+  token_endpoint_auth_method: 'none',
+});
+
 const provider = new Provider(issuer, {
-  clients: [client('alice'), client('alice-short'), client('bob'), client('postie')],
+  clients: [
+    client('alice'), client('alice-short'), client('bob'), client('postie'),
+    signInClient('alice-fetch'), signInClient('alice-fetch-short'),
+  ],
+  issueRefreshToken: () => true,
   jwks: { keys: [signingKey] },
   ttl: { ClientCredentials: (ctx, token, client) => ttl(client.clientId) },
   extraTokenClaims: (ctx, token) => ({ email: `${token.clientId.split('-')[0]}@example.org` }),
   features: {
-    devInteractions: { enabled: false },
+    devInteractions: { enabled: true },
+    deviceFlow: { enabled: true },
+    revocation: { enabled: true },
     clientCredentials: { enabled: true },
     introspection: { enabled: true },
     resourceIndicators: {
