@@ -413,7 +413,7 @@ fn only_guessing_finds_the_server() {
 /// for byte.
 #[test]
 fn autodiscover_from_postie_serves_own_route_into_an_existing_fetch_toml() {
-    let world = World::new(7);
+    let world = World::new(8);
     let front = world.ip(3);
     let _dns = dns_server(
         world.env.dir.path(),

@@ -109,6 +109,7 @@ fn read_protocol(node: roxmltree::Node) -> Result<ServerChoice, String> {
         user,
         oauth: OAuth::No,
         note: None,
+        sign_in: None,
     })
 }
 
