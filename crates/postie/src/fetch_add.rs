@@ -2,6 +2,7 @@
 //! (or takes it from flags), tests the login with `postie probe`'s code, and writes the
 //! account into fetch.toml with its state started as new, so its first fetch just fetches.
 
+use std::ffi::OsString;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -62,6 +63,10 @@ pub struct FetchAddArgs {
     /// Show the account, write nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Only add the account; without this, its first fetch runs right after, as a mail
+    /// client fetches a new account's mail.
+    #[arg(long)]
+    pub no_fetch: bool,
     /// For a provider that takes no passwords (or to prefer OAuth where it is optional): the
     /// id of the client registered at it (README, "OAuth sign-in"); the sign-in then runs
     /// here, and the account signs in with it from then on.
@@ -90,10 +95,45 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
 
 pub fn run(args: FetchAddArgs) -> ExitCode {
     match add(&args) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Some(added)) if !args.no_fetch => first_fetch(&added),
+        Ok(_) => ExitCode::SUCCESS,
         Err(Failure(code, error)) => {
             eprintln!("postie fetch add: {error:#}");
             ExitCode::from(code)
+        }
+    }
+}
+
+/// An account just written: its name and the file it is in.
+struct Added {
+    name: String,
+    config: PathBuf,
+}
+
+/// `postie fetch --config FILE NAME`, in this process: from nothing to fetched mail in one
+/// command. Its exit status is `fetch`'s.
+fn first_fetch(added: &Added) -> ExitCode {
+    #[derive(clap::Parser)]
+    struct Fetch {
+        #[command(flatten)]
+        args: crate::fetch::FetchArgs,
+    }
+    eprintln!(
+        "postie fetch add: fetching {} for the first time",
+        added.name
+    );
+    let argv = [
+        OsString::from("fetch"),
+        OsString::from("--config"),
+        added.config.clone().into_os_string(),
+        OsString::from("--"),
+        OsString::from(&added.name),
+    ];
+    match <Fetch as clap::Parser>::try_parse_from(argv) {
+        Ok(fetch) => crate::fetch::run(fetch.args),
+        Err(error) => {
+            eprintln!("postie fetch add: cannot start the first fetch: {error}");
+            ExitCode::from(78)
         }
     }
 }
@@ -110,7 +150,8 @@ fn ask(question: &str) -> Result<Option<String>> {
     Ok(Some(line.trim().to_owned()))
 }
 
-fn add(args: &FetchAddArgs) -> Result<(), Failure> {
+/// Adds the account; `None` for a dry run, which writes nothing.
+fn add(args: &FetchAddArgs) -> Result<Option<Added>, Failure> {
     let address = MailAddress::parse(&args.address)?;
     let full = address.full();
     let path = args.config.clone().unwrap_or_else(default_config_path);
@@ -287,7 +328,7 @@ fn add(args: &FetchAddArgs) -> Result<(), Failure> {
     print!("{}", account_file::table_text(&account));
     if args.dry_run {
         eprintln!("postie fetch add: dry run: {} not changed", path.display());
-        return Ok(());
+        return Ok(None);
     }
     account_file::write(&path, &text)?;
     let state_dir = account_file::state_dir(&text, &path).unwrap_or_else(default_state_dir);
@@ -306,7 +347,7 @@ fn add(args: &FetchAddArgs) -> Result<(), Failure> {
         "postie fetch add: added account {name} to {}; fetch with `postie fetch {name}`",
         path.display()
     );
-    Ok(())
+    Ok(Some(Added { name, config: path }))
 }
 
 /// Where the password comes from: a flag, or typed on the terminal.
