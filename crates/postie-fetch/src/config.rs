@@ -69,6 +69,8 @@ pub struct Account {
     pub max_size: Option<u64>,
     pub oversize: Oversize,
     pub deliver_to: DeliverTo,
+    /// The RCPT TO of an `lmtp:` destination: the user here, not the remote login.
+    pub lmtp_recipient: String,
     pub trust: Trust,
     /// Send the SASL initial response on the AUTH line (false: wait for the server's empty
     /// challenge, the form some Microsoft 365 front ends need).
@@ -77,6 +79,27 @@ pub struct Account {
     /// How often the daemon polls it (`None`: the daemon's --interval).
     pub interval: Option<Duration>,
     pub hooks: Hooks,
+}
+
+/// The name of the user running postie fetch, what an LMTP server here delivers to by
+/// default; `postmaster` where the system cannot say.
+pub fn local_user_name() -> String {
+    // SAFETY: getpwuid returns a pointer into static storage or NULL; its pw_name is a
+    // NUL-terminated string, copied out at once, before any other call could reuse it.
+    let name = unsafe {
+        let entry = libc::getpwuid(libc::geteuid());
+        if entry.is_null() || (*entry).pw_name.is_null() {
+            None
+        } else {
+            Some(
+                std::ffi::CStr::from_ptr((*entry).pw_name)
+                    .to_string_lossy()
+                    .into_owned(),
+            )
+        }
+    };
+    name.filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "postmaster".to_owned())
 }
 
 #[derive(Debug, Deserialize)]
@@ -124,6 +147,7 @@ struct RawAccount {
     max_size: Option<u64>,
     oversize: Option<Oversize>,
     deliver_to: String,
+    lmtp_recipient: Option<String>,
     ca_file: Option<String>,
     fingerprint: Option<String>,
     #[serde(default)]
@@ -256,6 +280,7 @@ impl RawAccount {
             max_size: self.max_size,
             oversize: self.oversize.unwrap_or(Oversize::Headers),
             deliver_to,
+            lmtp_recipient: self.lmtp_recipient.unwrap_or_else(local_user_name),
             trust,
             sasl_initial_response: self.sasl_initial_response,
             timeout: Duration::from_secs(self.timeout_secs.max(1)),

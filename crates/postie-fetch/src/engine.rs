@@ -301,10 +301,11 @@ pub fn fetch(account: &Account, opts: &RunOptions) -> Result<Summary, FetchError
     let mut summary = Summary::default();
     let mut progress = Progress::new(opts.progress, &account.name);
     let mut state = State::open(&opts.state_dir, &account.name)?;
-    let recipient = account.user.as_str().to_owned();
-    let mut dest = account
-        .deliver_to
-        .open(&opts.state_dir.join("spool"), &recipient, opts.now)?;
+    let mut dest = account.deliver_to.open(
+        &opts.state_dir.join("spool"),
+        &account.lmtp_recipient,
+        opts.now,
+    )?;
     for (key, receipt) in state.pending_intents() {
         if dest.recover(&receipt)? {
             state.record_done(

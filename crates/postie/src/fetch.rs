@@ -171,6 +171,7 @@ fn ad_hoc(args: &FetchArgs, url: &str) -> Result<(Account, PathBuf)> {
         max_size: None,
         oversize: Oversize::Headers,
         deliver_to: DeliverTo::parse(to, &std::env::current_dir()?).map_err(anyhow::Error::msg)?,
+        lmtp_recipient: postie_fetch::config::local_user_name(),
         trust,
         sasl_initial_response: true,
         timeout: Duration::from_secs(60),

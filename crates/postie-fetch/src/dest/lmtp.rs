@@ -1,5 +1,6 @@
 //! Delivery over LMTP (RFC 2033) to a local mail server (Dovecot, Cyrus, postie): the
-//! spooled message, CRLF and dot-stuffed with the protocol core's encoder, to one recipient.
+//! spooled message, CRLF and dot-stuffed with the protocol core's encoder, to one recipient
+//! (the account's `lmtp_recipient`: the user here), from the sender its `Return-Path:` names.
 //! As with an MDA, a run killed after the server's 250 and before the journal's `done` line
 //! delivers that message again: at least once, never lost.
 
@@ -122,6 +123,7 @@ impl Peer {
 
 /// One LMTP transaction for the spooled message.
 fn deliver(addr: &str, recipient: &str, spool: &mut File) -> Result<(), Failure> {
+    let sender = super::envelope_sender(spool)?.unwrap_or_default();
     let tcp = TcpStream::connect(addr)?;
     tcp.set_read_timeout(Some(TIMEOUT))?;
     tcp.set_write_timeout(Some(TIMEOUT))?;
@@ -132,7 +134,7 @@ fn deliver(addr: &str, recipient: &str, spool: &mut File) -> Result<(), Failure>
     peer.expect(220, "greeting")?;
     peer.send("LHLO localhost")?;
     peer.expect(250, "LHLO")?;
-    peer.send("MAIL FROM:<>")?;
+    peer.send(&format!("MAIL FROM:<{sender}>"))?;
     peer.expect(250, "MAIL FROM")?;
     peer.send(&format!("RCPT TO:<{recipient}>"))?;
     peer.expect(250, "RCPT TO")?;

@@ -44,7 +44,7 @@ impl Destination for Mbox {
         Ok(Box::new(MboxIncoming {
             writer: ToLf::new(BufWriter::new(file)),
             path: self.path.clone(),
-            from_line: format!("From MAILER-DAEMON {}\n", asctime(self.now)),
+            date: asctime(self.now),
         }))
     }
 
@@ -83,7 +83,9 @@ impl Destination for Mbox {
 struct MboxIncoming {
     writer: ToLf<BufWriter<File>>,
     path: PathBuf,
-    from_line: String,
+    /// The From_ line's date; its sender is the message's `Return-Path:`, known once the
+    /// message is spooled.
+    date: String,
 }
 
 impl Write for MboxIncoming {
@@ -139,6 +141,12 @@ impl Incoming for MboxIncoming {
             .finish()
             .and_then(|w| w.into_inner().map_err(|e| e.into_error()))
             .map_err(spool_error)?;
+        let sender = super::envelope_sender(&mut spool).map_err(spool_error)?;
+        let from_line = format!(
+            "From {} {}\n",
+            sender.as_deref().unwrap_or("MAILER-DAEMON"),
+            this.date
+        );
         let lock = MboxLock::acquire(&this.path)?;
         let mut mbox = &lock.file;
         let start = mbox.metadata().local("stat", &this.path)?.len();
@@ -153,7 +161,7 @@ impl Incoming for MboxIncoming {
             _ => b"\n\n",
         };
         let measure =
-            render(&this.from_line, &mut spool, separator, Measure::default()).map_err(|e| {
+            render(&from_line, &mut spool, separator, Measure::default()).map_err(|e| {
                 FetchError::Local {
                     what: "read the spool file for",
                     path: this.path.clone(),
@@ -167,7 +175,7 @@ impl Incoming for MboxIncoming {
         ))?;
         mbox.seek(SeekFrom::End(0)).local("seek", &this.path)?;
         let written = render(
-            &this.from_line,
+            &from_line,
             &mut spool,
             separator,
             BufWriter::with_capacity(128 * 1024, mbox),

@@ -57,7 +57,8 @@ impl DeliverTo {
     }
 
     /// Opens the destination. `spool_dir` holds temporary copies; `recipient` is the LMTP
-    /// RCPT TO address; `now` dates mbox From_ lines.
+    /// RCPT TO address; `now` dates mbox From_ lines. LMTP's MAIL FROM and mbox From_ lines
+    /// carry each message's `Return-Path:`.
     pub fn open(
         &self,
         spool_dir: &Path,
@@ -82,6 +83,51 @@ impl std::fmt::Display for DeliverTo {
             DeliverTo::Lmtp(addr) => write!(f, "lmtp:{addr}"),
         }
     }
+}
+
+/// The envelope sender a message's `Return-Path:` names (the first one, as the delivering
+/// server put it at the top), read from the start of `spool`, which is left at its start:
+/// what LMTP's MAIL FROM and an mbox `From ` line carry. `None` for a message without one,
+/// or with `<>` or something that is not an address.
+fn envelope_sender(spool: &mut std::fs::File) -> std::io::Result<Option<String>> {
+    use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+    // The trace headers come first; a Return-Path further down than this is not trusted.
+    const HEADER_LIMIT: u64 = 64 * 1024;
+    spool.seek(SeekFrom::Start(0))?;
+    let mut found = None;
+    let mut reader = BufReader::new((&mut *spool).take(HEADER_LIMIT));
+    let mut line = Vec::new();
+    while reader.read_until(b'\n', &mut line)? > 0 {
+        let text = line.strip_suffix(b"\n").unwrap_or(&line);
+        let text = text.strip_suffix(b"\r").unwrap_or(text);
+        if text.is_empty() {
+            break;
+        }
+        let name = b"return-path:";
+        if text.len() > name.len() && text[..name.len()].eq_ignore_ascii_case(name) {
+            found = std::str::from_utf8(&text[name.len()..])
+                .ok()
+                .map(str::trim)
+                .and_then(|value| value.strip_prefix('<')?.strip_suffix('>'))
+                .filter(|address| {
+                    !address.is_empty()
+                        && address.len() <= 254
+                        && address.contains('@')
+                        && !address.bytes().any(|b| {
+                            b.is_ascii_whitespace()
+                                || b.is_ascii_control()
+                                || b == b'<'
+                                || b == b'>'
+                        })
+                })
+                .map(str::to_owned);
+            break;
+        }
+        line.clear();
+    }
+    drop(reader);
+    spool.seek(SeekFrom::Start(0))?;
+    Ok(found)
 }
 
 /// Records the intent line in the journal (step 2 of the state module's order).
