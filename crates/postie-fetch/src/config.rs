@@ -13,6 +13,7 @@ use crate::credentials::CredentialSource;
 use crate::dest::DeliverTo;
 use crate::error::FetchError;
 use crate::hooks::Hooks;
+use crate::rules::{RawRule, Rule};
 use crate::schedule::IntervalSetting;
 use crate::target::{Target, TlsMode};
 use crate::tls::Trust;
@@ -74,6 +75,8 @@ pub struct Account {
     /// How often the daemon polls it (`None`: the daemon's --interval).
     pub interval: Option<Duration>,
     pub hooks: Hooks,
+    /// The account's `[[accounts.NAME.rules]]`, then the file's `[[rules]]`.
+    pub rules: Vec<Rule>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -88,6 +91,9 @@ struct File {
     on_failure: Option<String>,
     on_recovery: Option<String>,
     daemon: Option<RawDaemon>,
+    /// Rules of every account, tried after an account's own.
+    #[serde(default)]
+    rules: Vec<RawRule>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -127,6 +133,8 @@ struct RawAccount {
     on_new_mail: Option<String>,
     on_failure: Option<String>,
     on_recovery: Option<String>,
+    #[serde(default)]
+    rules: Vec<RawRule>,
 }
 
 fn auto() -> AuthChoice {
@@ -167,12 +175,20 @@ impl FetchConfig {
             on_failure: file.on_failure,
             on_recovery: file.on_recovery,
         };
+        let mut every_account_rules = Vec::new();
+        for (index, raw) in file.rules.into_iter().enumerate() {
+            every_account_rules.push(
+                raw.validate(index + 1, base)
+                    .map_err(|message| config_error(format!("[[rules]] {message}")))?,
+            );
+        }
         let mut accounts = Vec::new();
         for (name, raw) in file.accounts {
             let mut account = raw
                 .validate(&name, base)
                 .map_err(|message| config_error(format!("[accounts.{name}] {message}")))?;
             account.hooks = account.hooks.or(&every_account);
+            account.rules.extend(every_account_rules.iter().cloned());
             accounts.push(account);
         }
         let state_dir = match file.state_dir {
@@ -227,6 +243,10 @@ impl RawAccount {
         let deliver_to =
             DeliverTo::parse(&self.deliver_to, base).map_err(|e| format!("deliver_to: {e}"))?;
         let interval = self.interval.map(|i| i.to_duration()).transpose()?;
+        let mut rules = Vec::new();
+        for (index, raw) in self.rules.into_iter().enumerate() {
+            rules.push(raw.validate(index + 1, base)?);
+        }
         let trust = Trust::from_options(
             self.ca_file.map(|f| resolve_path(&f, base)),
             self.fingerprint.as_deref(),
@@ -252,6 +272,7 @@ impl RawAccount {
                 on_failure: self.on_failure,
                 on_recovery: self.on_recovery,
             },
+            rules,
         })
     }
 }

@@ -172,6 +172,7 @@ fn ad_hoc(args: &FetchArgs, url: &str) -> Result<(Account, PathBuf)> {
         timeout: Duration::from_secs(60),
         interval: None,
         hooks: Hooks::default(),
+        rules: Vec::new(),
     };
     let state_dir = args.state_dir.clone().unwrap_or_else(default_state_dir);
     Ok((account, state_dir))

@@ -43,6 +43,36 @@ impl Maildir {
     }
 }
 
+/// Checks a Maildir++ subfolder's path: its last component is `.Name`.
+pub fn folder_path(path: PathBuf) -> Result<PathBuf, String> {
+    let named = path
+        .file_name()
+        .map(|n| n.as_encoded_bytes())
+        .is_some_and(|n| n.len() > 1 && n[0] == b'.' && n != b"..");
+    if named {
+        Ok(path)
+    } else {
+        Err("a Maildir++ subfolder's name must begin with '.' (maildir++:~/Mail/.Lists)".into())
+    }
+}
+
+impl Maildir {
+    /// Opens a Maildir++ subfolder, creating it with its `maildirfolder` file (which tells
+    /// Dovecot and Courier it is a folder, not a mailbox of its own).
+    pub fn open_folder(path: &Path) -> Result<Maildir, FetchError> {
+        let maildir = Maildir::open(path)?;
+        let marker = path.join("maildirfolder");
+        OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&marker)
+            .local("create", &marker)?;
+        Ok(maildir)
+    }
+}
+
 /// `SECONDS.P<pid>Q<counter>R<random>.<host>`: unique on this host and across hosts.
 fn unique_name() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
