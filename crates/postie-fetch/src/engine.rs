@@ -16,10 +16,11 @@ use crate::batch::{self, Batch, Received};
 use crate::config::{Account, AuthChoice, Oversize, Retention};
 use crate::conn::Connection;
 use crate::credentials::run_secret_command;
-use crate::dest::{Finished, Incoming};
+use crate::dest::{DeliverTo, Finished};
 use crate::error::FetchError;
 use crate::login::{self, LoginSpec, Stages};
 use crate::progress::{Progress, ProgressMode};
+use crate::routing::{self, Router, Sink};
 use crate::state::{Done, State};
 use crate::subject::HeaderCapture;
 use crate::target::TlsMode;
@@ -51,6 +52,16 @@ pub enum Action {
     Keep,
     /// Over max_size and `oversize = "skip"` (or the server lacks TOP).
     SkipOversize,
+    /// A rule sends it to each of these (none: discarded once downloaded); only its header
+    /// when it is over max_size.
+    Routed {
+        to: Vec<DeliverTo>,
+        headers_only: bool,
+    },
+    /// A rule leaves it on the server, unread.
+    Left,
+    /// A rule deletes it on the server, unread.
+    DeleteUnread,
 }
 
 #[derive(Debug, Clone)]
@@ -59,6 +70,8 @@ pub struct Planned {
     pub size: u64,
     pub key: Option<String>,
     pub action: Action,
+    /// The rules that matched and why, for `--list`.
+    pub because: Vec<String>,
 }
 
 /// What `--list` shows.
@@ -79,6 +92,8 @@ pub struct Summary {
     pub deleted: u64,
     pub kept: u64,
     pub skipped: u64,
+    /// Left on the server, unread, by a rule.
+    pub left: u64,
     /// Deliveries an interrupted run had completed, found and recorded now.
     pub recovered: u64,
     /// Messages the server would not give (RETR -ERR) or delete: the run's exit is not 0.
@@ -217,6 +232,7 @@ fn decide(
         size: entry.size,
         key,
         action,
+        because: Vec::new(),
     }
 }
 
@@ -266,6 +282,7 @@ pub fn plan(account: &Account, opts: &RunOptions) -> Result<Plan, FetchError> {
     let known = recorded.as_ref().unwrap_or(&empty);
     let lookup = |key: &str| known.get(key).copied();
     let messages = plan_messages(account, &lookup, &stages, opts.now, &uidls, &list);
+    let messages = routing::apply_rules(&mut conn, account, &stages, messages)?;
     conn.session.quit();
     let _ = login::reply(&mut conn, "QUIT");
     conn.close();
@@ -280,7 +297,7 @@ pub fn plan(account: &Account, opts: &RunOptions) -> Result<Plan, FetchError> {
 /// The message being received.
 struct Receiving {
     planned: Planned,
-    incoming: Box<dyn Incoming>,
+    incoming: Sink,
     /// The content's SHA-256, the key of a message on a server without UIDL.
     hasher: Option<Sha256>,
     bytes: u64,
@@ -297,6 +314,10 @@ pub fn fetch(account: &Account, opts: &RunOptions) -> Result<Summary, FetchError
     let mut dest = account
         .deliver_to
         .open(&opts.state_dir.join("spool"), &recipient, opts.now)?;
+    let mut router = Router::new(account, opts.state_dir.join("spool"), opts.now);
+    for note in router.recover(&mut state)? {
+        summary.problems.push(note);
+    }
     for (key, receipt) in state.pending_intents() {
         if dest.recover(&receipt)? {
             state.record_done(
@@ -327,9 +348,21 @@ pub fn fetch(account: &Account, opts: &RunOptions) -> Result<Summary, FetchError
         let lookup = |key: &str| state.done(key);
         plan_messages(account, &lookup, &stages, opts.now, &uidls, &list)
     };
+    let planned = match routing::apply_rules(&mut conn, account, &stages, planned) {
+        Ok(planned) => planned,
+        Err(error) => {
+            quit_quietly(conn);
+            return Err(error);
+        }
+    };
     let to_fetch: Vec<&Planned> = planned
         .iter()
-        .filter(|p| matches!(p.action, Action::Fetch | Action::Headers))
+        .filter(|p| {
+            matches!(
+                p.action,
+                Action::Fetch | Action::Headers | Action::Routed { .. }
+            )
+        })
         .collect();
     if !state_existed && account.retention != Retention::Delete && !to_fetch.is_empty() {
         quit_quietly(conn);
@@ -343,6 +376,7 @@ pub fn fetch(account: &Account, opts: &RunOptions) -> Result<Summary, FetchError
     for p in &planned {
         match p.action {
             Action::Keep => summary.kept += 1,
+            Action::Left => summary.left += 1,
             Action::SkipOversize => {
                 summary.skipped += 1;
                 progress.note(&format!(
@@ -358,7 +392,16 @@ pub fn fetch(account: &Account, opts: &RunOptions) -> Result<Summary, FetchError
     let window = if pipelining { WINDOW } else { 1 };
     let mut queue = planned
         .iter()
-        .filter(|p| matches!(p.action, Action::Fetch | Action::Headers | Action::Delete))
+        .filter(|p| {
+            matches!(
+                p.action,
+                Action::Fetch
+                    | Action::Headers
+                    | Action::Delete
+                    | Action::Routed { .. }
+                    | Action::DeleteUnread
+            )
+        })
         .cloned()
         .collect::<std::collections::VecDeque<_>>();
     let delete_after_fetch = account.retention == Retention::Delete;
@@ -377,8 +420,15 @@ pub fn fetch(account: &Account, opts: &RunOptions) -> Result<Summary, FetchError
             while outstanding < window {
                 let Some(next) = queue.pop_front() else { break };
                 match next.action {
-                    Action::Fetch => conn.session.retr(next.msg),
-                    Action::Headers => conn.session.top(next.msg, 0),
+                    Action::Fetch
+                    | Action::Routed {
+                        headers_only: false,
+                        ..
+                    } => conn.session.retr(next.msg),
+                    Action::Headers
+                    | Action::Routed {
+                        headers_only: true, ..
+                    } => conn.session.top(next.msg, 0),
                     _ => {
                         conn.session.dele(next.msg);
                         dele_keys.insert(next.msg, next.key.clone());
@@ -433,7 +483,10 @@ pub fn fetch(account: &Account, opts: &RunOptions) -> Result<Summary, FetchError
                     if status.ok {
                         receiving = Some(Receiving {
                             hasher: planned.key.is_none().then(Sha256::new),
-                            incoming: dest.begin()?,
+                            incoming: match &planned.action {
+                                Action::Routed { to, .. } => Sink::Copies(router.begin(to)?),
+                                _ => Sink::Account(dest.begin()?),
+                            },
                             planned,
                             bytes: 0,
                             header: HeaderCapture::default(),
@@ -471,7 +524,14 @@ pub fn fetch(account: &Account, opts: &RunOptions) -> Result<Summary, FetchError
                     let Some(current) = receiving.take() else {
                         return Err(unexpected(&host, ClientEvent::MessageEnd { msg }));
                     };
-                    let partial = current.planned.action == Action::Headers;
+                    let partial = matches!(
+                        current.planned.action,
+                        Action::Headers
+                            | Action::Routed {
+                                headers_only: true,
+                                ..
+                            }
+                    );
                     let key = match &current.planned.key {
                         Some(key) => key.clone(),
                         None => format!(
@@ -495,14 +555,27 @@ pub fn fetch(account: &Account, opts: &RunOptions) -> Result<Summary, FetchError
                             bytes: current.bytes,
                             key,
                         };
-                        match current.incoming.finish(&mut |receipt: &str| {
-                            state.record_intent(&received.key, receipt)
-                        })? {
-                            Finished::Published => {
-                                state.record_done(&received.key, received.done)?;
+                        match current.incoming {
+                            Sink::Copies(copies) => {
+                                copies.finish(
+                                    &mut router,
+                                    &mut state,
+                                    &received.key,
+                                    received.done,
+                                )?;
                                 stored.push(received);
                             }
-                            Finished::Staged(staged) => batch.push(received, staged),
+                            Sink::Account(incoming) => {
+                                match incoming.finish(&mut |receipt: &str| {
+                                    state.record_intent(&received.key, receipt)
+                                })? {
+                                    Finished::Published => {
+                                        state.record_done(&received.key, received.done)?;
+                                        stored.push(received);
+                                    }
+                                    Finished::Staged(staged) => batch.push(received, staged),
+                                }
+                            }
                         }
                     }
                     progress.message_done();

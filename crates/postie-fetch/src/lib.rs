@@ -25,6 +25,7 @@ pub mod poll;
 pub mod probe;
 pub mod progress;
 pub mod resolver;
+pub mod routing;
 pub mod rules;
 pub mod schedule;
 mod signals;

@@ -307,6 +307,32 @@ fn run_inner(args: &FetchArgs) -> Result<ExitStatus> {
     Ok(poll::poll_all(&accounts, &options, &report))
 }
 
+/// An action as `--list` shows it.
+fn describe(action: &Action) -> String {
+    match action {
+        Action::Fetch => "fetch".into(),
+        Action::Headers => "headers only (over max_size)".into(),
+        Action::Delete => "delete (fetched before)".into(),
+        Action::Keep => "keep (fetched before)".into(),
+        Action::SkipOversize => "skip (over max_size)".into(),
+        Action::Left => "leave unread (rule)".into(),
+        Action::DeleteUnread => "delete unread (rule)".into(),
+        Action::Routed { to, headers_only } => {
+            let what = if *headers_only {
+                "headers only"
+            } else {
+                "fetch"
+            };
+            if to.is_empty() {
+                format!("{what} and discard (rule)")
+            } else {
+                let places: Vec<String> = to.iter().map(ToString::to_string).collect();
+                format!("{what} to {} (rule)", places.join(", "))
+            }
+        }
+    }
+}
+
 fn list(accounts: &[Account], options: &RunOptions) -> ExitStatus {
     let mut status = ExitStatus::Ok;
     for account in accounts {
@@ -353,12 +379,15 @@ fn list(accounts: &[Account], options: &RunOptions) -> ExitStatus {
                 );
                 for message in &plan.messages {
                     println!(
-                        "  {:>6} {:>10} {:<40} {:?}",
+                        "  {:>6} {:>10} {:<40} {}",
                         message.msg.get(),
                         message.size,
                         message.key.as_deref().unwrap_or("-"),
-                        message.action
+                        describe(&message.action)
                     );
+                    for reason in &message.because {
+                        println!("{:>60}{reason}", "");
+                    }
                 }
             }
             Err(error) => {

@@ -26,6 +26,9 @@ fn summary_line(account: &Account, summary: &Summary) -> String {
     if summary.skipped > 0 {
         line.push_str(&format!(", {} skipped (over max_size)", summary.skipped));
     }
+    if summary.left > 0 {
+        line.push_str(&format!(", {} left unread by a rule", summary.left));
+    }
     if summary.recovered > 0 {
         line.push_str(&format!(
             ", {} completed from an interrupted run",
