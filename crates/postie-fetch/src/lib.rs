@@ -21,6 +21,7 @@ pub mod error;
 pub mod header;
 pub mod hooks;
 pub mod login;
+pub mod message_file;
 pub mod poll;
 pub mod probe;
 pub mod progress;

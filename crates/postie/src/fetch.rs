@@ -45,6 +45,10 @@ pub struct FetchArgs {
     /// Show what would be fetched and deleted; change nothing.
     #[arg(long, conflicts_with = "daemon")]
     pub list: bool,
+    /// Show which rule takes the message in FILE (an .eml) and why, for each account (or
+    /// those named); connects nowhere.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["daemon", "list"])]
+    pub test_rules: Option<PathBuf>,
     /// Keep running, fetching every account every --interval seconds (or its own
     /// interval), backing off after failures; SIGUSR1 fetches at once, SIGHUP re-reads the
     /// configuration.
@@ -260,6 +264,9 @@ fn run_inner(args: &FetchArgs) -> Result<ExitStatus> {
         return Ok(ExitStatus::Ok);
     }
     let (accounts, state_dir, status_listen) = accounts(args)?;
+    if let Some(file) = &args.test_rules {
+        return crate::fetch_test_rules::run(file, &accounts);
+    }
     // JSON logs take no progress display: its notes are not JSON.
     let progress = if args.quiet || matches!(args.log_format, LogFormat::Json) {
         ProgressMode::Quiet

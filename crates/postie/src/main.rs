@@ -9,6 +9,7 @@ mod fetch;
 mod fetch_add;
 mod fetch_report;
 mod fetch_status;
+mod fetch_test_rules;
 mod login_records;
 mod manual;
 mod open_files;

@@ -300,3 +300,48 @@ fn copies_are_made_exactly_once_in_each_destination_whatever_the_kill() {
         "no run was interrupted: the test proved nothing"
     );
 }
+
+#[test]
+fn test_rules_shows_which_rule_takes_a_message_file_and_why() {
+    let env = FetchEnv::new();
+    // No server: --test-rules connects nowhere.
+    env.config(&format!(
+        "{RULES}\n[accounts.a]\nserver = \"127.0.0.1:9\"\ntls = \"none\"\nuser = \"alice\"\n\
+         password = \"p\"\ndeliver_to = \"maildir:Mail\"\n\
+         [[accounts.a.rules]]\nname = \"big\"\nlarger_than = 50000\naction = \"leave\"\n\
+         [accounts.b]\nserver = \"127.0.0.1:9\"\ntls = \"none\"\nuser = \"bob\"\n\
+         password = \"p\"\ndeliver_to = \"mbox:b.mbox\"\n"
+    ));
+    let eml = env.path("m.eml");
+    std::fs::write(
+        &eml,
+        message("Subject: =?UTF-8?B?W3J1c3RdIGNhZsOp?= news", "body"),
+    )
+    .unwrap();
+    let run = env.fetch(&["--test-rules", eml.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("account a: deliver to maildir++:")
+            && run
+                .stdout
+                .contains("rule rust: Subject: \"[rust] café news\" matches")
+            && run.stdout.contains("account b: deliver to maildir++:"),
+        "{}",
+        run.stdout
+    );
+    std::fs::write(&eml, message("Subject: film", &"f\n".repeat(30_000))).unwrap();
+    let run = env.fetch(&["--test-rules", eml.to_str().unwrap(), "a"]);
+    assert!(
+        run.stdout
+            .contains("account a: leave on the server, unread")
+            && run
+                .stdout
+                .contains("rule big: 90042 octets, larger than 50000")
+            && !run.stdout.contains("account b"),
+        "{}",
+        run.stdout
+    );
+    let run = env.fetch(&["--test-rules", env.path("none.eml").to_str().unwrap()]);
+    assert_eq!(run.code, 74, "{}", run.stderr);
+    assert!(run.stderr.contains("none.eml"), "{}", run.stderr);
+}
