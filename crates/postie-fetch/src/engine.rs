@@ -22,6 +22,7 @@ use crate::login::{self, LoginSpec, Stages};
 use crate::progress::{Progress, ProgressMode};
 use crate::routing::{self, Router, Sink};
 use crate::state::{Done, State};
+use crate::stubs;
 use crate::subject::HeaderCapture;
 use crate::target::TlsMode;
 use crate::tls::{self, Trust};
@@ -96,6 +97,8 @@ pub struct Summary {
     pub left: u64,
     /// Deliveries an interrupted run had completed, found and recorded now.
     pub recovered: u64,
+    /// Stubs replaced by their whole message (max_size was raised).
+    pub completed: u64,
     /// Messages the server would not give (RETR -ERR) or delete: the run's exit is not 0.
     pub problems: Vec<String>,
     /// The decoded Subject of each message stored (if it has one), for the on_new_mail hook.
@@ -163,7 +166,10 @@ pub fn connect(account: &Account) -> Result<(Connection, Greeting, Stages), Fetc
 type Uidls = Option<BTreeMap<MsgNum, String>>;
 
 /// UIDL (when the server may have it) and LIST.
-fn listing(conn: &mut Connection, stages: &Stages) -> Result<(Uidls, Vec<ListEntry>), FetchError> {
+pub(crate) fn listing(
+    conn: &mut Connection,
+    stages: &Stages,
+) -> Result<(Uidls, Vec<ListEntry>), FetchError> {
     let host = conn.target().host.clone();
     let uidls = if stages.current().is_none_or(|c| c.uidl) {
         conn.session.uidl();
@@ -318,6 +324,7 @@ pub fn fetch(account: &Account, opts: &RunOptions) -> Result<Summary, FetchError
     for note in router.recover(&mut state)? {
         summary.problems.push(note);
     }
+    summary.recovered += stubs::recover(&mut state, account, opts.now)?;
     for (key, receipt) in state.pending_intents() {
         if dest.recover(&receipt)? {
             state.record_done(
@@ -481,6 +488,21 @@ pub fn fetch(account: &Account, opts: &RunOptions) -> Result<Summary, FetchError
                             )
                         })?;
                     if status.ok {
+                        let stub = matches!(
+                            planned.action,
+                            Action::Headers
+                                | Action::Routed {
+                                    headers_only: true,
+                                    ..
+                                }
+                        )
+                        .then(|| {
+                            stubs::marker(
+                                &account.name,
+                                planned.key.as_deref().unwrap_or("-"),
+                                planned.size,
+                            )
+                        });
                         receiving = Some(Receiving {
                             hasher: planned.key.is_none().then(Sha256::new),
                             incoming: match &planned.action {
@@ -491,6 +513,15 @@ pub fn fetch(account: &Account, opts: &RunOptions) -> Result<Summary, FetchError
                             bytes: 0,
                             header: HeaderCapture::default(),
                         });
+                        if let (Some(current), Some(marker)) = (receiving.as_mut(), stub) {
+                            current.incoming.write_all(&marker).map_err(|source| {
+                                FetchError::Local {
+                                    what: "write a message for",
+                                    path: PathBuf::from(account.deliver_to.to_string()),
+                                    source,
+                                }
+                            })?;
+                        }
                     } else {
                         outstanding -= 1;
                         summary.problems.push(format!(
@@ -610,6 +641,10 @@ pub fn fetch(account: &Account, opts: &RunOptions) -> Result<Summary, FetchError
     }
 
     progress.finish();
+
+    let completed = stubs::complete_fitting(&mut conn, &mut state, account, &planned, opts.now)?;
+    summary.completed = completed.completed;
+    summary.problems.extend(completed.problems);
 
     conn.session.quit();
     let (_, status) = login::reply(&mut conn, "QUIT")?;

@@ -33,6 +33,7 @@ mod signals;
 pub mod state;
 pub mod status;
 pub mod status_http;
+pub mod stubs;
 pub mod subject;
 pub mod target;
 pub mod tls;

@@ -49,6 +49,10 @@ pub struct FetchArgs {
     /// those named); connects nowhere.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["daemon", "list"])]
     pub test_rules: Option<PathBuf>,
+    /// Replace stubs (headers kept for messages over max_size) with the whole messages:
+    /// `postie fetch --get NAME UIDL…` (UIDLs as --list shows them). Maildir only.
+    #[arg(long, conflicts_with_all = ["daemon", "list", "test_rules"])]
+    pub get: bool,
     /// Keep running, fetching every account every --interval seconds (or its own
     /// interval), backing off after failures; SIGUSR1 fetches at once, SIGHUP re-reads the
     /// configuration.
@@ -201,7 +205,13 @@ fn accounts(args: &FetchArgs) -> Result<(Vec<Account>, PathBuf, Option<SocketAdd
         None => config.state_dir.clone(),
     };
     let mut chosen = Vec::new();
-    for name in &args.targets {
+    // With --get, the first name is the account and the rest UIDLs.
+    let names = if args.get {
+        &args.targets[..args.targets.len().min(1)]
+    } else {
+        &args.targets[..]
+    };
+    for name in names {
         let account = config
             .accounts
             .iter()
@@ -264,6 +274,20 @@ fn run_inner(args: &FetchArgs) -> Result<ExitStatus> {
         return Ok(ExitStatus::Ok);
     }
     let (accounts, state_dir, status_listen) = accounts(args)?;
+    if args.get {
+        let [account] = &accounts[..] else {
+            bail!(
+                "--get needs one account and the UIDLs of its stubs: postie fetch --get NAME UIDL…"
+            );
+        };
+        let options = RunOptions {
+            state_dir,
+            now: now(args),
+            reset_state: false,
+            progress: ProgressMode::Quiet,
+        };
+        return crate::fetch_get::run(account, &options, &args.targets[1..]);
+    }
     if let Some(file) = &args.test_rules {
         return crate::fetch_test_rules::run(file, &accounts);
     }

@@ -26,6 +26,12 @@ fn summary_line(account: &Account, summary: &Summary) -> String {
     if summary.skipped > 0 {
         line.push_str(&format!(", {} skipped (over max_size)", summary.skipped));
     }
+    if summary.completed > 0 {
+        line.push_str(&format!(
+            ", {} stubs replaced by the whole message",
+            summary.completed
+        ));
+    }
     if summary.left > 0 {
         line.push_str(&format!(", {} left unread by a rule", summary.left));
     }

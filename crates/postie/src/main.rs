@@ -7,6 +7,7 @@ mod demo;
 mod dns_records;
 mod fetch;
 mod fetch_add;
+mod fetch_get;
 mod fetch_report;
 mod fetch_status;
 mod fetch_test_rules;

@@ -74,7 +74,7 @@ impl Maildir {
 }
 
 /// `SECONDS.P<pid>Q<counter>R<random>.<host>`: unique on this host and across hosts.
-fn unique_name() -> String {
+pub(crate) fn unique_name() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -104,7 +104,7 @@ fn hostname() -> String {
     name.replace('/', "\\057").replace(':', "\\072")
 }
 
-fn sync_dir(dir: &Path) -> Result<(), FetchError> {
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), FetchError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .local("fsync", dir)

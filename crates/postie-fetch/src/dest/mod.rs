@@ -8,7 +8,7 @@
 
 mod lf;
 mod lmtp;
-mod maildir;
+pub(crate) mod maildir;
 pub(crate) mod mbox;
 mod mboxrd;
 mod mda;
