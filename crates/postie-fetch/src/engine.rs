@@ -21,6 +21,7 @@ use crate::error::FetchError;
 use crate::login::{self, LoginSpec, Stages};
 use crate::progress::{Progress, ProgressMode};
 use crate::routing::{self, Router, Sink};
+use crate::server_policy::ServerPolicy;
 use crate::state::{Done, State};
 use crate::stubs;
 use crate::subject::HeaderCapture;
@@ -82,6 +83,8 @@ pub struct Plan {
     pub state_exists: bool,
     pub has_uidl: bool,
     pub messages: Vec<Planned>,
+    /// What the server announced of EXPIRE and LOGIN-DELAY.
+    pub policy: ServerPolicy,
 }
 
 /// The result of a run.
@@ -104,6 +107,10 @@ pub struct Summary {
     /// The decoded Subject of each message stored (if it has one), for the on_new_mail hook.
     pub subjects: Vec<Vec<u8>>,
     pub elapsed: Duration,
+    /// The server's EXPIRE or LOGIN-DELAY against the account's settings.
+    pub warnings: Vec<String>,
+    /// The server's LOGIN-DELAY: the daemon polls no sooner.
+    pub login_delay: Option<Duration>,
 }
 
 /// Warnings to show on every run of this account.
@@ -297,6 +304,7 @@ pub fn plan(account: &Account, opts: &RunOptions) -> Result<Plan, FetchError> {
         state_exists: recorded.is_some(),
         has_uidl: uidls.is_some(),
         messages,
+        policy: ServerPolicy::from_capabilities(stages.current()),
     })
 }
 
@@ -345,6 +353,9 @@ pub fn fetch(account: &Account, opts: &RunOptions) -> Result<Summary, FetchError
     let state_existed = state.existed();
 
     let (mut conn, _, stages) = connect(account)?;
+    let policy = ServerPolicy::from_capabilities(stages.current());
+    summary.warnings = policy.warnings(account);
+    summary.login_delay = policy.login_delay;
     let (uidls, list) = listing(&mut conn, &stages)?;
     let host = conn.target().host.clone();
     if uidls.is_none() && account.retention != Retention::Delete && !list.is_empty() {

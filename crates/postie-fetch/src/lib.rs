@@ -29,6 +29,7 @@ pub mod resolver;
 pub mod routing;
 pub mod rules;
 pub mod schedule;
+pub mod server_policy;
 mod signals;
 pub mod state;
 pub mod status;

@@ -392,6 +392,12 @@ fn list(accounts: &[Account], options: &RunOptions) -> ExitStatus {
                 if !plan.has_uidl {
                     println!("  the server has no UIDL");
                 }
+                if let Some(policy) = plan.policy.describe() {
+                    println!("  the server announces {policy}");
+                }
+                for warning in plan.policy.warnings(account) {
+                    println!("  warning: {warning}");
+                }
                 let count = |a: Action| plan.messages.iter().filter(|m| m.action == a).count();
                 let bytes: u64 = plan
                     .messages

@@ -53,6 +53,9 @@ impl Report for FetchReport {
                 for problem in &summary.problems {
                     eprintln!("postie fetch: {}: {problem}", account.name);
                 }
+                for warning in &summary.warnings {
+                    eprintln!("postie fetch: {}: warning: {warning}", account.name);
+                }
             }
             (Ok(summary), LogFormat::Json) => {
                 tracing::info!(
@@ -65,6 +68,9 @@ impl Report for FetchReport {
                     "{}",
                     summary_line(account, summary)
                 );
+                for warning in &summary.warnings {
+                    tracing::warn!(account = %account.name, "warning: {warning}");
+                }
                 for problem in &summary.problems {
                     tracing::warn!(account = %account.name, "{problem}");
                 }
