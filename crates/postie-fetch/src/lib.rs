@@ -18,6 +18,7 @@ pub mod dest;
 pub mod discover;
 pub mod engine;
 pub mod error;
+pub mod from_now_on;
 pub mod header;
 pub mod hooks;
 pub mod login;

@@ -21,8 +21,13 @@
 //! begins; `done` follows the last copy. A run killed between copies fetches the message
 //! again and makes only the copies not recorded (the routing module).
 //!
+//! `postie fetch --from-now-on` records the messages on the server as `done KEY TIME partial`
+//! (never deleted there) followed by `ignored KEY` (never downloaded, not even as a stub's
+//! completion).
+//!
 //! Lines: a header `postie-fetch-state 1`, then `done KEY TIME [partial]`,
-//! `intent KEY RECEIPT…`, `copy-intent KEY DEST RECEIPT…` and `copied KEY DEST`. KEY is a UIDL (printable, no spaces) or `sha256:HEX` for servers
+//! `intent KEY RECEIPT…`, `copy-intent KEY DEST RECEIPT…`, `copied KEY DEST` and
+//! `ignored KEY`. KEY is a UIDL (printable, no spaces) or `sha256:HEX` for servers
 //! without UIDL. A last line without its newline was torn by a crash and is ignored.
 
 use std::collections::HashMap;
@@ -60,6 +65,8 @@ struct Journal {
     /// Copies made of messages not yet done: key to destination digests.
     copied: HashMap<String, Vec<String>>,
     copy_intents: Vec<CopyIntent>,
+    /// Messages that were on the server when `--from-now-on` ran.
+    ignored: std::collections::HashSet<String>,
 }
 
 impl Journal {
@@ -273,6 +280,29 @@ impl State {
         Ok(())
     }
 
+    /// Whether the message was on the server before `--from-now-on`: left alone for good.
+    pub fn ignored(&self, key: &str) -> bool {
+        self.entries.ignored.contains(key)
+    }
+
+    /// `--from-now-on`: these messages count as fetched, are never downloaded and never
+    /// deleted on the server; one write and one fdatasync.
+    pub fn record_ignored(&mut self, keys: &[&str], at: u64) -> Result<(), FetchError> {
+        let mut lines = String::new();
+        for key in keys {
+            lines.push_str(&format!("done {key} {at} partial\nignored {key}\n"));
+        }
+        self.append(&lines, Sync::Now)?;
+        for key in keys {
+            self.entries
+                .done
+                .insert((*key).to_owned(), Done { at, partial: true });
+            self.entries.finish(key);
+            self.entries.ignored.insert((*key).to_owned());
+        }
+        Ok(())
+    }
+
     /// Drops a copy's intent whose delivery did not happen.
     pub fn forget_copy_intent(&mut self, key: &str, destination: &str) {
         self.entries
@@ -317,6 +347,13 @@ impl State {
         }
         for (key, receipt) in &self.entries.intents {
             text.push_str(&format!("intent {key} {receipt}\n"));
+        }
+        let done = &self.entries.done;
+        self.entries.ignored.retain(|key| done.contains_key(key));
+        let mut ignored: Vec<&String> = self.entries.ignored.iter().collect();
+        ignored.sort();
+        for key in ignored {
+            text.push_str(&format!("ignored {key}\n"));
         }
         let mut copied: Vec<(&String, &Vec<String>)> = self.entries.copied.iter().collect();
         copied.sort();
@@ -411,6 +448,9 @@ fn parse(bytes: &[u8], path: &Path) -> Result<Journal, FetchError> {
                     destination: destination.to_owned(),
                     receipt: receipt.to_owned(),
                 });
+            }
+            (Some("ignored"), Some(key), None) => {
+                journal.ignored.insert(key.to_owned());
             }
             (Some("copied"), Some(key), Some(destination)) => {
                 journal
@@ -536,5 +576,21 @@ mod tests {
         check(&state);
         state.forget_copy_intent("u1", "d2");
         assert!(state.pending_copy_intents().is_empty());
+    }
+
+    #[test]
+    fn ignored_messages_survive_compaction_until_they_leave_the_server() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut state = State::open(dir.path(), "a").unwrap();
+        state.record_ignored(&["u1", "u2"], 4).unwrap();
+        assert!(state.ignored("u1") && state.done("u1").is_some_and(|d| d.partial));
+        drop(state);
+        let mut state = State::open(dir.path(), "a").unwrap();
+        assert!(state.ignored("u2"));
+        state.compact(|key| key != "u2").unwrap();
+        drop(state);
+        let state = State::open(dir.path(), "a").unwrap();
+        assert!(state.ignored("u1"));
+        assert!(!state.ignored("u2") && state.done("u2").is_none());
     }
 }

@@ -208,7 +208,9 @@ pub fn complete_fitting(
     };
     for p in planned {
         let Some(key) = &p.key else { continue };
-        let is_stub = p.action == Action::Keep && state.done(key).is_some_and(|d| d.partial);
+        let is_stub = p.action == Action::Keep
+            && state.done(key).is_some_and(|d| d.partial)
+            && !state.ignored(key);
         if !is_stub || account.max_size.is_some_and(|max| p.size > max) {
             continue;
         }
@@ -248,9 +250,9 @@ pub fn get(
             ));
             continue;
         };
-        if !state.done(uidl).is_some_and(|d| d.partial) {
+        if !state.done(uidl).is_some_and(|d| d.partial) || state.ignored(uidl) {
             outcome.problems.push(format!(
-                "{uidl}: not a stub (never fetched, or fetched whole); nothing to complete"
+                "{uidl}: not a stub (never fetched, fetched whole, or left alone by --from-now-on); nothing to complete"
             ));
             continue;
         }

@@ -53,6 +53,10 @@ pub struct FetchArgs {
     /// `postie fetch --get NAME UIDL…` (UIDLs as --list shows them). Maildir only.
     #[arg(long, conflicts_with_all = ["daemon", "list", "test_rules"])]
     pub get: bool,
+    /// Record every message on the server now as fetched, without downloading it, and leave
+    /// it there: only mail that arrives from now on is fetched (needs UIDL).
+    #[arg(long, conflicts_with_all = ["daemon", "list", "test_rules", "get"])]
+    pub from_now_on: bool,
     /// Keep running, fetching every account every --interval seconds (or its own
     /// interval), backing off after failures; SIGUSR1 fetches at once, SIGHUP re-reads the
     /// configuration.
@@ -287,6 +291,22 @@ fn run_inner(args: &FetchArgs) -> Result<ExitStatus> {
             progress: ProgressMode::Quiet,
         };
         return crate::fetch_get::run(account, &options, &args.targets[1..]);
+    }
+    if args.from_now_on {
+        let options = RunOptions {
+            state_dir,
+            now: now(args),
+            reset_state: false,
+            progress: ProgressMode::Quiet,
+        };
+        for account in &accounts {
+            let recorded = postie_fetch::from_now_on::from_now_on(account, &options)?;
+            eprintln!(
+                "postie fetch: {}: {recorded} messages on the server recorded as fetched and left there; only new mail will be fetched",
+                account.name
+            );
+        }
+        return Ok(ExitStatus::Ok);
     }
     if let Some(file) = &args.test_rules {
         return crate::fetch_test_rules::run(file, &accounts);
