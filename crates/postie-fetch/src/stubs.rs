@@ -34,12 +34,34 @@ fn marker_prefix(account: &str, key: &str) -> Vec<u8> {
     format!("X-Postie-Stub: account={account}; uidl={key};").into_bytes()
 }
 
-/// The Maildir whose stubs can be completed: the account's, when it delivers to one.
-fn stub_maildir(account: &Account) -> Option<&Path> {
-    match &account.deliver_to {
-        DeliverTo::Maildir(path) | DeliverTo::MaildirFolder(path) => Some(path),
-        _ => None,
+/// The Maildirs whose stubs can be completed: the account's `deliver_to` and those its rules
+/// deliver to, when they are Maildirs.
+fn stub_maildirs(account: &Account) -> Vec<&Path> {
+    let mut out: Vec<&Path> = Vec::new();
+    let destinations = std::iter::once(&account.deliver_to)
+        .chain(account.rules.iter().flat_map(|rule| rule.destinations()));
+    for destination in destinations {
+        if let DeliverTo::Maildir(path) | DeliverTo::MaildirFolder(path) = destination {
+            if !out.contains(&path.as_path()) {
+                out.push(path);
+            }
+        }
     }
+    out
+}
+
+/// The Maildir holding the stub of `key`, and the stub's file.
+fn locate<'a>(
+    maildirs: &[&'a Path],
+    account: &str,
+    key: &str,
+) -> Result<Option<(&'a Path, PathBuf)>, FetchError> {
+    for maildir in maildirs {
+        if let Some(stub) = find_stub(maildir, account, key)? {
+            return Ok(Some((maildir, stub)));
+        }
+    }
+    Ok(None)
 }
 
 /// The file of the stub of `key`, in new/ or cur/.
@@ -81,16 +103,18 @@ fn replace(tmp: &Path, stub: &Path) -> Result<(), FetchError> {
 /// Resolves the completions an interrupted run had journaled: each tmp/ file still there is
 /// renamed over its stub; one gone was renamed already. Returns how many were completed.
 pub fn recover(state: &mut State, account: &Account, now: u64) -> Result<u64, FetchError> {
-    let Some(maildir) = stub_maildir(account) else {
-        return Ok(0);
-    };
+    let maildirs = stub_maildirs(account);
     let mut completed = 0;
     for (key, receipt) in state.pending_intents() {
         let Some(name) = receipt.strip_prefix("stub ") else {
             continue;
         };
-        let tmp = maildir.join("tmp").join(name);
-        if tmp.exists() {
+        // The whole message waits in the tmp/ of the stub's own Maildir, if anywhere.
+        let waiting = maildirs
+            .iter()
+            .map(|maildir| (maildir, maildir.join("tmp").join(name)))
+            .find(|(_, tmp)| tmp.exists());
+        if let Some((maildir, tmp)) = waiting {
             match find_stub(maildir, &account.name, &key)? {
                 Some(stub) => replace(&tmp, &stub)?,
                 None => {
@@ -122,22 +146,27 @@ impl Drop for TmpFile {
     }
 }
 
-/// Downloads message `msg` and puts it in place of its stub. `Ok(Some(why))` when it could
-/// not be done but the run may go on.
+/// What became of one stub.
+enum Outcome {
+    Completed,
+    /// No Maildir holds it any more (the user deleted it).
+    StubGone,
+    /// The run goes on without it.
+    Problem(String),
+}
+
+/// Downloads message `msg` and puts it in place of its stub.
 fn complete(
     conn: &mut Connection,
     state: &mut State,
     account: &Account,
-    maildir: &Path,
+    maildirs: &[&Path],
     msg: MsgNum,
     key: &str,
     now: u64,
-) -> Result<Option<String>, FetchError> {
-    let Some(stub) = find_stub(maildir, &account.name, key)? else {
-        return Ok(Some(format!(
-            "message {key}: its stub is not in {} any more (deleted?); nothing replaced",
-            maildir.display()
-        )));
+) -> Result<Outcome, FetchError> {
+    let Some((maildir, stub)) = locate(maildirs, &account.name, key)? else {
+        return Ok(Outcome::StubGone);
     };
     let name = unique_name();
     let tmp = TmpFile(maildir.join("tmp").join(&name));
@@ -152,7 +181,7 @@ fn complete(
     loop {
         match conn.event("downloading a message to complete its stub")? {
             ClientEvent::MessageStart { status, .. } if !status.ok => {
-                return Ok(Some(format!(
+                return Ok(Outcome::Problem(format!(
                     "message {key}: the server would not send it: {status}"
                 )));
             }
@@ -182,7 +211,7 @@ fn complete(
             partial: false,
         },
     )?;
-    Ok(None)
+    Ok(Outcome::Completed)
 }
 
 /// What completing stubs did.
@@ -194,7 +223,8 @@ pub struct Completed {
 }
 
 /// Completes, during a fetch, the stubs whose messages fit `max_size` now (it was raised or
-/// removed). Other destinations than a Maildir keep their stubs.
+/// removed). Other destinations than a Maildir keep their stubs, and a stub the user deleted
+/// stays deleted.
 pub fn complete_fitting(
     conn: &mut Connection,
     state: &mut State,
@@ -203,9 +233,10 @@ pub fn complete_fitting(
     now: u64,
 ) -> Result<Completed, FetchError> {
     let mut outcome = Completed::default();
-    let Some(maildir) = stub_maildir(account) else {
+    let maildirs = stub_maildirs(account);
+    if maildirs.is_empty() {
         return Ok(outcome);
-    };
+    }
     for p in planned {
         let Some(key) = &p.key else { continue };
         let is_stub = p.action == Action::Keep
@@ -214,9 +245,10 @@ pub fn complete_fitting(
         if !is_stub || account.max_size.is_some_and(|max| p.size > max) {
             continue;
         }
-        match complete(conn, state, account, maildir, p.msg, key, now)? {
-            None => outcome.completed += 1,
-            Some(problem) => outcome.problems.push(problem),
+        match complete(conn, state, account, &maildirs, p.msg, key, now)? {
+            Outcome::Completed => outcome.completed += 1,
+            Outcome::StubGone => {}
+            Outcome::Problem(problem) => outcome.problems.push(problem),
         }
     }
     Ok(outcome)
@@ -228,12 +260,13 @@ pub fn get(
     opts: &RunOptions,
     uidls: &[String],
 ) -> Result<Completed, FetchError> {
-    let Some(maildir) = stub_maildir(account) else {
+    let maildirs = stub_maildirs(account);
+    if maildirs.is_empty() {
         return Err(FetchError::Usage(format!(
-            "{}: deliver_to is {}; only stubs in a Maildir can be replaced by the whole message (an mbox would have to be rewritten, an MDA or LMTP server cannot take a message back). Raise max_size for new mail, or download the message with another client",
+            "{}: deliver_to is {} and no rule delivers to a Maildir; only stubs in a Maildir can be replaced by the whole message (an mbox would have to be rewritten, an MDA or LMTP server cannot take a message back). Raise max_size for new mail, or download the message with another client",
             account.name, account.deliver_to
         )));
-    };
+    }
     let mut state = State::open(&opts.state_dir, &account.name)?;
     let mut outcome = Completed {
         completed: recover(&mut state, account, opts.now)?,
@@ -256,9 +289,12 @@ pub fn get(
             ));
             continue;
         }
-        match complete(&mut conn, &mut state, account, maildir, msg, uidl, opts.now)? {
-            None => outcome.completed += 1,
-            Some(problem) => outcome.problems.push(problem),
+        match complete(&mut conn, &mut state, account, &maildirs, msg, uidl, opts.now)? {
+            Outcome::Completed => outcome.completed += 1,
+            Outcome::StubGone => outcome.problems.push(format!(
+                "{uidl}: its stub is in none of the account's Maildirs any more (deleted?); nothing replaced"
+            )),
+            Outcome::Problem(problem) => outcome.problems.push(problem),
         }
     }
     conn.session.quit();

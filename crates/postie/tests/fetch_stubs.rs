@@ -194,3 +194,34 @@ fn stubs_are_completed_exactly_once_whatever_the_kill() {
         "no run was interrupted: the test proved nothing"
     );
 }
+
+#[test]
+fn a_stub_a_rule_filed_in_a_folder_is_completed_there() {
+    let server = TestServer::start();
+    let message = &sample_messages(1, 20_000)[0];
+    server.add_message("alice", message);
+    let env = FetchEnv::new();
+    let rules = "[[rules]]\nheader = \"Subject\"\ncontains = \"message\"\naction = \"deliver\"\n\
+                 to = \"maildir++:Mail/.Lists\"\n";
+    env.config(&format!(
+        "{rules}{}",
+        account(&server, "deliver_to = \"maildir:Mail\"\nmax_size = 10000")
+    ));
+    let run = env.fetch(&[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(stubs(&env.path("Mail/.Lists")).len(), 1);
+    env.config(&format!(
+        "{rules}{}",
+        account(&server, "deliver_to = \"maildir:Mail\"")
+    ));
+    for _ in 0..2 {
+        let run = env.fetch(&[]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+    }
+    assert_eq!(
+        python_maildir_messages(&env.path("Mail/.Lists")),
+        std::slice::from_ref(message)
+    );
+    assert!(python_maildir_messages(&env.path("Mail")).is_empty());
+    assert!(server.message_files("alice").is_empty());
+}
