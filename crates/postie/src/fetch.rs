@@ -434,6 +434,19 @@ fn list(accounts: &[Account], options: &RunOptions) -> ExitStatus {
                     count(Action::Keep),
                     count(Action::SkipOversize)
                 );
+                let by_rules = plan
+                    .messages
+                    .iter()
+                    .filter(|m| {
+                        matches!(
+                            m.action,
+                            Action::Routed { .. } | Action::Left | Action::DeleteUnread
+                        )
+                    })
+                    .count();
+                if by_rules > 0 {
+                    println!("  {by_rules} more decided by rules, as shown below");
+                }
                 for message in &plan.messages {
                     println!(
                         "  {:>6} {:>10} {:<40} {}",
