@@ -107,7 +107,8 @@ pub struct Summary {
     /// The decoded Subject of each message stored (if it has one), for the on_new_mail hook.
     pub subjects: Vec<Vec<u8>>,
     pub elapsed: Duration,
-    /// The server's EXPIRE or LOGIN-DELAY against the account's settings.
+    /// The server's EXPIRE or LOGIN-DELAY against the account's settings, and copies begun
+    /// by an interrupted run to a destination no rule names any more.
     pub warnings: Vec<String>,
     /// The server's LOGIN-DELAY: the daemon polls no sooner.
     pub login_delay: Option<Duration>,
@@ -329,9 +330,7 @@ pub fn fetch(account: &Account, opts: &RunOptions) -> Result<Summary, FetchError
         .deliver_to
         .open(&opts.state_dir.join("spool"), &recipient, opts.now)?;
     let mut router = Router::new(account, opts.state_dir.join("spool"), opts.now);
-    for note in router.recover(&mut state)? {
-        summary.problems.push(note);
-    }
+    summary.warnings.extend(router.recover(&mut state)?);
     summary.recovered += stubs::recover(&mut state, account, opts.now)?;
     for (key, receipt) in state.pending_intents() {
         if dest.recover(&receipt)? {
@@ -354,7 +353,7 @@ pub fn fetch(account: &Account, opts: &RunOptions) -> Result<Summary, FetchError
 
     let (mut conn, _, stages) = connect(account)?;
     let policy = ServerPolicy::from_capabilities(stages.current());
-    summary.warnings = policy.warnings(account);
+    summary.warnings.extend(policy.warnings(account));
     summary.login_delay = policy.login_delay;
     let (uidls, list) = listing(&mut conn, &stages)?;
     let host = conn.target().host.clone();

@@ -188,7 +188,8 @@ impl Router {
 
     /// Resolves the copies an interrupted run had begun: each one the destination has is
     /// recorded as made; the others are forgotten, to be made again. A copy to a destination
-    /// no rule names any more stays in the journal untouched, and is returned.
+    /// no rule names any more is forgotten too (no copy will go there again, so none can be
+    /// made twice) and returned as a note, since it may or may not have arrived.
     pub fn recover(&mut self, state: &mut State) -> Result<Vec<String>, FetchError> {
         let mut unknown = Vec::new();
         for intent in state.pending_copy_intents() {
@@ -200,10 +201,13 @@ impl Router {
                         state.forget_copy_intent(&intent.key, &intent.destination);
                     }
                 }
-                None => unknown.push(format!(
-                    "message {}: a copy begun by an interrupted run went to a destination no rule names now; it may or may not be there (journal receipt {})",
-                    intent.key, intent.receipt
-                )),
+                None => {
+                    state.forget_copy_intent(&intent.key, &intent.destination);
+                    unknown.push(format!(
+                        "message {}: a copy begun by an interrupted run went to a destination no rule names now; it may or may not be there (journal receipt {})",
+                        intent.key, intent.receipt
+                    ));
+                }
             }
         }
         Ok(unknown)
@@ -294,5 +298,61 @@ impl Write for Sink {
             Sink::Account(incoming) => incoming.flush(),
             Sink::Copies(copies) => copies.flush(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::FetchConfig;
+
+    fn account(dir: &std::path::Path, rules: &str) -> Account {
+        let path = dir.join("fetch.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "{rules}\n[accounts.a]\nserver = \"h\"\nuser = \"u\"\npassword = \"p\"\ndeliver_to = \"maildir:Mail\"\n"
+            ),
+        )
+        .unwrap();
+        FetchConfig::load(&path).unwrap().accounts.remove(0)
+    }
+
+    #[test]
+    fn interrupted_copies_are_recovered_or_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let account = account(
+            dir.path(),
+            "[[rules]]\naction = \"deliver\"\nto = [\"maildir:A\", \"maildir:B\"]\n",
+        );
+        let [a, b] = [
+            DeliverTo::Maildir(dir.path().join("A")),
+            DeliverTo::Maildir(dir.path().join("B")),
+        ];
+        let mut router = Router::new(&account, dir.path().join("spool"), 0);
+        let mut state = State::open(&dir.path().join("state"), "a").unwrap();
+        // A copy to A whose file was published, one to B that never was, one to a
+        // destination the rules no longer name.
+        let mut copies = router.begin(std::slice::from_ref(&a)).unwrap();
+        copies.write_all(b"Subject: x\r\n\r\nbody\r\n").unwrap();
+        let (id, incoming) = copies.parts.pop().unwrap();
+        let Finished::Staged(staged) = incoming.finish(&mut |_: &str| Ok(())).unwrap() else {
+            panic!("a Maildir stages");
+        };
+        state
+            .record_copy_intent("u1", &id, staged.receipt())
+            .unwrap();
+        staged.publish().unwrap();
+        state
+            .record_copy_intent("u1", &destination_id(&b), "maildir 1.never")
+            .unwrap();
+        state
+            .record_copy_intent("u1", "0011223344556677", "maildir 2.gone")
+            .unwrap();
+        let notes = router.recover(&mut state).unwrap();
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(notes[0].contains("no rule names now"));
+        assert_eq!(state.copied("u1"), [destination_id(&a)]);
+        assert!(state.pending_copy_intents().is_empty());
     }
 }
