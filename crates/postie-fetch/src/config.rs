@@ -14,6 +14,7 @@ use crate::dest::DeliverTo;
 use crate::error::FetchError;
 use crate::hooks::Hooks;
 use crate::oauth::{OAuthProvider, SignInSettings};
+use crate::rules::{RawRule, Rule};
 use crate::schedule::IntervalSetting;
 use crate::target::{Target, TlsMode};
 use crate::tls::Trust;
@@ -79,6 +80,8 @@ pub struct Account {
     /// How often the daemon polls it (`None`: the daemon's --interval).
     pub interval: Option<Duration>,
     pub hooks: Hooks,
+    /// The account's `[[accounts.NAME.rules]]`, then the file's `[[rules]]`.
+    pub rules: Vec<Rule>,
 }
 
 /// The name of the user running postie fetch, what an LMTP server here delivers to by
@@ -114,6 +117,9 @@ struct File {
     on_failure: Option<String>,
     on_recovery: Option<String>,
     daemon: Option<RawDaemon>,
+    /// Rules of every account, tried after an account's own.
+    #[serde(default)]
+    rules: Vec<RawRule>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -160,6 +166,8 @@ struct RawAccount {
     on_new_mail: Option<String>,
     on_failure: Option<String>,
     on_recovery: Option<String>,
+    #[serde(default)]
+    rules: Vec<RawRule>,
 }
 
 fn auto() -> AuthChoice {
@@ -200,12 +208,20 @@ impl FetchConfig {
             on_failure: file.on_failure,
             on_recovery: file.on_recovery,
         };
+        let mut every_account_rules = Vec::new();
+        for (index, raw) in file.rules.into_iter().enumerate() {
+            every_account_rules.push(
+                raw.validate(index + 1, base)
+                    .map_err(|message| config_error(format!("[[rules]] {message}")))?,
+            );
+        }
         let mut accounts = Vec::new();
         for (name, raw) in file.accounts {
             let mut account = raw
                 .validate(&name, base)
                 .map_err(|message| config_error(format!("[accounts.{name}] {message}")))?;
             account.hooks = account.hooks.or(&every_account);
+            account.rules.extend(every_account_rules.iter().cloned());
             accounts.push(account);
         }
         let state_dir = match file.state_dir {
@@ -263,6 +279,10 @@ impl RawAccount {
         let deliver_to =
             DeliverTo::parse(&self.deliver_to, base).map_err(|e| format!("deliver_to: {e}"))?;
         let interval = self.interval.map(|i| i.to_duration()).transpose()?;
+        let mut rules = Vec::new();
+        for (index, raw) in self.rules.into_iter().enumerate() {
+            rules.push(raw.validate(index + 1, base)?);
+        }
         let trust = Trust::from_options(
             self.ca_file.map(|f| resolve_path(&f, base)),
             self.fingerprint.as_deref(),
@@ -290,6 +310,7 @@ impl RawAccount {
                 on_failure: self.on_failure,
                 on_recovery: self.on_recovery,
             },
+            rules,
         })
     }
 }

@@ -181,7 +181,10 @@ impl Scheduler {
     fn finished(&mut self, name: &str, polled: Polled) {
         // An account removed by SIGHUP while it was being polled is gone from here.
         if let Some(slot) = self.slots.get_mut(name) {
-            let interval = slot.account.interval.unwrap_or(self.setup.interval);
+            let interval = schedule::honouring_login_delay(
+                slot.account.interval.unwrap_or(self.setup.interval),
+                polled.login_delay,
+            );
             slot.running = false;
             slot.due = Instant::now() + schedule::next_delay(interval, polled.consecutive_failures);
         }

@@ -16,12 +16,15 @@ use crate::batch::{self, Batch, Received};
 use crate::config::{Account, AuthChoice, Oversize, Retention};
 use crate::conn::Connection;
 use crate::credentials::run_secret_command;
-use crate::dest::{Finished, Incoming};
+use crate::dest::{DeliverTo, Finished};
 use crate::error::FetchError;
 use crate::login::{self, LoginSpec, Stages};
 use crate::oauth;
 use crate::progress::{Progress, ProgressMode};
+use crate::routing::{self, Router, Sink};
+use crate::server_policy::ServerPolicy;
 use crate::state::{Done, State};
+use crate::stubs;
 use crate::subject::HeaderCapture;
 use crate::target::TlsMode;
 use crate::tls::{self, Trust};
@@ -52,6 +55,16 @@ pub enum Action {
     Keep,
     /// Over max_size and `oversize = "skip"` (or the server lacks TOP).
     SkipOversize,
+    /// A rule sends it to each of these (none: discarded once downloaded); only its header
+    /// when it is over max_size.
+    Routed {
+        to: Vec<DeliverTo>,
+        headers_only: bool,
+    },
+    /// A rule leaves it on the server, unread.
+    Left,
+    /// A rule deletes it on the server, unread.
+    DeleteUnread,
 }
 
 #[derive(Debug, Clone)]
@@ -60,6 +73,8 @@ pub struct Planned {
     pub size: u64,
     pub key: Option<String>,
     pub action: Action,
+    /// The rules that matched and why, for `--list`.
+    pub because: Vec<String>,
 }
 
 /// What `--list` shows.
@@ -69,6 +84,8 @@ pub struct Plan {
     pub state_exists: bool,
     pub has_uidl: bool,
     pub messages: Vec<Planned>,
+    /// What the server announced of EXPIRE and LOGIN-DELAY.
+    pub policy: ServerPolicy,
 }
 
 /// The result of a run.
@@ -80,13 +97,22 @@ pub struct Summary {
     pub deleted: u64,
     pub kept: u64,
     pub skipped: u64,
+    /// Left on the server, unread, by a rule.
+    pub left: u64,
     /// Deliveries an interrupted run had completed, found and recorded now.
     pub recovered: u64,
+    /// Stubs replaced by their whole message (max_size was raised).
+    pub completed: u64,
     /// Messages the server would not give (RETR -ERR) or delete: the run's exit is not 0.
     pub problems: Vec<String>,
     /// The decoded Subject of each message stored (if it has one), for the on_new_mail hook.
     pub subjects: Vec<Vec<u8>>,
     pub elapsed: Duration,
+    /// The server's EXPIRE or LOGIN-DELAY against the account's settings, and copies begun
+    /// by an interrupted run to a destination no rule names any more.
+    pub warnings: Vec<String>,
+    /// The server's LOGIN-DELAY: the daemon polls no sooner.
+    pub login_delay: Option<Duration>,
 }
 
 /// Warnings to show on every run of this account.
@@ -156,7 +182,10 @@ pub fn connect(
 type Uidls = Option<BTreeMap<MsgNum, String>>;
 
 /// UIDL (when the server may have it) and LIST.
-fn listing(conn: &mut Connection, stages: &Stages) -> Result<(Uidls, Vec<ListEntry>), FetchError> {
+pub(crate) fn listing(
+    conn: &mut Connection,
+    stages: &Stages,
+) -> Result<(Uidls, Vec<ListEntry>), FetchError> {
     let host = conn.target().host.clone();
     let uidls = if stages.current().is_none_or(|c| c.uidl) {
         conn.session.uidl();
@@ -225,6 +254,7 @@ fn decide(
         size: entry.size,
         key,
         action,
+        because: Vec::new(),
     }
 }
 
@@ -274,6 +304,7 @@ pub fn plan(account: &Account, opts: &RunOptions) -> Result<Plan, FetchError> {
     let known = recorded.as_ref().unwrap_or(&empty);
     let lookup = |key: &str| known.get(key).copied();
     let messages = plan_messages(account, &lookup, &stages, opts.now, &uidls, &list);
+    let messages = routing::apply_rules(&mut conn, account, &stages, messages)?;
     conn.session.quit();
     let _ = login::reply(&mut conn, "QUIT");
     conn.close();
@@ -282,13 +313,14 @@ pub fn plan(account: &Account, opts: &RunOptions) -> Result<Plan, FetchError> {
         state_exists: recorded.is_some(),
         has_uidl: uidls.is_some(),
         messages,
+        policy: ServerPolicy::from_capabilities(stages.current()),
     })
 }
 
 /// The message being received.
 struct Receiving {
     planned: Planned,
-    incoming: Box<dyn Incoming>,
+    incoming: Sink,
     /// The content's SHA-256, the key of a message on a server without UIDL.
     hasher: Option<Sha256>,
     bytes: u64,
@@ -306,6 +338,9 @@ pub fn fetch(account: &Account, opts: &RunOptions) -> Result<Summary, FetchError
         &account.lmtp_recipient,
         opts.now,
     )?;
+    let mut router = Router::new(account, opts.state_dir.join("spool"), opts.now);
+    summary.warnings.extend(router.recover(&mut state)?);
+    summary.recovered += stubs::recover(&mut state, account, opts.now)?;
     for (key, receipt) in state.pending_intents() {
         if dest.recover(&receipt)? {
             state.record_done(
@@ -326,6 +361,9 @@ pub fn fetch(account: &Account, opts: &RunOptions) -> Result<Summary, FetchError
     let state_existed = state.existed();
 
     let (mut conn, _, stages) = connect(account, &opts.state_dir)?;
+    let policy = ServerPolicy::from_capabilities(stages.current());
+    summary.warnings.extend(policy.warnings(account));
+    summary.login_delay = policy.login_delay;
     let (uidls, list) = listing(&mut conn, &stages)?;
     let host = conn.target().host.clone();
     if uidls.is_none() && account.retention != Retention::Delete && !list.is_empty() {
@@ -336,9 +374,21 @@ pub fn fetch(account: &Account, opts: &RunOptions) -> Result<Summary, FetchError
         let lookup = |key: &str| state.done(key);
         plan_messages(account, &lookup, &stages, opts.now, &uidls, &list)
     };
+    let planned = match routing::apply_rules(&mut conn, account, &stages, planned) {
+        Ok(planned) => planned,
+        Err(error) => {
+            quit_quietly(conn);
+            return Err(error);
+        }
+    };
     let to_fetch: Vec<&Planned> = planned
         .iter()
-        .filter(|p| matches!(p.action, Action::Fetch | Action::Headers))
+        .filter(|p| {
+            matches!(
+                p.action,
+                Action::Fetch | Action::Headers | Action::Routed { .. }
+            )
+        })
         .collect();
     if !state_existed && account.retention != Retention::Delete && !to_fetch.is_empty() {
         quit_quietly(conn);
@@ -352,6 +402,7 @@ pub fn fetch(account: &Account, opts: &RunOptions) -> Result<Summary, FetchError
     for p in &planned {
         match p.action {
             Action::Keep => summary.kept += 1,
+            Action::Left => summary.left += 1,
             Action::SkipOversize => {
                 summary.skipped += 1;
                 progress.note(&format!(
@@ -367,7 +418,16 @@ pub fn fetch(account: &Account, opts: &RunOptions) -> Result<Summary, FetchError
     let window = if pipelining { WINDOW } else { 1 };
     let mut queue = planned
         .iter()
-        .filter(|p| matches!(p.action, Action::Fetch | Action::Headers | Action::Delete))
+        .filter(|p| {
+            matches!(
+                p.action,
+                Action::Fetch
+                    | Action::Headers
+                    | Action::Delete
+                    | Action::Routed { .. }
+                    | Action::DeleteUnread
+            )
+        })
         .cloned()
         .collect::<std::collections::VecDeque<_>>();
     let delete_after_fetch = account.retention == Retention::Delete;
@@ -386,8 +446,15 @@ pub fn fetch(account: &Account, opts: &RunOptions) -> Result<Summary, FetchError
             while outstanding < window {
                 let Some(next) = queue.pop_front() else { break };
                 match next.action {
-                    Action::Fetch => conn.session.retr(next.msg),
-                    Action::Headers => conn.session.top(next.msg, 0),
+                    Action::Fetch
+                    | Action::Routed {
+                        headers_only: false,
+                        ..
+                    } => conn.session.retr(next.msg),
+                    Action::Headers
+                    | Action::Routed {
+                        headers_only: true, ..
+                    } => conn.session.top(next.msg, 0),
                     _ => {
                         conn.session.dele(next.msg);
                         dele_keys.insert(next.msg, next.key.clone());
@@ -440,13 +507,40 @@ pub fn fetch(account: &Account, opts: &RunOptions) -> Result<Summary, FetchError
                             )
                         })?;
                     if status.ok {
+                        let stub = matches!(
+                            planned.action,
+                            Action::Headers
+                                | Action::Routed {
+                                    headers_only: true,
+                                    ..
+                                }
+                        )
+                        .then(|| {
+                            stubs::marker(
+                                &account.name,
+                                planned.key.as_deref().unwrap_or("-"),
+                                planned.size,
+                            )
+                        });
                         receiving = Some(Receiving {
                             hasher: planned.key.is_none().then(Sha256::new),
-                            incoming: dest.begin()?,
+                            incoming: match &planned.action {
+                                Action::Routed { to, .. } => Sink::Copies(router.begin(to)?),
+                                _ => Sink::Account(dest.begin()?),
+                            },
                             planned,
                             bytes: 0,
                             header: HeaderCapture::default(),
                         });
+                        if let (Some(current), Some(marker)) = (receiving.as_mut(), stub) {
+                            current.incoming.write_all(&marker).map_err(|source| {
+                                FetchError::Local {
+                                    what: "write a message for",
+                                    path: PathBuf::from(account.deliver_to.to_string()),
+                                    source,
+                                }
+                            })?;
+                        }
                     } else {
                         outstanding -= 1;
                         summary.problems.push(format!(
@@ -480,7 +574,14 @@ pub fn fetch(account: &Account, opts: &RunOptions) -> Result<Summary, FetchError
                     let Some(current) = receiving.take() else {
                         return Err(unexpected(&host, ClientEvent::MessageEnd { msg }));
                     };
-                    let partial = current.planned.action == Action::Headers;
+                    let partial = matches!(
+                        current.planned.action,
+                        Action::Headers
+                            | Action::Routed {
+                                headers_only: true,
+                                ..
+                            }
+                    );
                     let key = match &current.planned.key {
                         Some(key) => key.clone(),
                         None => format!(
@@ -504,14 +605,27 @@ pub fn fetch(account: &Account, opts: &RunOptions) -> Result<Summary, FetchError
                             bytes: current.bytes,
                             key,
                         };
-                        match current.incoming.finish(&mut |receipt: &str| {
-                            state.record_intent(&received.key, receipt)
-                        })? {
-                            Finished::Published => {
-                                state.record_done(&received.key, received.done)?;
+                        match current.incoming {
+                            Sink::Copies(copies) => {
+                                copies.finish(
+                                    &mut router,
+                                    &mut state,
+                                    &received.key,
+                                    received.done,
+                                )?;
                                 stored.push(received);
                             }
-                            Finished::Staged(staged) => batch.push(received, staged),
+                            Sink::Account(incoming) => {
+                                match incoming.finish(&mut |receipt: &str| {
+                                    state.record_intent(&received.key, receipt)
+                                })? {
+                                    Finished::Published => {
+                                        state.record_done(&received.key, received.done)?;
+                                        stored.push(received);
+                                    }
+                                    Finished::Staged(staged) => batch.push(received, staged),
+                                }
+                            }
                         }
                     }
                     progress.message_done();
@@ -546,6 +660,10 @@ pub fn fetch(account: &Account, opts: &RunOptions) -> Result<Summary, FetchError
     }
 
     progress.finish();
+
+    let completed = stubs::complete_fitting(&mut conn, &mut state, account, &planned, opts.now)?;
+    summary.completed = completed.completed;
+    summary.problems.extend(completed.problems);
 
     conn.session.quit();
     let (_, status) = login::reply(&mut conn, "QUIT")?;

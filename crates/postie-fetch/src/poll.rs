@@ -27,6 +27,9 @@ pub struct Polled {
     pub exit_status: ExitStatus,
     /// Failed polls in a row, this one included: the backoff.
     pub consecutive_failures: u32,
+    /// The server's LOGIN-DELAY, when the poll got that far: the next poll waits at least
+    /// this long.
+    pub login_delay: Option<Duration>,
 }
 
 pub fn unix_now() -> u64 {
@@ -105,6 +108,7 @@ pub fn poll(
     Polled {
         exit_status,
         consecutive_failures: status.consecutive_failures,
+        login_delay: result.as_ref().ok().and_then(|s| s.login_delay),
     }
 }
 
@@ -123,6 +127,7 @@ pub fn poll_all(accounts: &[Account], options: &RunOptions, report: &dyn Report)
                 thread.join().unwrap_or(Polled {
                     exit_status: ExitStatus::IoError,
                     consecutive_failures: 0,
+                    login_delay: None,
                 })
             })
             .collect()

@@ -64,6 +64,12 @@ pub fn next_delay(interval: Duration, consecutive_failures: u32) -> Duration {
         .min(BACKOFF_CAP.max(interval))
 }
 
+/// The interval an account is polled at: its own (or the daemon's), but never shorter than
+/// the LOGIN-DELAY its server announced, as a sooner login would only be refused.
+pub fn honouring_login_delay(interval: Duration, login_delay: Option<Duration>) -> Duration {
+    interval.max(login_delay.unwrap_or_default())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,6 +99,15 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn never_sooner_than_the_login_delay() {
+        let minute = Duration::from_secs(60);
+        let quarter = Duration::from_secs(900);
+        assert_eq!(honouring_login_delay(minute, Some(quarter)), quarter);
+        assert_eq!(honouring_login_delay(quarter, Some(minute)), quarter);
+        assert_eq!(honouring_login_delay(minute, None), minute);
     }
 
     #[test]

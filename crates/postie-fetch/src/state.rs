@@ -15,8 +15,19 @@
 //! every message of the batch before the next; its `done` lines need no fdatasync of their
 //! own ([`State::record_confirmable_done`]).
 //!
-//! Lines: a header `postie-fetch-state 1`, then `done KEY TIME [partial]` and
-//! `intent KEY RECEIPT…`. KEY is a UIDL (printable, no spaces) or `sha256:HEX` for servers
+//! A message that rules send to several destinations goes through steps 1 to 3 once per
+//! destination, each copy's intent (`copy-intent KEY DEST RECEIPT…`) and completion
+//! (`copied KEY DEST`, DEST a short digest of the destination) synced before the next copy
+//! begins; `done` follows the last copy. A run killed between copies fetches the message
+//! again and makes only the copies not recorded (the routing module).
+//!
+//! `postie fetch --from-now-on` records the messages on the server as `done KEY TIME partial`
+//! (never deleted there) followed by `ignored KEY` (never downloaded, not even as a stub's
+//! completion).
+//!
+//! Lines: a header `postie-fetch-state 1`, then `done KEY TIME [partial]`,
+//! `intent KEY RECEIPT…`, `copy-intent KEY DEST RECEIPT…`, `copied KEY DEST` and
+//! `ignored KEY`. KEY is a UIDL (printable, no spaces) or `sha256:HEX` for servers
 //! without UIDL. A last line without its newline was torn by a crash and is ignored.
 
 use std::collections::HashMap;
@@ -38,14 +49,42 @@ pub struct Done {
     pub partial: bool,
 }
 
+/// A copy's delivery begun by an interrupted run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyIntent {
+    pub key: String,
+    pub destination: String,
+    pub receipt: String,
+}
+
+/// What a journal holds once read.
+#[derive(Debug, Default)]
+struct Journal {
+    done: HashMap<String, Done>,
+    intents: Vec<(String, String)>,
+    /// Copies made of messages not yet done: key to destination digests.
+    copied: HashMap<String, Vec<String>>,
+    copy_intents: Vec<CopyIntent>,
+    /// Messages that were on the server when `--from-now-on` ran.
+    ignored: std::collections::HashSet<String>,
+}
+
+impl Journal {
+    /// A message is done: its copies need no memory of their own any more.
+    fn finish(&mut self, key: &str) {
+        self.intents.retain(|(k, _)| k != key);
+        self.copied.remove(key);
+        self.copy_intents.retain(|c| c.key != key);
+    }
+}
+
 pub struct State {
     path: PathBuf,
     journal: Option<File>,
     /// Held for the whole run: one fetch per account at a time.
     _lock: File,
     existed: bool,
-    done: HashMap<String, Done>,
-    intents: Vec<(String, String)>,
+    entries: Journal,
 }
 
 impl State {
@@ -89,8 +128,7 @@ impl State {
             journal: None,
             _lock: lock,
             existed: false,
-            done: HashMap::new(),
-            intents: Vec::new(),
+            entries: Journal::default(),
         };
         state.read()?;
         Ok(state)
@@ -100,7 +138,7 @@ impl State {
     pub fn peek(dir: &Path, account: &str) -> Result<Option<HashMap<String, Done>>, FetchError> {
         let path = Self::path_for(dir, account);
         match fs::read(&path) {
-            Ok(bytes) => Ok(Some(parse(&bytes, &path)?.0)),
+            Ok(bytes) => Ok(Some(parse(&bytes, &path)?.done)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e).local("read", &path),
         }
@@ -109,10 +147,8 @@ impl State {
     fn read(&mut self) -> Result<(), FetchError> {
         match fs::read(&self.path) {
             Ok(bytes) => {
-                let (done, intents) = parse(&bytes, &self.path)?;
+                self.entries = parse(&bytes, &self.path)?;
                 self.existed = true;
-                self.done = done;
-                self.intents = intents;
                 Ok(())
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -130,12 +166,12 @@ impl State {
     }
 
     pub fn done(&self, key: &str) -> Option<Done> {
-        self.done.get(key).copied()
+        self.entries.done.get(key).copied()
     }
 
     /// Intents left by an interrupted run: (key, receipt).
     pub fn pending_intents(&self) -> Vec<(String, String)> {
-        self.intents.clone()
+        self.entries.intents.clone()
     }
 
     /// Step 2: records what the destination is about to do.
@@ -155,7 +191,7 @@ impl State {
             recorded.push((key.to_owned(), receipt.to_owned()));
         }
         self.append(&lines, Sync::Now)?;
-        self.intents.extend(recorded);
+        self.entries.intents.extend(recorded);
         Ok(())
     }
 
@@ -196,15 +232,87 @@ impl State {
         }
         self.append(&lines, sync)?;
         for (key, done) in entries {
-            self.done.insert(key.to_owned(), done);
-            self.intents.retain(|(k, _)| k != key);
+            self.entries.done.insert(key.to_owned(), done);
+            self.entries.finish(key);
         }
         Ok(())
     }
 
+    /// The destinations (digests) that already hold a copy of the message `key`.
+    pub fn copied(&self, key: &str) -> &[String] {
+        self.entries.copied.get(key).map_or(&[], Vec::as_slice)
+    }
+
+    /// Copies begun by an interrupted run.
+    pub fn pending_copy_intents(&self) -> Vec<CopyIntent> {
+        self.entries.copy_intents.clone()
+    }
+
+    /// Step 2 for one copy: synced before the copy is published.
+    pub fn record_copy_intent(
+        &mut self,
+        key: &str,
+        destination: &str,
+        receipt: &str,
+    ) -> Result<(), FetchError> {
+        self.append(
+            &format!("copy-intent {key} {destination} {receipt}\n"),
+            Sync::Now,
+        )?;
+        self.entries.copy_intents.push(CopyIntent {
+            key: key.to_owned(),
+            destination: destination.to_owned(),
+            receipt: receipt.to_owned(),
+        });
+        Ok(())
+    }
+
+    /// Step 4 for one copy: synced before the next copy begins, so a crash never makes it
+    /// twice.
+    pub fn record_copied(&mut self, key: &str, destination: &str) -> Result<(), FetchError> {
+        self.append(&format!("copied {key} {destination}\n"), Sync::Now)?;
+        self.forget_copy_intent(key, destination);
+        self.entries
+            .copied
+            .entry(key.to_owned())
+            .or_default()
+            .push(destination.to_owned());
+        Ok(())
+    }
+
+    /// Whether the message was on the server before `--from-now-on`: left alone for good.
+    pub fn ignored(&self, key: &str) -> bool {
+        self.entries.ignored.contains(key)
+    }
+
+    /// `--from-now-on`: these messages count as fetched, are never downloaded and never
+    /// deleted on the server; one write and one fdatasync.
+    pub fn record_ignored(&mut self, keys: &[&str], at: u64) -> Result<(), FetchError> {
+        let mut lines = String::new();
+        for key in keys {
+            lines.push_str(&format!("done {key} {at} partial\nignored {key}\n"));
+        }
+        self.append(&lines, Sync::Now)?;
+        for key in keys {
+            self.entries
+                .done
+                .insert((*key).to_owned(), Done { at, partial: true });
+            self.entries.finish(key);
+            self.entries.ignored.insert((*key).to_owned());
+        }
+        Ok(())
+    }
+
+    /// Drops a copy's intent whose delivery did not happen.
+    pub fn forget_copy_intent(&mut self, key: &str, destination: &str) {
+        self.entries
+            .copy_intents
+            .retain(|c| c.key != key || c.destination != destination);
+    }
+
     /// Drops an intent whose delivery did not happen.
     pub fn forget_intent(&mut self, key: &str) {
-        self.intents.retain(|(k, _)| k != key);
+        self.entries.intents.retain(|(k, _)| k != key);
     }
 
     fn append(&mut self, lines: &str, sync: Sync) -> Result<(), FetchError> {
@@ -228,17 +336,37 @@ impl State {
     /// Rewrites the state with the `done` entries `keep` accepts (and the open intents),
     /// atomically, and reopens the journal after it.
     pub fn compact(&mut self, keep: impl Fn(&str) -> bool) -> Result<(), FetchError> {
-        self.done.retain(|key, _| keep(key));
+        self.entries.done.retain(|key, _| keep(key));
         let mut text = format!("{HEADER}\n");
-        let mut keys: Vec<&String> = self.done.keys().collect();
+        let mut keys: Vec<&String> = self.entries.done.keys().collect();
         keys.sort();
         for key in keys {
-            let done = self.done[key];
+            let done = self.entries.done[key];
             let partial = if done.partial { " partial" } else { "" };
             text.push_str(&format!("done {key} {}{partial}\n", done.at));
         }
-        for (key, receipt) in &self.intents {
+        for (key, receipt) in &self.entries.intents {
             text.push_str(&format!("intent {key} {receipt}\n"));
+        }
+        let done = &self.entries.done;
+        self.entries.ignored.retain(|key| done.contains_key(key));
+        let mut ignored: Vec<&String> = self.entries.ignored.iter().collect();
+        ignored.sort();
+        for key in ignored {
+            text.push_str(&format!("ignored {key}\n"));
+        }
+        let mut copied: Vec<(&String, &Vec<String>)> = self.entries.copied.iter().collect();
+        copied.sort();
+        for (key, destinations) in copied {
+            for destination in destinations {
+                text.push_str(&format!("copied {key} {destination}\n"));
+            }
+        }
+        for c in &self.entries.copy_intents {
+            text.push_str(&format!(
+                "copy-intent {} {} {}\n",
+                c.key, c.destination, c.receipt
+            ));
         }
         let dir = self.path.parent().unwrap_or(Path::new("."));
         let tmp = self.path.with_extension("state.tmp");
@@ -273,9 +401,7 @@ enum Sync {
     Later,
 }
 
-type Parsed = (HashMap<String, Done>, Vec<(String, String)>);
-
-fn parse(bytes: &[u8], path: &Path) -> Result<Parsed, FetchError> {
+fn parse(bytes: &[u8], path: &Path) -> Result<Journal, FetchError> {
     let corrupt = |line: usize, why: &str| FetchError::Local {
         what: "read state",
         path: path.to_owned(),
@@ -284,8 +410,7 @@ fn parse(bytes: &[u8], path: &Path) -> Result<Parsed, FetchError> {
         )),
     };
     let text = std::str::from_utf8(bytes).map_err(|_| corrupt(0, "not UTF-8"))?;
-    let mut done = HashMap::new();
-    let mut intents: Vec<(String, String)> = Vec::new();
+    let mut journal = Journal::default();
     // Only lines with their newline count: a torn last line never made it to disk whole.
     let complete = match text.rfind('\n') {
         Some(end) => &text[..=end],
@@ -308,16 +433,39 @@ fn parse(bytes: &[u8], path: &Path) -> Result<Parsed, FetchError> {
                     .and_then(|t| t.parse().ok())
                     .ok_or_else(|| corrupt(number, "bad time"))?;
                 let partial = rest.next() == Some("partial");
-                intents.retain(|(k, _)| k != key);
-                done.insert(key.to_owned(), Done { at, partial });
+                journal.finish(key);
+                journal.done.insert(key.to_owned(), Done { at, partial });
             }
             (Some("intent"), Some(key), Some(receipt)) => {
-                intents.push((key.to_owned(), receipt.to_owned()));
+                journal.intents.push((key.to_owned(), receipt.to_owned()));
+            }
+            (Some("copy-intent"), Some(key), Some(rest)) => {
+                let (destination, receipt) = rest
+                    .split_once(' ')
+                    .ok_or_else(|| corrupt(number, "copy-intent without a receipt"))?;
+                journal.copy_intents.push(CopyIntent {
+                    key: key.to_owned(),
+                    destination: destination.to_owned(),
+                    receipt: receipt.to_owned(),
+                });
+            }
+            (Some("ignored"), Some(key), None) => {
+                journal.ignored.insert(key.to_owned());
+            }
+            (Some("copied"), Some(key), Some(destination)) => {
+                journal
+                    .copy_intents
+                    .retain(|c| c.key != key || c.destination != destination);
+                journal
+                    .copied
+                    .entry(key.to_owned())
+                    .or_default()
+                    .push(destination.to_owned());
             }
             _ => return Err(corrupt(number, "unknown entry")),
         }
     }
-    Ok((done, intents))
+    Ok(journal)
 }
 
 #[cfg(test)]
@@ -380,5 +528,69 @@ mod tests {
         assert!(peeked["u3"].partial);
         std::fs::write(&path, "garbage\n").unwrap();
         assert!(State::open(dir.path(), "a").is_err());
+    }
+
+    #[test]
+    fn copies_are_remembered_until_the_message_is_done() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut state = State::open(dir.path(), "a").unwrap();
+            state.record_copy_intent("u1", "d1", "maildir x").unwrap();
+            state.record_copied("u1", "d1").unwrap();
+            state
+                .record_copy_intent("u1", "d2", "mbox 0 10 ff")
+                .unwrap();
+            state.record_copy_intent("u2", "d1", "maildir y").unwrap();
+            state.record_copied("u2", "d1").unwrap();
+            state
+                .record_done(
+                    "u2",
+                    Done {
+                        at: 3,
+                        partial: false,
+                    },
+                )
+                .unwrap();
+        }
+        let check = |state: &State| {
+            assert_eq!(state.copied("u1"), ["d1"]);
+            assert_eq!(
+                state.pending_copy_intents(),
+                [CopyIntent {
+                    key: "u1".into(),
+                    destination: "d2".into(),
+                    receipt: "mbox 0 10 ff".into(),
+                }]
+            );
+            assert!(
+                state.copied("u2").is_empty(),
+                "done: its copies are forgotten"
+            );
+            assert!(state.done("u2").is_some());
+        };
+        let mut state = State::open(dir.path(), "a").unwrap();
+        check(&state);
+        state.compact(|_| true).unwrap();
+        drop(state);
+        let mut state = State::open(dir.path(), "a").unwrap();
+        check(&state);
+        state.forget_copy_intent("u1", "d2");
+        assert!(state.pending_copy_intents().is_empty());
+    }
+
+    #[test]
+    fn ignored_messages_survive_compaction_until_they_leave_the_server() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut state = State::open(dir.path(), "a").unwrap();
+        state.record_ignored(&["u1", "u2"], 4).unwrap();
+        assert!(state.ignored("u1") && state.done("u1").is_some_and(|d| d.partial));
+        drop(state);
+        let mut state = State::open(dir.path(), "a").unwrap();
+        assert!(state.ignored("u2"));
+        state.compact(|key| key != "u2").unwrap();
+        drop(state);
+        let state = State::open(dir.path(), "a").unwrap();
+        assert!(state.ignored("u1"));
+        assert!(!state.ignored("u2") && state.done("u2").is_none());
     }
 }

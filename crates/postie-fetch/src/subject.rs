@@ -31,6 +31,11 @@ impl HeaderCapture {
         }
     }
 
+    /// The header kept so far (all of it once the message is past its empty line).
+    pub fn header(&self) -> &[u8] {
+        &self.head
+    }
+
     /// The Subject field, unfolded and decoded; `None` when the header has none.
     pub fn subject(&self) -> Option<Vec<u8>> {
         subject(&self.head)
@@ -76,13 +81,13 @@ fn field_value<'a>(line: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
         .then(|| &line[colon + 1..])
 }
 
-fn trim_cr(line: &[u8]) -> &[u8] {
+pub(crate) fn trim_cr(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)
 }
 
 /// Decodes each `=?charset?B|Q?text?=` it can; white space between two encoded words goes,
 /// as RFC 2047 says.
-fn decode_words(text: &[u8]) -> Vec<u8> {
+pub(crate) fn decode_words(text: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(text.len());
     let mut pending_space: Vec<u8> = Vec::new();
     let mut last_was_word = false;

@@ -45,6 +45,18 @@ pub struct FetchArgs {
     /// Show what would be fetched and deleted; change nothing.
     #[arg(long, conflicts_with = "daemon")]
     pub list: bool,
+    /// Show which rule takes the message in FILE (an .eml) and why, for each account (or
+    /// those named); connects nowhere.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["daemon", "list"])]
+    pub test_rules: Option<PathBuf>,
+    /// Replace stubs (headers kept for messages over max_size) with the whole messages:
+    /// `postie fetch --get NAME UIDL…` (UIDLs as --list shows them). Maildir only.
+    #[arg(long, conflicts_with_all = ["daemon", "list", "test_rules"])]
+    pub get: bool,
+    /// Record every message on the server now as fetched, without downloading it, and leave
+    /// it there: only mail that arrives from now on is fetched (needs UIDL).
+    #[arg(long, conflicts_with_all = ["daemon", "list", "test_rules", "get"])]
+    pub from_now_on: bool,
     /// Keep running, fetching every account every --interval seconds (or its own
     /// interval), backing off after failures; SIGUSR1 fetches at once, SIGHUP re-reads the
     /// configuration.
@@ -177,6 +189,7 @@ fn ad_hoc(args: &FetchArgs, url: &str) -> Result<(Account, PathBuf)> {
         timeout: Duration::from_secs(60),
         interval: None,
         hooks: Hooks::default(),
+        rules: Vec::new(),
     };
     let state_dir = args.state_dir.clone().unwrap_or_else(default_state_dir);
     Ok((account, state_dir))
@@ -201,7 +214,13 @@ fn accounts(args: &FetchArgs) -> Result<(Vec<Account>, PathBuf, Option<SocketAdd
         None => config.state_dir.clone(),
     };
     let mut chosen = Vec::new();
-    for name in &args.targets {
+    // With --get, the first name is the account and the rest UIDLs.
+    let names = if args.get {
+        &args.targets[..args.targets.len().min(1)]
+    } else {
+        &args.targets[..]
+    };
+    for name in names {
         let account = config
             .accounts
             .iter()
@@ -267,6 +286,39 @@ fn run_inner(args: &FetchArgs) -> Result<ExitStatus> {
         return crate::fetch_login::run(login, args.config.as_ref(), args.state_dir.as_deref());
     }
     let (accounts, state_dir, status_listen) = accounts(args)?;
+    if args.get {
+        let [account] = &accounts[..] else {
+            bail!(
+                "--get needs one account and the UIDLs of its stubs: postie fetch --get NAME UIDL…"
+            );
+        };
+        let options = RunOptions {
+            state_dir,
+            now: now(args),
+            reset_state: false,
+            progress: ProgressMode::Quiet,
+        };
+        return crate::fetch_get::run(account, &options, &args.targets[1..]);
+    }
+    if args.from_now_on {
+        let options = RunOptions {
+            state_dir,
+            now: now(args),
+            reset_state: false,
+            progress: ProgressMode::Quiet,
+        };
+        for account in &accounts {
+            let recorded = postie_fetch::from_now_on::from_now_on(account, &options)?;
+            eprintln!(
+                "postie fetch: {}: {recorded} messages on the server recorded as fetched and left there; only new mail will be fetched",
+                account.name
+            );
+        }
+        return Ok(ExitStatus::Ok);
+    }
+    if let Some(file) = &args.test_rules {
+        return crate::fetch_test_rules::run(file, &accounts);
+    }
     // JSON logs take no progress display: its notes are not JSON.
     let progress = if args.quiet || matches!(args.log_format, LogFormat::Json) {
         ProgressMode::Quiet
@@ -314,6 +366,32 @@ fn run_inner(args: &FetchArgs) -> Result<ExitStatus> {
     Ok(poll::poll_all(&accounts, &options, &report))
 }
 
+/// An action as `--list` shows it.
+fn describe(action: &Action) -> String {
+    match action {
+        Action::Fetch => "fetch".into(),
+        Action::Headers => "headers only (over max_size)".into(),
+        Action::Delete => "delete (fetched before)".into(),
+        Action::Keep => "keep (fetched before)".into(),
+        Action::SkipOversize => "skip (over max_size)".into(),
+        Action::Left => "leave unread (rule)".into(),
+        Action::DeleteUnread => "delete unread (rule)".into(),
+        Action::Routed { to, headers_only } => {
+            let what = if *headers_only {
+                "headers only"
+            } else {
+                "fetch"
+            };
+            if to.is_empty() {
+                format!("{what} and discard (rule)")
+            } else {
+                let places: Vec<String> = to.iter().map(ToString::to_string).collect();
+                format!("{what} to {} (rule)", places.join(", "))
+            }
+        }
+    }
+}
+
 fn list(accounts: &[Account], options: &RunOptions) -> ExitStatus {
     let mut status = ExitStatus::Ok;
     for account in accounts {
@@ -342,6 +420,12 @@ fn list(accounts: &[Account], options: &RunOptions) -> ExitStatus {
                 if !plan.has_uidl {
                     println!("  the server has no UIDL");
                 }
+                if let Some(policy) = plan.policy.describe() {
+                    println!("  the server announces {policy}");
+                }
+                for warning in plan.policy.warnings(account) {
+                    println!("  warning: {warning}");
+                }
                 let count = |a: Action| plan.messages.iter().filter(|m| m.action == a).count();
                 let bytes: u64 = plan
                     .messages
@@ -358,14 +442,30 @@ fn list(accounts: &[Account], options: &RunOptions) -> ExitStatus {
                     count(Action::Keep),
                     count(Action::SkipOversize)
                 );
+                let by_rules = plan
+                    .messages
+                    .iter()
+                    .filter(|m| {
+                        matches!(
+                            m.action,
+                            Action::Routed { .. } | Action::Left | Action::DeleteUnread
+                        )
+                    })
+                    .count();
+                if by_rules > 0 {
+                    println!("  {by_rules} more decided by rules, as shown below");
+                }
                 for message in &plan.messages {
                     println!(
-                        "  {:>6} {:>10} {:<40} {:?}",
+                        "  {:>6} {:>10} {:<40} {}",
                         message.msg.get(),
                         message.size,
                         message.key.as_deref().unwrap_or("-"),
-                        message.action
+                        describe(&message.action)
                     );
+                    for reason in &message.because {
+                        println!("{:>60}{reason}", "");
+                    }
                 }
             }
             Err(error) => {

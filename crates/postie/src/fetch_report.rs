@@ -26,6 +26,15 @@ fn summary_line(account: &Account, summary: &Summary) -> String {
     if summary.skipped > 0 {
         line.push_str(&format!(", {} skipped (over max_size)", summary.skipped));
     }
+    if summary.completed > 0 {
+        line.push_str(&format!(
+            ", {} stubs replaced by the whole message",
+            summary.completed
+        ));
+    }
+    if summary.left > 0 {
+        line.push_str(&format!(", {} left unread by a rule", summary.left));
+    }
     if summary.recovered > 0 {
         line.push_str(&format!(
             ", {} completed from an interrupted run",
@@ -44,6 +53,9 @@ impl Report for FetchReport {
                 for problem in &summary.problems {
                     eprintln!("postie fetch: {}: {problem}", account.name);
                 }
+                for warning in &summary.warnings {
+                    eprintln!("postie fetch: {}: warning: {warning}", account.name);
+                }
             }
             (Ok(summary), LogFormat::Json) => {
                 tracing::info!(
@@ -56,6 +68,9 @@ impl Report for FetchReport {
                     "{}",
                     summary_line(account, summary)
                 );
+                for warning in &summary.warnings {
+                    tracing::warn!(account = %account.name, "warning: {warning}");
+                }
                 for problem in &summary.problems {
                     tracing::warn!(account = %account.name, "{problem}");
                 }

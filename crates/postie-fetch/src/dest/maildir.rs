@@ -43,8 +43,38 @@ impl Maildir {
     }
 }
 
+/// Checks a Maildir++ subfolder's path: its last component is `.Name`.
+pub fn folder_path(path: PathBuf) -> Result<PathBuf, String> {
+    let named = path
+        .file_name()
+        .map(|n| n.as_encoded_bytes())
+        .is_some_and(|n| n.len() > 1 && n[0] == b'.' && n != b"..");
+    if named {
+        Ok(path)
+    } else {
+        Err("a Maildir++ subfolder's name must begin with '.' (maildir++:~/Mail/.Lists)".into())
+    }
+}
+
+impl Maildir {
+    /// Opens a Maildir++ subfolder, creating it with its `maildirfolder` file (which tells
+    /// Dovecot and Courier it is a folder, not a mailbox of its own).
+    pub fn open_folder(path: &Path) -> Result<Maildir, FetchError> {
+        let maildir = Maildir::open(path)?;
+        let marker = path.join("maildirfolder");
+        OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&marker)
+            .local("create", &marker)?;
+        Ok(maildir)
+    }
+}
+
 /// `SECONDS.P<pid>Q<counter>R<random>.<host>`: unique on this host and across hosts.
-fn unique_name() -> String {
+pub(crate) fn unique_name() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -74,7 +104,7 @@ fn hostname() -> String {
     name.replace('/', "\\057").replace(':', "\\072")
 }
 
-fn sync_dir(dir: &Path) -> Result<(), FetchError> {
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), FetchError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .local("fsync", dir)

@@ -8,7 +8,7 @@
 
 mod lf;
 mod lmtp;
-mod maildir;
+pub(crate) mod maildir;
 pub(crate) mod mbox;
 mod mboxrd;
 mod mda;
@@ -26,13 +26,15 @@ pub use mboxrd::MboxrdWriter;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeliverTo {
     Maildir(PathBuf),
+    /// A Maildir++ subfolder (`ROOT/.Name`), marked by its `maildirfolder` file.
+    MaildirFolder(PathBuf),
     Mbox(PathBuf),
     Mda(String),
     Lmtp(String),
 }
 
 impl DeliverTo {
-    /// Parses `maildir:PATH`, `mbox:PATH`, `mda:COMMAND` or `lmtp:HOST:PORT`.
+    /// Parses `maildir:PATH`, `maildir++:ROOT/.Folder`, `mbox:PATH`, `mda:COMMAND` or `lmtp:HOST:PORT`.
     pub fn parse(text: &str, base: &Path) -> Result<DeliverTo, String> {
         let (kind, value) = text.split_once(':').ok_or_else(|| {
             format!("{text:?}: expected maildir:PATH, mbox:PATH, mda:COMMAND or lmtp:HOST:PORT")
@@ -42,6 +44,9 @@ impl DeliverTo {
         }
         match kind {
             "maildir" => Ok(DeliverTo::Maildir(resolve_path(value, base))),
+            "maildir++" => maildir::folder_path(resolve_path(value, base))
+                .map(DeliverTo::MaildirFolder)
+                .map_err(|e| format!("{text:?}: {e}")),
             "mbox" => Ok(DeliverTo::Mbox(resolve_path(value, base))),
             "mda" => Ok(DeliverTo::Mda(value.to_owned())),
             "lmtp" => {
@@ -67,6 +72,7 @@ impl DeliverTo {
     ) -> Result<Box<dyn Destination>, FetchError> {
         Ok(match self {
             DeliverTo::Maildir(path) => Box::new(maildir::Maildir::open(path)?),
+            DeliverTo::MaildirFolder(path) => Box::new(maildir::Maildir::open_folder(path)?),
             DeliverTo::Mbox(path) => Box::new(mbox::Mbox::new(path, spool_dir, now)),
             DeliverTo::Mda(command) => Box::new(mda::Mda::new(command, spool_dir)),
             DeliverTo::Lmtp(addr) => Box::new(lmtp::Lmtp::new(addr, recipient, spool_dir)),
@@ -78,6 +84,7 @@ impl std::fmt::Display for DeliverTo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             DeliverTo::Maildir(path) => write!(f, "maildir:{}", path.display()),
+            DeliverTo::MaildirFolder(path) => write!(f, "maildir++:{}", path.display()),
             DeliverTo::Mbox(path) => write!(f, "mbox:{}", path.display()),
             DeliverTo::Mda(command) => write!(f, "mda:{command}"),
             DeliverTo::Lmtp(addr) => write!(f, "lmtp:{addr}"),
