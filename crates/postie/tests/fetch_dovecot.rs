@@ -47,14 +47,14 @@ fn dovecot_keep_with_every_mechanism_then_delete() {
     ));
     env.config(&accounts);
     for auth in ["plain", "scram-sha-256", "apop", "login"] {
-        let run = env.fetch(&[auth, "--reset-state"]);
+        let run = env.fetch(&["--reset-state", "--", auth]);
         assert_eq!(run.code, 0, "{auth}: {}", run.stderr);
         assert_eq!(
             maildir_contents(&env.path(auth)),
             sorted(messages.clone()),
             "{auth}"
         );
-        let again = env.fetch(&[auth]);
+        let again = env.fetch(&["--", auth]);
         assert_eq!(again.code, 0, "{auth}: {}", again.stderr);
         assert_eq!(
             maildir_contents(&env.path(auth)).len(),
