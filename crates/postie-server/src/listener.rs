@@ -17,6 +17,7 @@ use tracing::{info, warn};
 use crate::config::Pop3Config;
 use crate::error::ServerError;
 use crate::local_records::LocalRecords;
+use crate::login_brake::LoginBrake;
 use crate::login_policy::LoginRecords;
 use crate::session;
 use crate::shared::{latest, Current, Shared};
@@ -139,6 +140,17 @@ impl<S: MailStore, U: UserDb> RunningServer<S, U> {
             .iter()
             .filter_map(|(l, tls)| l.local_addr().ok().map(|a| (a, *tls)))
             .collect()
+    }
+
+    /// The brake and login records this server's logins go through, for other doors to
+    /// share (the account page's sign-in).
+    pub fn login_brake(&self) -> LoginBrake {
+        let shared = latest(&self.current);
+        LoginBrake {
+            brake: Arc::clone(&shared.brake),
+            records: Arc::clone(&shared.login_records),
+            settings: shared.config.brake.clone(),
+        }
     }
 
     pub fn reloader(&self) -> Pop3Reloader<S, U> {
