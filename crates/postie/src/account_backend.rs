@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use postie_auth::{passwd_file, validate_label, AuthError, Authenticator, NewAppPassword, UserDb};
+use postie_auth::{
+    passwd_file, validate_label, AuthError, Authenticator, NewAppPassword, TwoStep, UserDb,
+};
 use postie_server::http::account::{
     AccountBackend, AccountError, AccountFuture, AppPasswordList, PasswordChecked,
 };
@@ -158,6 +160,72 @@ impl AccountBackend for ConfiguredAccounts {
                 }
                 ConfiguredUsers::Postgres(users) => users
                     .revoke_app_password(user, label)
+                    .await
+                    .map_err(users_error),
+            }
+        })
+    }
+
+    fn has_two_step<'a>(&'a self, user: &'a str) -> AccountFuture<'a, bool> {
+        Box::pin(async move {
+            match self.auth.db().as_ref() {
+                ConfiguredUsers::PasswdFile(file) => {
+                    let (path, user) = (file.path().to_owned(), user.to_owned());
+                    let found = blocking(move || passwd_file::read_two_step(&path, &user)).await?;
+                    Ok(found.is_some())
+                }
+                ConfiguredUsers::Postgres(users) => {
+                    let found = users.two_step(user).await.map_err(users_error)?;
+                    Ok(found.is_some())
+                }
+            }
+        })
+    }
+
+    fn set_two_step<'a>(
+        &'a self,
+        user: &'a str,
+        two_step: Option<TwoStep>,
+    ) -> AccountFuture<'a, ()> {
+        Box::pin(async move {
+            match self.auth.db().as_ref() {
+                ConfiguredUsers::PasswdFile(file) => {
+                    let (path, user) = (file.path().to_owned(), user.to_owned());
+                    blocking(move || {
+                        // Required first when turning on, last when turning off: never a
+                        // moment with the second step on and the account password open.
+                        let on = two_step.is_some();
+                        if on {
+                            passwd_file::require_app_passwords(&path, &user, true)?;
+                        }
+                        passwd_file::set_two_step(&path, &user, two_step.as_ref())?;
+                        if !on {
+                            passwd_file::require_app_passwords(&path, &user, false)?;
+                        }
+                        Ok(())
+                    })
+                    .await
+                }
+                ConfiguredUsers::Postgres(users) => users
+                    .set_two_step(user, two_step.as_ref())
+                    .await
+                    .map_err(users_error),
+            }
+        })
+    }
+
+    fn take_two_step_code<'a>(&'a self, user: &'a str, code: &'a str) -> AccountFuture<'a, bool> {
+        Box::pin(async move {
+            let now = SystemTime::now();
+            match self.auth.db().as_ref() {
+                ConfiguredUsers::PasswdFile(file) => {
+                    let (path, user, code) =
+                        (file.path().to_owned(), user.to_owned(), code.to_owned());
+                    blocking(move || passwd_file::take_two_step_code(&path, &user, &code, now))
+                        .await
+                }
+                ConfiguredUsers::Postgres(users) => users
+                    .take_two_step_code(user, code, now)
                     .await
                     .map_err(users_error),
             }

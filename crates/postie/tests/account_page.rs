@@ -560,14 +560,17 @@ fn settings_made_on_the_page_hold_over_pop3() {
         .to_owned();
     assert_eq!(letters.len(), 16);
     assert_eq!(stat(&server, &letters), 0);
-    let listed = alice.get();
-    assert!(
-        listed
-            .body
-            .contains("from 127.0.0.1 over POP3 USER over TLS"),
-        "{}",
-        listed.body
-    );
+    // The last use is written after the login, off the session's path: wait for it.
+    let used = "from 127.0.0.1 over POP3 USER over TLS";
+    let mut listed = alice.get();
+    for _ in 0..300 {
+        if listed.body.contains(used) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        listed = alice.get();
+    }
+    assert!(listed.body.contains(used), "{}", listed.body);
     assert!(!listed.body.contains(&letters), "shown once only");
     let revoked = alice.post(
         "/account/app-passwords/revoke",
@@ -628,4 +631,127 @@ fn settings_made_on_the_page_hold_over_pop3() {
         2,
         "the old message and the unretrieved new one"
     );
+}
+
+/// The TOTP code an authenticator app shows now for the base32 `secret`, computed by
+/// Python's standard library, independently of postie's RFC 6238 code.
+fn authenticator_code(secret: &str) -> String {
+    const TOTP: &str = "import base64, hashlib, hmac, struct, sys, time\n\
+        s = sys.argv[1]; key = base64.b32decode(s + '=' * (-len(s) % 8))\n\
+        mac = hmac.new(key, struct.pack('>Q', int(time.time()) // 30), hashlib.sha1).digest()\n\
+        o = mac[19] & 15\n\
+        print('%06d' % ((struct.unpack('>I', mac[o:o + 4])[0] & 0x7fffffff) % 1000000))\n";
+    let output = std::process::Command::new("python3")
+        .args(["-c", TOTP, secret])
+        .output()
+        .expect("python3 (scripts/test installs it)");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
+fn between<'a>(text: &'a str, start: &str, end: &str) -> &'a str {
+    let from = text
+        .find(start)
+        .unwrap_or_else(|| panic!("no {start} in {text}"))
+        + start.len();
+    &text[from..from + text[from..].find(end).unwrap()]
+}
+
+fn pop3_password_answer(server: &TestServer, password: &str) -> String {
+    let mut client = server.tls_client();
+    client.command("USER alice");
+    client.command(&format!("PASS {password}"))
+}
+
+#[test]
+fn two_step_sign_in_with_totp_and_recovery_codes() {
+    let server = ServerBuilder::new().sections(HTTP).start();
+    let mut alice = Browser::new(&server);
+    alice.sign_in("alice", "wonderland");
+    let csrf = alice.csrf();
+    let shown = alice.post("/account/two-step/start", &[("csrf", &csrf)]);
+    assert!(shown.body.contains("<svg"), "a QR code: {}", shown.body);
+    let secret = between(&shown.body, "<code id=\"two-step-secret\">", "<").to_owned();
+    assert_eq!(secret.len(), 32, "160 bits in base32");
+    let wrong = alice.post(
+        "/account/two-step/confirm",
+        &[("csrf", &csrf), ("code", "000000x")],
+    );
+    assert!(wrong.body.contains("does not match"));
+    assert!(
+        pop3_password_answer(&server, "wonderland").starts_with("+OK"),
+        "not on yet"
+    );
+
+    let code = authenticator_code(&secret);
+    let on = alice.post(
+        "/account/two-step/confirm",
+        &[("csrf", &csrf), ("code", &code)],
+    );
+    let codes: Vec<String> = between(&on.body, "<ul id=\"recovery-codes\">", "</ul>")
+        .split("<output>")
+        .skip(1)
+        .map(|item| item.split('<').next().unwrap().to_owned())
+        .collect();
+    assert_eq!(codes.len(), 10, "{}", on.body);
+    assert!(on.body.contains("POP3 clients must use app passwords"));
+    // The account password no longer logs in over POP3; app passwords do.
+    let refused = pop3_password_answer(&server, "wonderland");
+    assert!(refused.starts_with("-ERR [AUTH]"), "{refused}");
+    assert!(
+        !alice.get().body.contains(&codes[0]),
+        "recovery codes are shown once"
+    );
+
+    // Signing in now takes a code after the password.
+    let mut phone = Browser::new(&server);
+    phone.sign_in("alice", "wonderland");
+    let half = phone.get();
+    assert!(half.body.contains("Two-step sign-in") && !half.body.contains("Signed in as"));
+    let half_csrf = half.field("csrf");
+    // The half-signed session opens nothing else.
+    let early = phone.post(
+        "/account/app-passwords",
+        &[("csrf", &half_csrf), ("label", "x")],
+    );
+    assert_eq!(early.status, 401);
+    let reused = phone.post(
+        "/account/two-step",
+        &[("csrf", &half_csrf), ("code", &code)],
+    );
+    assert_eq!(reused.status, 401, "the code that turned it on was used");
+    let half_id = phone.session.clone().unwrap();
+    let recovered = phone.post(
+        "/account/two-step",
+        &[("csrf", &half_csrf), ("code", &codes[3])],
+    );
+    assert_eq!(recovered.status, 303, "{recovered:?}");
+    let full_id = recovered.cookie("postie-session").unwrap();
+    assert_ne!(full_id, half_id, "a new session id once signed in");
+    phone.session = Some(full_id);
+    assert!(phone
+        .get()
+        .body
+        .contains("Signed in as <strong>alice</strong>"));
+
+    let mut again = Browser::new(&server);
+    again.sign_in("alice", "wonderland");
+    let again_csrf = again.get().field("csrf");
+    let spent = again.post(
+        "/account/two-step",
+        &[("csrf", &again_csrf), ("code", &codes[3])],
+    );
+    assert_eq!(spent.status, 401, "a recovery code signs in once");
+
+    // Off: POP3 takes the account password again.
+    let phone_csrf = phone.csrf();
+    let off = phone.post("/account/two-step/off", &[("csrf", &phone_csrf)]);
+    assert!(off.body.contains("Two-step sign-in is off"));
+    assert!(pop3_password_answer(&server, "wonderland").starts_with("+OK"));
+    let stored = std::fs::read_to_string(server.dir.path().join("users.two-step")).unwrap();
+    assert!(!stored.contains("alice"), "{stored}");
 }

@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use postie_auth::AppPasswordInfo;
+use postie_auth::{AppPasswordInfo, TwoStep};
 use postie_store::PopSettings;
 
 /// Why the backend could not do what the page asked.
@@ -68,4 +68,18 @@ pub trait AccountBackend: Send + Sync + 'static {
     fn add_app_password<'a>(&'a self, user: &'a str, label: &'a str) -> AccountFuture<'a, String>;
 
     fn revoke_app_password<'a>(&'a self, user: &'a str, label: &'a str) -> AccountFuture<'a, ()>;
+
+    /// Whether `user` signs in in two steps.
+    fn has_two_step<'a>(&'a self, user: &'a str) -> AccountFuture<'a, bool>;
+
+    /// Turns the second step on (`Some`) or off; app passwords are required exactly while it
+    /// is on, so the account password alone no longer reaches the mail over POP3.
+    fn set_two_step<'a>(
+        &'a self,
+        user: &'a str,
+        two_step: Option<TwoStep>,
+    ) -> AccountFuture<'a, ()>;
+
+    /// Takes a TOTP or recovery code for `user`: whether it was right; either logs in once.
+    fn take_two_step_code<'a>(&'a self, user: &'a str, code: &'a str) -> AccountFuture<'a, bool>;
 }

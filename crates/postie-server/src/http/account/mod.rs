@@ -1,6 +1,6 @@
 //! The users' account page under `/account/`, as Gmail's settings: POP download (which mail
 //! POP3 lists, what happens to what a client downloaded), app passwords (made, listed with
-//! their last use, revoked), how to set up a mail client, sign-out.
+//! their last use, revoked), two-step sign-in (TOTP), how to set up a mail client, sign-out.
 //!
 //! Signing in takes the account's own password, through the same brake (and the same
 //! login records) as POP3. Passwords and cookies never cross a network in the clear
@@ -83,6 +83,10 @@ pub(crate) fn router(page: AccountPage, mail: Option<Arc<MailSettings>>) -> Rout
             "/account/app-passwords/revoke",
             post(pages::revoke_app_password),
         )
+        .route("/account/two-step", post(pages::second_step))
+        .route("/account/two-step/start", post(pages::start_two_step))
+        .route("/account/two-step/confirm", post(pages::confirm_two_step))
+        .route("/account/two-step/off", post(pages::turn_off_two_step))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(page)
 }
@@ -94,6 +98,7 @@ fn templates() -> Environment<'static> {
         ("sign_in.html", include_str!("templates/sign_in.html")),
         ("account.html", include_str!("templates/account.html")),
         ("refused.html", include_str!("templates/refused.html")),
+        ("two_step.html", include_str!("templates/two_step.html")),
     ] {
         // Checked by the page's tests: a template that does not parse fails them all.
         if let Err(error) = env.add_template(name, text) {

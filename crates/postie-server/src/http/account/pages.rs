@@ -10,6 +10,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Extension;
 use minijinja::{context, Value};
+use postie_auth::{new_recovery_codes, recovery_digest, TotpSecret, TwoStep};
 use postie_store::{AfterRetrieval, PopSettings};
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
@@ -17,7 +18,7 @@ use tracing::{info, warn};
 
 use super::backend::AccountError;
 use super::cookies::{self, SESSION, SIGN_IN};
-use super::sessions::{random_token, Session};
+use super::sessions::{random_token, Session, Stage};
 use super::transport::{self, Refusal, Transport};
 use super::{dates, Page};
 use crate::http::settings::{Security, UsernameForm};
@@ -138,16 +139,34 @@ impl Page {
         response
     }
 
+    /// The second step's form.
+    fn code_form(&self, session: &Session, status: StatusCode, problem: Option<&str>) -> Response {
+        let csrf = session.csrf.as_str();
+        self.render(status, "two_step.html", context! { csrf, problem })
+    }
+
     /// The page of a signed-in user, with what just happened.
     async fn account(&self, session: &Session, said: Said<'_>) -> Response {
         let user = session.user.as_str();
-        let (settings, list) = match (
+        let (settings, list, two_step_on) = match (
             self.backend.pop_settings(user).await,
             self.backend.app_passwords(user).await,
+            self.backend.has_two_step(user).await,
         ) {
-            (Ok(settings), Ok(list)) => (settings, list),
-            (Err(error), _) | (_, Err(error)) => return self.unavailable(&error),
+            (Ok(settings), Ok(list), Ok(on)) => (settings, list, on),
+            (Err(error), _, _) | (_, Err(error), _) | (_, _, Err(error)) => {
+                return self.unavailable(&error)
+            }
         };
+        let issuer = self
+            .mail
+            .as_deref()
+            .map_or("postie", |mail| mail.host.as_str());
+        let enrolling_secret = session.enrolling.as_ref().map(TotpSecret::base32);
+        let enrolling_qr = session
+            .enrolling
+            .as_ref()
+            .and_then(|secret| qr_svg(&secret.otpauth_uri(issuer, user)));
         let passwords: Vec<Value> = list
             .passwords
             .iter()
@@ -188,12 +207,18 @@ impl Page {
             }
             _ => user.to_owned(),
         };
-        let (notice, problem, new_label, new_password) = match said {
-            Said::Nothing => (None, None, None, None),
-            Said::Notice(text) => (Some(text), None, None, None),
-            Said::Problem(text) => (None, Some(text), None, None),
-            Said::NewAppPassword { label, password } => (None, None, Some(label), Some(password)),
-        };
+        let (mut notice, mut problem, mut new_label, mut new_password) = (None, None, None, None);
+        let mut recovery_codes = None;
+        match said {
+            Said::Nothing => {}
+            Said::Notice(text) => notice = Some(text),
+            Said::Problem(text) => problem = Some(text),
+            Said::NewAppPassword { label, password } => {
+                new_label = Some(label);
+                new_password = Some(password);
+            }
+            Said::RecoveryCodes(codes) => recovery_codes = Some(codes),
+        }
         self.render(
             StatusCode::OK,
             "account.html",
@@ -209,6 +234,10 @@ impl Page {
                 passwords,
                 new_label,
                 new_password,
+                two_step_on,
+                enrolling_secret,
+                enrolling_qr,
+                recovery_codes,
                 servers,
                 host => mail.map(|m| m.host.clone()),
                 login,
@@ -224,7 +253,23 @@ enum Said<'a> {
     Nothing,
     Notice(&'a str),
     Problem(String),
-    NewAppPassword { label: &'a str, password: String },
+    NewAppPassword {
+        label: &'a str,
+        password: String,
+    },
+    /// Two-step sign-in just turned on: its recovery codes, shown once.
+    RecoveryCodes(Vec<String>),
+}
+
+/// The QR code of `uri` as an SVG element for the page (without its XML declaration).
+fn qr_svg(uri: &str) -> Option<String> {
+    let code = qrcode::QrCode::new(uri.as_bytes()).ok()?;
+    let svg = code
+        .render::<qrcode::render::svg::Color<'_>>()
+        .min_dimensions(200, 200)
+        .build();
+    let start = svg.find("<svg")?;
+    Some(svg[start..].to_owned())
 }
 
 const AFTER_CHOICES: [(&str, AfterRetrieval, &str); 4] = [
@@ -275,6 +320,9 @@ pub(crate) async fn show(
         Err(refused) => return refused,
     };
     match &visit.session {
+        Some((_, session)) if session.stage == Stage::AwaitingCode => {
+            page.code_form(session, StatusCode::OK, None)
+        }
         Some((_, session)) => page.account(session, Said::Nothing).await,
         None => page.sign_in_form(visit.transport, StatusCode::OK, None),
     }
@@ -327,10 +375,15 @@ pub(crate) async fn sign_in(
             Some("The user name or the password is wrong."),
         );
     };
-    info!(client = %transport.client, user = checked.user, "account page: signed in");
+    let stage = match page.backend.has_two_step(&checked.user).await {
+        Ok(true) => Stage::AwaitingCode,
+        Ok(false) => Stage::SignedIn,
+        Err(error) => return page.unavailable(&error),
+    };
+    info!(client = %transport.client, user = checked.user, ?stage, "account page: password accepted");
     let id = page
         .sessions
-        .start(checked.user, checked.stamp, Instant::now());
+        .start(checked.user, checked.stamp, stage, Instant::now());
     let mut response = Redirect::to("/account/").into_response();
     let headers = response.headers_mut();
     headers.append(
@@ -354,7 +407,11 @@ async fn signed_in_form(
     csrf: &str,
 ) -> Result<(Visit, String, Session), Response> {
     let visit = page.visit(peer, headers).await?;
-    let Some((id, session)) = visit.session.clone() else {
+    let Some((id, session)) = visit
+        .session
+        .clone()
+        .filter(|(_, session)| session.stage == Stage::SignedIn)
+    else {
         return Err(page.sign_in_form(
             visit.transport,
             StatusCode::UNAUTHORIZED,
@@ -502,4 +559,155 @@ pub(crate) async fn revoke_app_password(
         Err(AccountError::Refused(why)) => page.account(&session, Said::Problem(why)).await,
         Err(error) => page.unavailable(&error),
     }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct CodeForm {
+    csrf: String,
+    code: String,
+}
+
+/// The second step of signing in: a code, through the same brake as the password.
+pub(crate) async fn second_step(
+    State(page): Shared,
+    Extension(peer): Extension<Peer>,
+    headers: HeaderMap,
+    Form(form): Form<CodeForm>,
+) -> Response {
+    let visit = match page.visit(peer, &headers).await {
+        Ok(visit) => visit,
+        Err(refused) => return refused,
+    };
+    let transport = visit.transport;
+    let Some((id, session)) = visit
+        .session
+        .filter(|(_, session)| session.stage == Stage::AwaitingCode)
+    else {
+        return page.sign_in_form(transport, StatusCode::UNAUTHORIZED, Some("Sign in first."));
+    };
+    if !same_token(&form.csrf, &session.csrf) {
+        return page.forged();
+    }
+    let user = session.user.as_str();
+    let right = match page.backend.take_two_step_code(user, &form.code).await {
+        Ok(right) => right,
+        Err(error) => return page.unavailable(&error),
+    };
+    if let Err(error) = page.brake.hold(transport.client, user, right).await {
+        return page.unavailable(&error);
+    }
+    if !right {
+        info!(client = %transport.client, user, "account page: second step failed");
+        return page.code_form(
+            &session,
+            StatusCode::UNAUTHORIZED,
+            Some("The code is wrong."),
+        );
+    }
+    info!(client = %transport.client, user, "account page: signed in");
+    // A new id once signed in: one learnt half-way is worth nothing.
+    page.sessions.end(&id);
+    let id = page.sessions.start(
+        session.user.clone(),
+        session.stamp,
+        Stage::SignedIn,
+        Instant::now(),
+    );
+    let mut response = Redirect::to("/account/").into_response();
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        cookies::set(SESSION, Some(&id), transport),
+    );
+    response
+}
+
+/// Shows a new secret to scan; nothing is stored until a code confirms it.
+pub(crate) async fn start_two_step(
+    State(page): Shared,
+    Extension(peer): Extension<Peer>,
+    headers: HeaderMap,
+    Form(form): Form<Plain>,
+) -> Response {
+    let (_, id, mut session) = match signed_in_form(&page, peer, &headers, &form.csrf).await {
+        Ok(signed_in) => signed_in,
+        Err(refused) => return refused,
+    };
+    let secret = TotpSecret::generate();
+    page.sessions
+        .update(&id, |stored| stored.enrolling = Some(secret.clone()));
+    session.enrolling = Some(secret);
+    page.account(&session, Said::Nothing).await
+}
+
+/// Turns the second step on once a code from the app matches the secret shown.
+pub(crate) async fn confirm_two_step(
+    State(page): Shared,
+    Extension(peer): Extension<Peer>,
+    headers: HeaderMap,
+    Form(form): Form<CodeForm>,
+) -> Response {
+    let (_, id, mut session) = match signed_in_form(&page, peer, &headers, &form.csrf).await {
+        Ok(signed_in) => signed_in,
+        Err(refused) => return refused,
+    };
+    let Some(secret) = session.enrolling.clone() else {
+        return page
+            .account(
+                &session,
+                Said::Problem("Set up two-step sign-in first.".into()),
+            )
+            .await;
+    };
+    let Some(step) = secret.matching_step(&form.code, SystemTime::now(), None) else {
+        return page
+            .account(
+                &session,
+                Said::Problem("That code does not match: try the next one the app shows.".into()),
+            )
+            .await;
+    };
+    let codes = new_recovery_codes();
+    let two_step = TwoStep {
+        secret,
+        used_step: Some(step),
+        recovery: codes.iter().map(|code| recovery_digest(code)).collect(),
+    };
+    if let Err(error) = page
+        .backend
+        .set_two_step(&session.user, Some(two_step))
+        .await
+    {
+        return page.unavailable(&error);
+    }
+    page.sessions.update(&id, |stored| stored.enrolling = None);
+    info!(
+        user = session.user,
+        "account page: two-step sign-in turned on"
+    );
+    session.enrolling = None;
+    page.account(&session, Said::RecoveryCodes(codes)).await
+}
+
+pub(crate) async fn turn_off_two_step(
+    State(page): Shared,
+    Extension(peer): Extension<Peer>,
+    headers: HeaderMap,
+    Form(form): Form<Plain>,
+) -> Response {
+    let (_, _, session) = match signed_in_form(&page, peer, &headers, &form.csrf).await {
+        Ok(signed_in) => signed_in,
+        Err(refused) => return refused,
+    };
+    if let Err(error) = page.backend.set_two_step(&session.user, None).await {
+        return page.unavailable(&error);
+    }
+    info!(
+        user = session.user,
+        "account page: two-step sign-in turned off"
+    );
+    page.account(
+        &session,
+        Said::Notice("Two-step sign-in is off; POP3 takes your account password again."),
+    )
+    .await
 }

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use postie_auth::TotpSecret;
 use rand::rngs::OsRng;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
@@ -16,10 +17,21 @@ pub(crate) const AGE_LIMIT: Duration = Duration::from_secs(8 * 3600);
 /// Sessions held at most: past it the oldest go, so a flood of sign-ins cannot fill memory.
 const MAX_SESSIONS: usize = 10_000;
 
-/// A signed-in user.
+/// How far a session got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Stage {
+    /// The password was right; the second step's code is still to come.
+    AwaitingCode,
+    SignedIn,
+}
+
+/// A signed-in user (or one half-way, [`Stage::AwaitingCode`]).
 #[derive(Debug, Clone)]
 pub(crate) struct Session {
     pub(crate) user: String,
+    pub(crate) stage: Stage,
+    /// A second step being set up: the secret shown, not yet confirmed by a code.
+    pub(crate) enrolling: Option<TotpSecret>,
     /// The synchronizer token every form of this session carries.
     pub(crate) csrf: String,
     /// The password's stamp at sign-in.
@@ -46,10 +58,18 @@ fn digest(id: &str) -> [u8; 32] {
 
 impl Sessions {
     /// Starts a session for `user`; returns the id for the cookie.
-    pub(crate) fn start(&self, user: String, stamp: [u8; 32], now: Instant) -> String {
+    pub(crate) fn start(
+        &self,
+        user: String,
+        stamp: [u8; 32],
+        stage: Stage,
+        now: Instant,
+    ) -> String {
         let id = random_token();
         let session = Session {
             user,
+            stage,
+            enrolling: None,
             csrf: random_token(),
             stamp,
             started: now,
@@ -89,6 +109,17 @@ impl Sessions {
         Some(session.clone())
     }
 
+    /// Changes the live session `id`.
+    pub(crate) fn update(&self, id: &str, change: impl FnOnce(&mut Session)) {
+        let mut sessions = self
+            .by_digest
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(session) = sessions.get_mut(&digest(id)) {
+            change(session);
+        }
+    }
+
     pub(crate) fn end(&self, id: &str) {
         let mut sessions = self
             .by_digest
@@ -120,7 +151,7 @@ mod tests {
     fn sessions_end_when_idle_too_long_old_or_signed_out() {
         let sessions = Sessions::default();
         let t0 = Instant::now();
-        let id = sessions.start("alice".into(), [0; 32], t0);
+        let id = sessions.start("alice".into(), [0; 32], Stage::SignedIn, t0);
         assert_eq!(id.len(), 64);
         let minute = Duration::from_secs(60);
         assert!(sessions.touch(&id, t0 + 14 * minute).is_some());
@@ -130,7 +161,7 @@ mod tests {
             "15 minutes idle"
         );
 
-        let id = sessions.start("alice".into(), [0; 32], t0);
+        let id = sessions.start("alice".into(), [0; 32], Stage::SignedIn, t0);
         let mut now = t0;
         while now < t0 + AGE_LIMIT - 10 * minute {
             now += 10 * minute;
@@ -141,8 +172,8 @@ mod tests {
             "8 hours in all"
         );
 
-        let id = sessions.start("alice".into(), [0; 32], t0);
-        let other = sessions.start("bob".into(), [0; 32], t0);
+        let id = sessions.start("alice".into(), [0; 32], Stage::SignedIn, t0);
+        let other = sessions.start("bob".into(), [0; 32], Stage::SignedIn, t0);
         sessions.end_user("alice");
         assert!(sessions.touch(&id, t0).is_none());
         sessions.end(&other);
