@@ -2,8 +2,11 @@
 //! sign-in, its brake shared with POP3, no user enumeration, CSRF tokens, cookie flags,
 //! security headers, sessions confined to their user and ended by a password change, the
 //! refusal of plain HTTP from elsewhere, and settings made on the page holding in real
-//! POP3 sessions.
+//! POP3 sessions; two-step sign-in on both user databases (a passwd-file, PostgreSQL 15).
 
+#[path = "../../postie-store-pg/tests/cluster/mod.rs"]
+#[allow(dead_code)]
+mod cluster;
 mod common;
 
 use std::io::{Read, Write};
@@ -661,17 +664,65 @@ fn between<'a>(text: &'a str, start: &str, end: &str) -> &'a str {
     &text[from..from + text[from..].find(end).unwrap()]
 }
 
-fn pop3_password_answer(server: &TestServer, password: &str) -> String {
+fn pop3_password_answer(server: &TestServer, user: &str, password: &str) -> String {
     let mut client = server.tls_client();
-    client.command("USER alice");
+    client.command(&format!("USER {user}"));
     client.command(&format!("PASS {password}"))
 }
 
 #[test]
 fn two_step_sign_in_with_totp_and_recovery_codes() {
     let server = ServerBuilder::new().sections(HTTP).start();
-    let mut alice = Browser::new(&server);
-    alice.sign_in("alice", "wonderland");
+    two_step_flow(&server, "alice", "wonderland");
+    let stored = std::fs::read_to_string(server.dir.path().join("users.two-step")).unwrap();
+    assert!(!stored.contains("alice"), "{stored}");
+}
+
+#[test]
+fn two_step_sign_in_on_postgresql() {
+    let db = cluster::TestDb::new();
+    let server = ServerBuilder::new()
+        .auth("users = \"postgres\"")
+        .mail("store = \"postgres\"")
+        .sections(&format!(
+            "{HTTP}[postgres]\nurl = \"{}\"\npool_size = 4\n",
+            url(db.config())
+        ))
+        .start();
+    let mut add = std::process::Command::new(common::BIN)
+        .args(["user", "add", "carol", "--password-stdin", "--config"])
+        .arg(server.config_path())
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    add.stdin
+        .take()
+        .unwrap()
+        .write_all(b"carol's secret\n")
+        .unwrap();
+    assert!(add.wait().unwrap().success());
+    two_step_flow(&server, "carol", "carol's secret");
+}
+
+/// The URL `[postgres] url` takes for the test database.
+fn url(config: &postie_store_pg::Config) -> String {
+    let host = match &config.get_hosts()[0] {
+        tokio_postgres::config::Host::Tcp(host) => host.clone(),
+        other => panic!("the test cluster listens on TCP, not {other:?}"),
+    };
+    format!(
+        "postgresql://{}@{host}:{}/{}",
+        config.get_user().expect("a user"),
+        config.get_ports()[0],
+        config.get_dbname().expect("a database")
+    )
+}
+
+/// Turning two-step sign-in on, signing in with a code and with a recovery code (each once),
+/// POP3 taking app passwords only meanwhile, and turning it off.
+fn two_step_flow(server: &TestServer, user: &str, password: &str) {
+    let mut alice = Browser::new(server);
+    alice.sign_in(user, password);
     let csrf = alice.csrf();
     let shown = alice.post("/account/two-step/start", &[("csrf", &csrf)]);
     assert!(shown.body.contains("<svg"), "a QR code: {}", shown.body);
@@ -683,7 +734,7 @@ fn two_step_sign_in_with_totp_and_recovery_codes() {
     );
     assert!(wrong.body.contains("does not match"));
     assert!(
-        pop3_password_answer(&server, "wonderland").starts_with("+OK"),
+        pop3_password_answer(server, user, password).starts_with("+OK"),
         "not on yet"
     );
 
@@ -700,7 +751,7 @@ fn two_step_sign_in_with_totp_and_recovery_codes() {
     assert_eq!(codes.len(), 10, "{}", on.body);
     assert!(on.body.contains("POP3 clients must use app passwords"));
     // The account password no longer logs in over POP3; app passwords do.
-    let refused = pop3_password_answer(&server, "wonderland");
+    let refused = pop3_password_answer(server, user, password);
     assert!(refused.starts_with("-ERR [AUTH]"), "{refused}");
     assert!(
         !alice.get().body.contains(&codes[0]),
@@ -708,8 +759,8 @@ fn two_step_sign_in_with_totp_and_recovery_codes() {
     );
 
     // Signing in now takes a code after the password.
-    let mut phone = Browser::new(&server);
-    phone.sign_in("alice", "wonderland");
+    let mut phone = Browser::new(server);
+    phone.sign_in(user, password);
     let half = phone.get();
     assert!(half.body.contains("Two-step sign-in") && !half.body.contains("Signed in as"));
     let half_csrf = half.field("csrf");
@@ -736,10 +787,10 @@ fn two_step_sign_in_with_totp_and_recovery_codes() {
     assert!(phone
         .get()
         .body
-        .contains("Signed in as <strong>alice</strong>"));
+        .contains(&format!("Signed in as <strong>{user}</strong>")));
 
-    let mut again = Browser::new(&server);
-    again.sign_in("alice", "wonderland");
+    let mut again = Browser::new(server);
+    again.sign_in(user, password);
     let again_csrf = again.get().field("csrf");
     let spent = again.post(
         "/account/two-step",
@@ -751,7 +802,5 @@ fn two_step_sign_in_with_totp_and_recovery_codes() {
     let phone_csrf = phone.csrf();
     let off = phone.post("/account/two-step/off", &[("csrf", &phone_csrf)]);
     assert!(off.body.contains("Two-step sign-in is off"));
-    assert!(pop3_password_answer(&server, "wonderland").starts_with("+OK"));
-    let stored = std::fs::read_to_string(server.dir.path().join("users.two-step")).unwrap();
-    assert!(!stored.contains("alice"), "{stored}");
+    assert!(pop3_password_answer(server, user, password).starts_with("+OK"));
 }
