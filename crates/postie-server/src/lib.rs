@@ -17,6 +17,7 @@ mod listener;
 mod local_records;
 mod login_brake;
 mod login_policy;
+mod recent_sessions;
 #[cfg(feature = "contract-suite")]
 pub mod records_contract;
 mod session;
@@ -33,3 +34,4 @@ pub use login_policy::{
     BrakeSettings, LoginHistory, LoginRecords, LoginRecordsError, RecordsFuture,
     FORGET_FAILURES_AFTER, REMEMBER_NETWORKS_FOR,
 };
+pub use recent_sessions::{RecentSession, RecentSessions, KEPT_PER_USER};

@@ -19,6 +19,7 @@ use crate::error::ServerError;
 use crate::local_records::LocalRecords;
 use crate::login_brake::LoginBrake;
 use crate::login_policy::LoginRecords;
+use crate::recent_sessions::RecentSessions;
 use crate::session;
 use crate::shared::{latest, Current, Shared};
 
@@ -151,6 +152,11 @@ impl<S: MailStore, U: UserDb> RunningServer<S, U> {
             records: Arc::clone(&shared.login_records),
             settings: shared.config.brake.clone(),
         }
+    }
+
+    /// The last sessions of each user, as they end.
+    pub fn recent_sessions(&self) -> Arc<RecentSessions> {
+        Arc::clone(&latest(&self.current).recent_sessions)
     }
 
     pub fn reloader(&self) -> Pop3Reloader<S, U> {

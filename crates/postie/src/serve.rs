@@ -105,6 +105,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
             http = http.with_account_page(AccountPage::new(
                 accounts,
                 running.login_brake(),
+                running.recent_sessions(),
                 config.http_trusted_proxies.clone(),
             ));
             for addr in http.local_addrs() {

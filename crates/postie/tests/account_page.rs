@@ -525,6 +525,21 @@ fn deliver(server: &TestServer, subject: &str) {
     std::thread::sleep(Duration::from_millis(20));
 }
 
+/// The account page once it shows `needle`: what the server records after a session (the
+/// last use, the session's end) lands a moment after the client saw its answer.
+fn wait_for_page(browser: &Browser, needle: &str) -> Answer {
+    let mut page = browser.get();
+    for _ in 0..300 {
+        if page.body.contains(needle) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        page = browser.get();
+    }
+    assert!(page.body.contains(needle), "no {needle:?} in {}", page.body);
+    page
+}
+
 fn stat(server: &TestServer, password: &str) -> usize {
     let mut client = server.tls_client();
     client.login("alice", password);
@@ -564,16 +579,7 @@ fn settings_made_on_the_page_hold_over_pop3() {
     assert_eq!(letters.len(), 16);
     assert_eq!(stat(&server, &letters), 0);
     // The last use is written after the login, off the session's path: wait for it.
-    let used = "from 127.0.0.1 over POP3 USER over TLS";
-    let mut listed = alice.get();
-    for _ in 0..300 {
-        if listed.body.contains(used) {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-        listed = alice.get();
-    }
-    assert!(listed.body.contains(used), "{}", listed.body);
+    let listed = wait_for_page(&alice, "from 127.0.0.1 over POP3 USER over TLS");
     assert!(!listed.body.contains(&letters), "shown once only");
     let revoked = alice.post(
         "/account/app-passwords/revoke",
@@ -609,6 +615,17 @@ fn settings_made_on_the_page_hold_over_pop3() {
     client.retr(1);
     assert!(client.command("QUIT").starts_with("+OK"));
     assert_eq!(stat(&server, "wonderland"), 1);
+
+    // Recent activity lists the sessions: where from, with what, what they downloaded.
+    let page = wait_for_page(
+        &alice,
+        "account password (POP3 USER over TLS)</td><td>1</td><td>0</td>",
+    );
+    assert!(
+        page.body.contains("<td>127.0.0.1</td><td>app password laptop (POP3 USER over TLS)</td><td>0</td><td>0</td>"),
+        "{}",
+        page.body
+    );
 
     // "Keep the date" leaves the window alone; "all" brings the old mail back.
     let kept = alice.post(

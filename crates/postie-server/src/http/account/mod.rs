@@ -1,6 +1,7 @@
 //! The users' account page under `/account/`, as Gmail's settings: POP download (which mail
 //! POP3 lists, what happens to what a client downloaded), app passwords (made, listed with
-//! their last use, revoked), two-step sign-in (TOTP), how to set up a mail client, sign-out.
+//! their last use, revoked), two-step sign-in (TOTP), recent POP3 activity, how to set up a
+//! mail client, sign-out.
 //!
 //! Signing in takes the account's own password, through the same brake (and the same
 //! login records) as POP3. Passwords and cookies never cross a network in the clear
@@ -27,26 +28,31 @@ pub use backend::{AccountBackend, AccountError, AccountFuture, AppPasswordList, 
 
 use super::settings::MailSettings;
 use crate::login_brake::LoginBrake;
+use crate::recent_sessions::RecentSessions;
 use sessions::Sessions;
 
 /// What the page is built from; the binary makes one and hands it to the HTTP server.
 pub struct AccountPage {
     backend: Arc<dyn AccountBackend>,
     brake: LoginBrake,
+    recent: Arc<RecentSessions>,
     trusted_proxies: ProxyNetworks,
 }
 
 impl AccountPage {
-    /// `brake` is the POP3 server's ([`crate::RunningServer::login_brake`]); `trusted_proxies`
-    /// the reverse proxies whose `X-Forwarded-Proto` and `X-Forwarded-For` are believed.
+    /// `brake` and `recent` are the POP3 server's ([`crate::RunningServer::login_brake`],
+    /// [`crate::RunningServer::recent_sessions`]); `trusted_proxies` the reverse proxies
+    /// whose `X-Forwarded-Proto` and `X-Forwarded-For` are believed.
     pub fn new(
         backend: Arc<dyn AccountBackend>,
         brake: LoginBrake,
+        recent: Arc<RecentSessions>,
         trusted_proxies: ProxyNetworks,
     ) -> Self {
         AccountPage {
             backend,
             brake,
+            recent,
             trusted_proxies,
         }
     }
@@ -56,6 +62,7 @@ impl AccountPage {
 pub(crate) struct Page {
     pub(crate) backend: Arc<dyn AccountBackend>,
     pub(crate) brake: LoginBrake,
+    pub(crate) recent: Arc<RecentSessions>,
     pub(crate) trusted_proxies: ProxyNetworks,
     pub(crate) mail: Option<Arc<MailSettings>>,
     pub(crate) sessions: Sessions,
@@ -66,6 +73,7 @@ pub(crate) fn router(page: AccountPage, mail: Option<Arc<MailSettings>>) -> Rout
     let page = Arc::new(Page {
         backend: page.backend,
         brake: page.brake,
+        recent: page.recent,
         trusted_proxies: page.trusted_proxies,
         mail,
         sessions: Sessions::default(),

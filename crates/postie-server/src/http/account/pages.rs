@@ -181,6 +181,21 @@ impl Page {
                 }
             })
             .collect();
+        let activity: Vec<Value> = self
+            .recent
+            .of(user)
+            .iter()
+            .map(|session| {
+                context! {
+                    ended => dates::utc(session.ended),
+                    from => session.from.to_string(),
+                    app_password => session.app_password,
+                    over => session.over,
+                    retrieved => session.retrieved,
+                    deleted => session.deleted,
+                }
+            })
+            .collect();
         let after_choices: Vec<Value> = AFTER_CHOICES
             .iter()
             .map(|(value, _, text)| context! { value, text })
@@ -238,6 +253,7 @@ impl Page {
                 enrolling_secret,
                 enrolling_qr,
                 recovery_codes,
+                activity,
                 servers,
                 host => mail.map(|m| m.host.clone()),
                 login,
