@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use postie_auth::{
-    passwd_file, validate_label, AuthError, Authenticator, NewAppPassword, TwoStep, UserDb,
+    passwd_file, validate_label, AuthError, Authenticator, NewAppPassword, TwoStep, UserDb, Verdict,
 };
 use postie_server::http::account::{
-    AccountBackend, AccountError, AccountFuture, AppPasswordList, PasswordChecked,
+    AccountBackend, AccountError, AccountFuture, AppPasswordList, PasswordChecked, Pop3LoginCheck,
 };
 use postie_store::{MailStore, PopSettings};
 use postie_store_pg::UsersError;
@@ -229,6 +229,23 @@ impl AccountBackend for ConfiguredAccounts {
                     .await
                     .map_err(users_error),
             }
+        })
+    }
+
+    fn check_pop3_login<'a>(
+        &'a self,
+        user: &'a str,
+        password: &'a [u8],
+    ) -> AccountFuture<'a, Pop3LoginCheck> {
+        let auth = Arc::clone(&self.auth);
+        let (user, password) = (user.to_owned(), password.to_vec());
+        Box::pin(async move {
+            let verdict = blocking(move || auth.verify_password(&user, &password)).await?;
+            Ok(match verdict {
+                Verdict::Accepted { app_password, .. } => Pop3LoginCheck::Accepted { app_password },
+                Verdict::AppPasswordRequired { .. } => Pop3LoginCheck::AppPasswordRequired,
+                Verdict::Rejected => Pop3LoginCheck::Rejected,
+            })
         })
     }
 }

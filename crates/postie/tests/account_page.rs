@@ -578,6 +578,27 @@ fn settings_made_on_the_page_hold_over_pop3() {
         .to_owned();
     assert_eq!(letters.len(), 16);
     assert_eq!(stat(&server, &letters), 0);
+    // "Test the login" says what POP3 answers each password.
+    for (password, answer) in [
+        (
+            letters.as_str(),
+            "POP3 accepts this password: it is your app password \u{201c}laptop\u{201d}.",
+        ),
+        (
+            "wonderland",
+            "POP3 accepts this password: it is your account password.",
+        ),
+        (
+            "not mine",
+            "POP3 would refuse this password: it is none of yours.",
+        ),
+    ] {
+        let tested = alice.post(
+            "/account/test-login",
+            &[("csrf", &csrf), ("password", password)],
+        );
+        assert!(tested.body.contains(answer), "{answer}: {}", tested.body);
+    }
     // The last use is written after the login, off the session's path: wait for it.
     let listed = wait_for_page(&alice, "from 127.0.0.1 over POP3 USER over TLS");
     assert!(!listed.body.contains(&letters), "shown once only");
@@ -770,6 +791,15 @@ fn two_step_flow(server: &TestServer, user: &str, password: &str) {
     // The account password no longer logs in over POP3; app passwords do.
     let refused = pop3_password_answer(server, user, password);
     assert!(refused.starts_with("-ERR [AUTH]"), "{refused}");
+    let tested = alice.post(
+        "/account/test-login",
+        &[("csrf", &csrf), ("password", password)],
+    );
+    assert!(
+        tested.body.contains("POP3 takes app passwords only"),
+        "{}",
+        tested.body
+    );
     assert!(
         !alice.get().body.contains(&codes[0]),
         "recovery codes are shown once"

@@ -40,6 +40,18 @@ pub struct AppPasswordList {
     pub passwords: Vec<AppPasswordInfo>,
 }
 
+/// What POP3 would answer a password, as the page's "test the login" reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pop3LoginCheck {
+    /// Logs in; with the label when it is an app password.
+    Accepted {
+        app_password: Option<String>,
+    },
+    /// The account password, right, refused because the user takes app passwords only.
+    AppPasswordRequired,
+    Rejected,
+}
+
 /// The operations behind the page, the same as `postie user app-password` and `postie user
 /// pop-settings` run.
 pub trait AccountBackend: Send + Sync + 'static {
@@ -68,6 +80,14 @@ pub trait AccountBackend: Send + Sync + 'static {
     fn add_app_password<'a>(&'a self, user: &'a str, label: &'a str) -> AccountFuture<'a, String>;
 
     fn revoke_app_password<'a>(&'a self, user: &'a str, label: &'a str) -> AccountFuture<'a, ()>;
+
+    /// What a POP3 login as `user` with `password` would get (USER/PASS, through the same
+    /// Authenticator).
+    fn check_pop3_login<'a>(
+        &'a self,
+        user: &'a str,
+        password: &'a [u8],
+    ) -> AccountFuture<'a, Pop3LoginCheck>;
 
     /// Whether `user` signs in in two steps.
     fn has_two_step<'a>(&'a self, user: &'a str) -> AccountFuture<'a, bool>;

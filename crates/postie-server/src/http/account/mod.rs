@@ -24,7 +24,9 @@ use axum::Router;
 use minijinja::Environment;
 use postie_proto::proxy::ProxyNetworks;
 
-pub use backend::{AccountBackend, AccountError, AccountFuture, AppPasswordList, PasswordChecked};
+pub use backend::{
+    AccountBackend, AccountError, AccountFuture, AppPasswordList, PasswordChecked, Pop3LoginCheck,
+};
 
 use super::settings::MailSettings;
 use crate::login_brake::LoginBrake;
@@ -91,6 +93,7 @@ pub(crate) fn router(page: AccountPage, mail: Option<Arc<MailSettings>>) -> Rout
             "/account/app-passwords/revoke",
             post(pages::revoke_app_password),
         )
+        .route("/account/test-login", post(pages::test_login))
         .route("/account/two-step", post(pages::second_step))
         .route("/account/two-step/start", post(pages::start_two_step))
         .route("/account/two-step/confirm", post(pages::confirm_two_step))

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use subtle::ConstantTimeEq;
 use tracing::{info, warn};
 
-use super::backend::AccountError;
+use super::backend::{AccountError, Pop3LoginCheck};
 use super::cookies::{self, SESSION, SIGN_IN};
 use super::sessions::{random_token, Session, Stage};
 use super::transport::{self, Refusal, Transport};
@@ -267,7 +267,7 @@ impl Page {
 /// What the account page says above its sections.
 enum Said<'a> {
     Nothing,
-    Notice(&'a str),
+    Notice(String),
     Problem(String),
     NewAppPassword {
         label: &'a str,
@@ -512,8 +512,11 @@ pub(crate) async fn save_pop_settings(
         return page.unavailable(&error);
     }
     info!(user, "account page: POP settings saved");
-    page.account(&session, Said::Notice("Your POP settings are saved."))
-        .await
+    page.account(
+        &session,
+        Said::Notice("Your POP settings are saved.".into()),
+    )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -569,8 +572,11 @@ pub(crate) async fn revoke_app_password(
                 app_password = form.label,
                 "account page: app password revoked"
             );
-            page.account(&session, Said::Notice("The app password is revoked."))
-                .await
+            page.account(
+                &session,
+                Said::Notice("The app password is revoked.".into()),
+            )
+            .await
         }
         Err(AccountError::Refused(why)) => page.account(&session, Said::Problem(why)).await,
         Err(error) => page.unavailable(&error),
@@ -723,7 +729,62 @@ pub(crate) async fn turn_off_two_step(
     );
     page.account(
         &session,
-        Said::Notice("Two-step sign-in is off; POP3 takes your account password again."),
+        Said::Notice("Two-step sign-in is off; POP3 takes your account password again.".into()),
     )
     .await
+}
+
+#[derive(Deserialize)]
+pub(crate) struct PasswordForm {
+    csrf: String,
+    password: String,
+}
+
+/// "Test the login": what POP3 would answer the password a mail client is given, through
+/// the same Authenticator and the same brake (a wrong one counts as a failure).
+pub(crate) async fn test_login(
+    State(page): Shared,
+    Extension(peer): Extension<Peer>,
+    headers: HeaderMap,
+    Form(form): Form<PasswordForm>,
+) -> Response {
+    let (visit, _, session) = match signed_in_form(&page, peer, &headers, &form.csrf).await {
+        Ok(signed_in) => signed_in,
+        Err(refused) => return refused,
+    };
+    let user = session.user.as_str();
+    let check = match page
+        .backend
+        .check_pop3_login(user, form.password.as_bytes())
+        .await
+    {
+        Ok(check) => check,
+        Err(error) => return page.unavailable(&error),
+    };
+    let accepted = matches!(check, Pop3LoginCheck::Accepted { .. });
+    if let Err(error) = page
+        .brake
+        .hold(visit.transport.client, user, accepted)
+        .await
+    {
+        return page.unavailable(&error);
+    }
+    let said = match check {
+        Pop3LoginCheck::Accepted {
+            app_password: Some(label),
+        } => Said::Notice(format!(
+            "POP3 accepts this password: it is your app password \u{201c}{label}\u{201d}."
+        )),
+        Pop3LoginCheck::Accepted { app_password: None } => {
+            Said::Notice("POP3 accepts this password: it is your account password.".into())
+        }
+        Pop3LoginCheck::AppPasswordRequired => Said::Problem(
+            "This is your account password, but POP3 takes app passwords only: make one above."
+                .into(),
+        ),
+        Pop3LoginCheck::Rejected => {
+            Said::Problem("POP3 would refuse this password: it is none of yours.".into())
+        }
+    };
+    page.account(&session, said).await
 }
