@@ -1,7 +1,9 @@
 //! The account page in a real browser: Debian's chromium driven by playwright-core
 //! (tests/browser/account.mjs, `npm ci` there when node_modules is missing), against the
 //! real `postie serve`, with Python's poplib checking each change in real POP3 sessions.
-//! Screenshots go into the test's folder, and one into docs/account-page.png for the README.
+//! Screenshots go into the test's folder (or the folder `POSTIE_KEEP_SCREENSHOTS` names, to
+//! look at them afterwards), and one into docs/account-page.png for the README; one step
+//! checks that the page fits a phone's width.
 //! Fails, never skips, when chromium, node or python3 is missing (scripts/test installs them).
 
 mod common;
@@ -47,7 +49,10 @@ fn the_account_page_in_chromium() {
     assert_eq!(lmtp_deliver(server.lmtp.unwrap(), "alice", old).code, 250);
     // Arrival times are kept to the microsecond; a step keeps "before" and "after" apart.
     std::thread::sleep(std::time::Duration::from_millis(20));
-    let shots = server.dir.path().join("screenshots");
+    let shots = match std::env::var_os("POSTIE_KEEP_SCREENSHOTS") {
+        Some(dir) => PathBuf::from(dir),
+        None => server.dir.path().join("screenshots"),
+    };
     std::fs::create_dir_all(&shots).unwrap();
     let docs_shot = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/account-page.png");
     std::fs::create_dir_all(docs_shot.parent().unwrap()).unwrap();
@@ -80,6 +85,7 @@ fn the_account_page_in_chromium() {
         "5-app-password",
         "6-pop-settings",
         "7-activity",
+        "7-phone",
         "8-second-step",
     ] {
         assert!(shots.join(format!("{name}.png")).is_file(), "{name}.png");

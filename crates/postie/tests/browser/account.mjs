@@ -115,6 +115,12 @@ try {
   await page.getByText("Recent POP activity").waitFor();
   await page.screenshot({ path: DOCS_SHOT, fullPage: true });
   await shot("7-activity");
+  // On a phone's width: nothing wider than the screen.
+  await page.setViewportSize({ width: 375, height: 800 });
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth);
+  check(overflow <= 375, `the page fits a phone's width (${overflow} px)`);
+  await shot("7-phone");
+  await page.setViewportSize({ width: 800, height: 900 });
 
   // Signing in again takes a code after the password.
   await page.getByRole("button", { name: "Sign out" }).click();
