@@ -8,6 +8,8 @@
 //! codes in hex, separated by commas.
 
 use std::ffi::OsString;
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -69,14 +71,21 @@ fn line(user: &str, two_step: &TwoStep) -> Vec<u8> {
     .into_bytes()
 }
 
-/// `user`'s second step, if it is on.
+/// `user`'s second step, if it is on. Read without the lock (writers rename a whole new file
+/// into place), so a server whose folder is read-only to it can still read it.
 pub fn read_two_step(passwd_file: &Path, user: &str) -> Result<Option<TwoStep>, AuthError> {
     validate_user_name(user)?;
-    edit(&two_step_path(passwd_file), |lines| {
-        let found = lines.iter().find(|l| is_users(l, user)).map(|l| parse(l));
-        (false, found)
-    })?
-    .transpose()
+    let path = two_step_path(passwd_file);
+    let contents = match fs::read(&path) {
+        Ok(contents) => contents,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(AuthError::io(&path, e)),
+    };
+    contents
+        .split(|&b| b == b'\n')
+        .find(|line| is_users(line, user))
+        .map(parse)
+        .transpose()
 }
 
 /// Turns `user`'s second step on (replacing any) or, with `None`, off.
@@ -87,11 +96,13 @@ pub fn set_two_step(
 ) -> Result<(), AuthError> {
     validate_user_name(user)?;
     edit(&two_step_path(passwd_file), |lines| {
+        let before = lines.len();
         lines.retain(|l| !is_users(l, user));
+        let removed = lines.len() != before;
         if let Some(two_step) = two_step {
             lines.push(line(user, two_step));
         }
-        (true, ())
+        (removed || two_step.is_some(), ())
     })
 }
 
