@@ -75,6 +75,22 @@ impl<U: UserDb> Authenticator<U> {
         })
     }
 
+    /// The account's own password alone, never an app password (the account page signs in
+    /// with it): the user's record when it is right. An unknown user costs a hash check too.
+    pub fn verify_account_password(
+        &self,
+        user: &str,
+        password: &[u8],
+    ) -> Result<Option<UserRecord>, AuthError> {
+        let Some(record) = self.db.lookup(user)? else {
+            if let Some(dummy) = dummy_hash() {
+                dummy.verify(password);
+            }
+            return Ok(None);
+        };
+        Ok(record.password.verify(password).then_some(record))
+    }
+
     /// APOP: only users stored as `{PLAIN}` can pass, since the digest needs the cleartext.
     /// Unknown users and users without a cleartext are rejected after the same MD5 work. It
     /// proves the account's own password, so a user who requires app passwords is refused.

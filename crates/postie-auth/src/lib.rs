@@ -26,6 +26,7 @@ mod random;
 mod sasl;
 mod scheme;
 mod scram_keys;
+mod two_step;
 mod userdb;
 
 pub use app_password::{
@@ -42,6 +43,7 @@ pub use passwd_file::PasswdFile;
 pub use password::{hash_password, PasswordHash, MAX_PASSWORD_LEN};
 pub use sasl::{Mechanism, SaslExchange, SaslStep};
 pub use scheme::Scheme;
+pub use two_step::{new_recovery_codes, recovery_digest, TotpSecret, TwoStep, RECOVERY_CODES};
 pub use userdb::{UserDb, UserRecord};
 
 /// Entry points for the fuzz targets (crate postie-fuzz): the parsers of outside bytes.

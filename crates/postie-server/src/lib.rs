@@ -15,7 +15,9 @@ pub mod http;
 mod known_networks;
 mod listener;
 mod local_records;
+mod login_brake;
 mod login_policy;
+mod recent_sessions;
 #[cfg(feature = "contract-suite")]
 pub mod records_contract;
 mod session;
@@ -27,7 +29,9 @@ pub use config::Pop3Config;
 pub use error::ServerError;
 pub use listener::{Pop3Reloader, Pop3Server, RunningServer};
 pub use local_records::LocalRecords;
+pub use login_brake::LoginBrake;
 pub use login_policy::{
     BrakeSettings, LoginHistory, LoginRecords, LoginRecordsError, RecordsFuture,
     FORGET_FAILURES_AFTER, REMEMBER_NETWORKS_FOR,
 };
+pub use recent_sessions::{RecentSession, RecentSessions, KEPT_PER_USER};

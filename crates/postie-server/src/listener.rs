@@ -17,7 +17,9 @@ use tracing::{info, warn};
 use crate::config::Pop3Config;
 use crate::error::ServerError;
 use crate::local_records::LocalRecords;
+use crate::login_brake::LoginBrake;
 use crate::login_policy::LoginRecords;
+use crate::recent_sessions::RecentSessions;
 use crate::session;
 use crate::shared::{latest, Current, Shared};
 
@@ -139,6 +141,22 @@ impl<S: MailStore, U: UserDb> RunningServer<S, U> {
             .iter()
             .filter_map(|(l, tls)| l.local_addr().ok().map(|a| (a, *tls)))
             .collect()
+    }
+
+    /// The brake and login records this server's logins go through, for other doors to
+    /// share (the account page's sign-in).
+    pub fn login_brake(&self) -> LoginBrake {
+        let shared = latest(&self.current);
+        LoginBrake {
+            brake: Arc::clone(&shared.brake),
+            records: Arc::clone(&shared.login_records),
+            settings: shared.config.brake.clone(),
+        }
+    }
+
+    /// The last sessions of each user, as they end.
+    pub fn recent_sessions(&self) -> Arc<RecentSessions> {
+        Arc::clone(&latest(&self.current).recent_sessions)
     }
 
     pub fn reloader(&self) -> Pop3Reloader<S, U> {

@@ -25,6 +25,7 @@ use tracing::{error, info, warn};
 use postie_net::Conn;
 
 use crate::login_policy::LoginRecordsError;
+use crate::recent_sessions::RecentSession;
 use crate::shared::Shared;
 
 mod bearer;
@@ -105,6 +106,7 @@ pub(crate) async fn run<S: MailStore, U: UserDb>(
         app_password,
         stats,
         core,
+        mechanism,
         ..
     } = session;
     info!(
@@ -122,6 +124,21 @@ pub(crate) async fn run<S: MailStore, U: UserDb>(
         complete = outcome.is_ok(),
         "session ended"
     );
+    if let Some(user) = &user {
+        let over = match core.is_secure() {
+            true => format!("POP3 {mechanism} over TLS"),
+            false => format!("POP3 {mechanism}"),
+        };
+        let recent = RecentSession {
+            ended: SystemTime::now(),
+            from: peer.ip(),
+            app_password,
+            over,
+            retrieved: stats.retr,
+            deleted: stats.deleted,
+        };
+        shared.recent_sessions.record(user, recent);
+    }
     for (verb, count) in core.commands().iter() {
         METRICS
             .commands

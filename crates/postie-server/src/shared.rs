@@ -9,6 +9,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::config::Pop3Config;
 use crate::login_policy::{FailureBrake, LoginRecords};
+use crate::recent_sessions::RecentSessions;
 
 /// What every session of one server shares. Rebuilt on reload; the limits, the failure and
 /// login records, the store and the users carry over.
@@ -20,6 +21,7 @@ pub(crate) struct Shared<S, U> {
     pub(crate) limits: Arc<ConnectionLimits>,
     pub(crate) brake: Arc<FailureBrake>,
     pub(crate) login_records: Arc<dyn LoginRecords>,
+    pub(crate) recent_sessions: Arc<RecentSessions>,
     pub(crate) capabilities: Capabilities,
 }
 
@@ -35,6 +37,7 @@ impl<S, U> Shared<S, U> {
             limits: ConnectionLimits::new(config.max_connections, config.max_connections_per_ip),
             brake: Arc::new(FailureBrake::new(config.failure_delay)),
             login_records,
+            recent_sessions: Arc::default(),
             capabilities: capabilities(&config),
             store: Arc::new(store),
             auth: Arc::new(auth),
@@ -55,6 +58,7 @@ impl<S, U> Shared<S, U> {
             limits: Arc::clone(&self.limits),
             brake: Arc::clone(&self.brake),
             login_records: Arc::clone(&self.login_records),
+            recent_sessions: Arc::clone(&self.recent_sessions),
             config,
         }
     }

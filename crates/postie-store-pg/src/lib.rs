@@ -49,6 +49,7 @@ mod pop_settings;
 mod size;
 mod tls;
 mod transfer;
+mod two_step;
 mod users;
 
 use std::collections::HashSet;

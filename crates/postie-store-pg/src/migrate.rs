@@ -21,6 +21,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (6, include_str!("../migrations/0006_known_networks.sql")),
     (7, include_str!("../migrations/0007_app_passwords.sql")),
     (8, include_str!("../migrations/0008_pop_settings.sql")),
+    (9, include_str!("../migrations/0009_two_step.sql")),
 ];
 
 /// The schema version this build of postie reads and writes.

@@ -235,6 +235,9 @@ impl Default for SmtpSection {
 #[serde(deny_unknown_fields, default)]
 struct HttpSection {
     listen: Vec<String>,
+    /// Reverse proxies (addresses or networks) whose X-Forwarded-Proto and X-Forwarded-For
+    /// the account page believes.
+    trusted_proxies: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -289,6 +292,8 @@ pub struct Config {
     pub user: Option<String>,
     pub shutdown_grace: Duration,
     pub http_listen: Vec<SocketAddr>,
+    /// `[http] trusted_proxies`: the reverse proxies the account page believes about HTTPS.
+    pub http_trusted_proxies: ProxyNetworks,
     /// What autoconfig and Autodiscover answer; ports still 0 take the bound ones.
     pub autoconfig: MailSettings,
     pub passwd_file: PathBuf,
@@ -539,6 +544,10 @@ impl Config {
             &file_name.to_string(),
         )?;
         let http_listen = addresses(&file.http.listen, &format!("{file_name}: [http] listen"))?;
+        let http_trusted_proxies = proxy_networks(
+            &file.http.trusted_proxies,
+            &format!("{file_name}: [http] trusted_proxies"),
+        )?;
         let autoconfig = mail_settings(
             &file.autoconfig,
             &file.smtp,
@@ -560,6 +569,7 @@ impl Config {
             user: file.user,
             shutdown_grace,
             http_listen,
+            http_trusted_proxies,
             autoconfig,
             pop3,
             passwd_file: base.join(file.auth.passwd_file),

@@ -38,6 +38,12 @@ listen = ["127.0.0.1:2525"]
 domains = ["localhost"]
 "#;
 
+/// The account page on loopback; appended to a demo configuration made before postie had it.
+const HTTP: &str = r#"
+[http]
+listen = ["127.0.0.1:8080"]
+"#;
+
 const WELCOME: [&[u8]; 3] = [
     b"From: postie <postmaster@localhost>\r\nTo: demo@localhost\r\nSubject: Welcome to postie\r\nDate: Fri, 27 Nov 2026 09:00:00 +0000\r\nMessage-ID: <welcome-1@localhost>\r\n\r\nHello!\r\n\r\nThis message was downloaded from the postie demo server over POP3.\r\nDelete it from your client and it is gone from the server after QUIT.\r\n",
     b"From: postie <postmaster@localhost>\r\nTo: demo@localhost\r\nSubject: Lines that start with a dot\r\nDate: Fri, 27 Nov 2026 09:01:00 +0000\r\nMessage-ID: <welcome-2@localhost>\r\n\r\nPOP3 ends a message with a line holding a single dot, so lines that\r\nstart with one are byte-stuffed on the wire:\r\n.\r\n.. two dots\r\nYour client shows them exactly as written here.\r\n",
@@ -51,13 +57,20 @@ pub fn prepare(dir: &Path) -> Result<PathBuf> {
         .with_context(|| format!("cannot create the demo folder {}", dir.display()))?;
     let config = dir.join("postie.toml");
     if !config.exists() {
-        fs::write(&config, format!("{CONFIG}{INTAKE}"))
+        fs::write(&config, format!("{CONFIG}{INTAKE}{HTTP}"))
             .with_context(|| format!("cannot write {}", config.display()))?;
     } else {
         let text = fs::read_to_string(&config)
             .with_context(|| format!("cannot read {}", config.display()))?;
+        let mut added = String::new();
         if !text.contains("[smtp]") && !text.contains("[lmtp]") {
-            fs::write(&config, format!("{text}{INTAKE}"))
+            added.push_str(INTAKE);
+        }
+        if !text.contains("[http]") {
+            added.push_str(HTTP);
+        }
+        if !added.is_empty() {
+            fs::write(&config, format!("{text}{added}"))
                 .with_context(|| format!("cannot write {}", config.display()))?;
         }
     }
@@ -118,7 +131,7 @@ fn write_private(path: &Path, contents: &[u8]) -> Result<()> {
         .with_context(|| format!("cannot write {}", path.display()))
 }
 
-pub fn print_help(addrs: &[(SocketAddr, bool)], dir: &Path) {
+pub fn print_help(addrs: &[(SocketAddr, bool)], http: &[SocketAddr], dir: &Path) {
     let tls_port = addrs
         .iter()
         .find(|(_, tls)| *tls)
@@ -128,6 +141,12 @@ pub fn print_help(addrs: &[(SocketAddr, bool)], dir: &Path) {
         .find(|(_, tls)| !*tls)
         .map_or(1110, |(a, _)| a.port());
     let dir = dir.display();
+    let page = match http.first() {
+        Some(addr) => {
+            format!("\nYour account page (POP settings, app passwords): http://{addr}/account/\n")
+        }
+        None => String::new(),
+    };
     println!(
         "\npostie demo server is running (files in {dir}/).\n\
          \n  User: demo   Password: demo\n\
@@ -140,6 +159,6 @@ pub fn print_help(addrs: &[(SocketAddr, bool)], dir: &Path) {
          \x20 (or port {plain_port} with STARTTLS). Accept the self-signed certificate ({dir}/cert.pem).\n\
          \nSend the demo user a message over SMTP (127.0.0.1:2525; LMTP listens on 127.0.0.1:2424):\n\
          \n  swaks --server 127.0.0.1:2525 --from you@example.org --to demo@localhost --header 'Subject: hello'\n\
-         \nPress Ctrl-C to stop.\n"
+         {page}\nPress Ctrl-C to stop.\n"
     );
 }

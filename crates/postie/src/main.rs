@@ -1,5 +1,6 @@
 //! The `postie` command: wires configuration to services to shells, and nothing else.
 
+mod account_backend;
 mod check_config;
 mod cli;
 mod deliver;

@@ -36,6 +36,7 @@ pub struct Fixed {
     store: StoreConfig,
     tls_files: Option<(PathBuf, PathBuf)>,
     http_listen: Vec<std::net::SocketAddr>,
+    http_trusted_proxies: postie_proto::proxy::ProxyNetworks,
     user: Option<String>,
 }
 
@@ -47,6 +48,7 @@ impl Fixed {
             store: config.store.clone(),
             tls_files: config.tls_files.clone(),
             http_listen: config.http_listen.clone(),
+            http_trusted_proxies: config.http_trusted_proxies.clone(),
             user: config.user.clone(),
         }
     }

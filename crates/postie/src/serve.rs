@@ -7,12 +7,14 @@ use anyhow::{Context, Result};
 use postie_auth::Authenticator;
 use postie_intake::{Inherited, IntakeServer, Listen};
 use postie_proto::smtp::Role;
+use postie_server::http::account::AccountPage;
 use postie_server::http::HttpServer;
 use postie_server::Pop3Server;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+use crate::account_backend::ConfiguredAccounts;
 use crate::cli::{LogFormat, ServeArgs};
 use crate::demo;
 use crate::open_files::{cap_connections, raise_open_file_limit};
@@ -53,6 +55,11 @@ pub fn run(args: ServeArgs) -> Result<()> {
     let sweeper = crate::store::sweeper(&store);
     let health_check = crate::store::health_check(&store);
     let login_records = crate::login_records::open(&store, &config.state_dir)?;
+    let accounts = Arc::new(ConfiguredAccounts {
+        auth: Arc::new(Authenticator::new(Arc::clone(&users))),
+        store: store.clone(),
+        state_dir: config.state_dir.clone(),
+    });
     let server = Pop3Server::with_login_records(
         config.pop3.clone(),
         store,
@@ -95,6 +102,12 @@ pub fn run(args: ServeArgs) -> Result<()> {
             if let Some(check) = health_check {
                 http = http.with_health_check(check);
             }
+            http = http.with_account_page(AccountPage::new(
+                accounts,
+                running.login_brake(),
+                running.recent_sessions(),
+                config.http_trusted_proxies.clone(),
+            ));
             for addr in http.local_addrs() {
                 info!(%addr, kind = "http", "listening");
             }
@@ -109,7 +122,8 @@ pub fn run(args: ServeArgs) -> Result<()> {
             info!(user = %user.name, uid = user.uid, gid = user.gid, "running as an unprivileged user");
         }
         if args.demo {
-            demo::print_help(&running.local_addrs(), &args.demo_dir);
+            let http_addrs = http.as_ref().map(HttpServer::local_addrs).unwrap_or_default();
+            demo::print_help(&running.local_addrs(), &http_addrs, &args.demo_dir);
         }
 
         if let Some(sweeper) = sweeper {

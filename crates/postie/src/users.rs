@@ -47,6 +47,7 @@ fn in_passwd_file(path: &Path, state_dir: Option<&Path>, action: UserEdit) -> Re
                 bail!("no user {name:?} in {}", path.display());
             }
             passwd_file::remove_user_app_passwords(path, &name)?;
+            passwd_file::set_two_step(path, &name, None)?;
             eprintln!("removed {name} from {}", path.display());
             Ok(())
         }

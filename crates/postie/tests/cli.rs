@@ -296,7 +296,8 @@ fn demo_starts_and_reuses_what_it_made() {
     assert!(
         printed.contains("curl")
             && printed.contains("demo:demo")
-            && printed.contains("Thunderbird"),
+            && printed.contains("Thunderbird")
+            && printed.contains("http://127.0.0.1:8080/account/"),
         "{printed}"
     );
     let cert = std::fs::read_to_string(demo.join("cert.pem")).unwrap();

@@ -5,6 +5,7 @@ mod app_password_uses;
 mod app_passwords;
 mod edit;
 pub(crate) mod parse;
+mod two_step;
 mod user_name;
 
 use std::collections::HashMap;
@@ -19,6 +20,7 @@ pub use app_passwords::{
     require_app_passwords, revoke_app_password,
 };
 pub use edit::{list_users, remove_user, set_user};
+pub use two_step::{read_two_step, set_two_step, take_two_step_code, two_step_path};
 pub use user_name::{validate_user_name, MAX_USER_NAME_LEN};
 
 use crate::{AppPasswordUse, AuthError, UserDb, UserRecord};

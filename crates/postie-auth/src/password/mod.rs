@@ -25,6 +25,8 @@ pub use postie_types::limits::MAX_PASSWORD_LEN;
 pub struct PasswordHash {
     scheme: Scheme,
     kind: Kind,
+    /// SHA-256 of the stored text: what [`PasswordHash::stamp`] gives.
+    stamp: [u8; 32],
 }
 
 #[derive(Clone)]
@@ -42,6 +44,18 @@ impl PasswordHash {
     /// Parses `{SCHEME}data`. Without a `{SCHEME}` prefix, or with `{CRYPT}`, the data is taken
     /// as a crypt(3) string (Dovecot's default scheme) and its `$id$` decides the scheme.
     pub fn parse(entry: &str) -> Result<Self, AuthError> {
+        let mut hash = Self::parse_entry(entry)?;
+        hash.stamp = Sha256::digest(entry.as_bytes()).into();
+        Ok(hash)
+    }
+
+    /// Changes whenever the stored password does (a new salt even for the same password):
+    /// what a sign-in remembers, to end its session when the password is changed.
+    pub fn stamp(&self) -> [u8; 32] {
+        self.stamp
+    }
+
+    fn parse_entry(entry: &str) -> Result<Self, AuthError> {
         let Some(rest) = entry.strip_prefix('{') else {
             return Self::parse_crypt(entry);
         };
@@ -94,7 +108,11 @@ impl PasswordHash {
             Scheme::ScramSha256 => ScramKeys::parse_dovecot(data).map(Kind::Scram),
         }
         .map_err(|reason| AuthError::MalformedHash(format!("{scheme}: {reason}")))?;
-        Ok(PasswordHash { scheme, kind })
+        Ok(PasswordHash {
+            scheme,
+            kind,
+            stamp: [0; 32],
+        })
     }
 
     pub fn scheme(&self) -> Scheme {

@@ -1,15 +1,17 @@
-//! The HTTP listener: `/metrics` (Prometheus), `/healthz`, Thunderbird's autoconfig and
-//! Outlook's Autodiscover.
+//! The HTTP listener: `/metrics` (Prometheus), `/healthz`, Thunderbird's autoconfig,
+//! Outlook's Autodiscover and the users' account page (`/account/`).
 //!
-//! A small handler of its own rather than hyper: four fixed routes, one request per
-//! connection, a head of at most 8 KiB and a body of at most 64 KiB, each connection capped
-//! in time and their number capped. Strict parsing refuses what it does not need (chunked
-//! bodies, folded headers) instead of interpreting it, which keeps the code short enough to
-//! read in full; TLS for autoconfig is for the reverse proxy in front.
+//! Connections come from postie-net's accept loop, as POP3's do, so the connection cap
+//! applies; each is first read by a strict gate (a head of at most 8 KiB, a body of at most
+//! 64 KiB with a Content-Length, no chunked bodies, no folded headers: refused, not
+//! interpreted), then served by hyper with axum's router, one request per connection, the
+//! whole within a time limit.
 
+pub mod account;
 mod autoconfig;
 mod autodiscover;
-mod request;
+mod gate;
+mod rewound;
 mod routes;
 mod settings;
 mod xml;
@@ -20,20 +22,24 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::Response;
+use axum::Router;
+use hyper_util::rt::TokioIo;
 use postie_net::{Conn, ConnectionLimits, Door, Gate, Listener, Refusal, Serving};
 use postie_proto::proxy::ProxyNetworks;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tower::ServiceExt;
 
 pub use settings::{MailSettings, UsernameForm};
 
 use crate::error::ServerError;
+use gate::{Parsed, Refused};
 use postie_types::limits::{
     HTTP_MAX_BODY, HTTP_MAX_CONNECTIONS, HTTP_MAX_HEAD, HTTP_REQUEST_TIMEOUT,
 };
-use request::{Parsed, Refused};
-use routes::Response;
 
 /// What `/healthz` asks beyond the process answering: Ok, or why the server cannot serve
 /// (say, no database host that takes writes).
@@ -44,11 +50,17 @@ pub type HealthCheck =
 /// request's own limit, and what a load balancer's probe would wait.
 const HEALTH_CHECK_LIMIT: Duration = Duration::from_secs(5);
 
+/// The client's address as the accept loop gave it (the PROXY header's, if one was read),
+/// put into each request's extensions.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Peer(pub(crate) SocketAddr);
+
 /// The HTTP listeners, bound.
 pub struct HttpServer {
     listeners: Vec<TcpListener>,
     mail: Option<Arc<MailSettings>>,
     health: Option<HealthCheck>,
+    account: Option<account::AccountPage>,
 }
 
 impl HttpServer {
@@ -74,12 +86,19 @@ impl HttpServer {
             listeners,
             mail: mail.map(Arc::new),
             health: None,
+            account: None,
         })
     }
 
     /// `/healthz` answers 503 with the check's reason when `check` fails.
     pub fn with_health_check(mut self, check: HealthCheck) -> Self {
         self.health = Some(check);
+        self
+    }
+
+    /// Serves the account page under `/account/`.
+    pub fn with_account_page(mut self, page: account::AccountPage) -> Self {
+        self.account = Some(page);
         self
     }
 
@@ -92,9 +111,17 @@ impl HttpServer {
 
     /// Serves until `shutdown` completes; requests in flight are cut off with the process.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) {
-        let door = Arc::new(HttpDoor {
-            mail: self.mail,
+        let operator = Arc::new(routes::Operator {
+            mail: self.mail.clone(),
             health: self.health,
+        });
+        let mut router = routes::router(operator);
+        if let Some(page) = self.account {
+            router = router.merge(account::router(page, self.mail));
+        }
+        let router = router.layer(axum::middleware::map_response(no_store));
+        let door = Arc::new(HttpDoor {
+            router,
             limits: ConnectionLimits::new(HTTP_MAX_CONNECTIONS, HTTP_MAX_CONNECTIONS),
             proxy_from: ProxyNetworks::default(),
         });
@@ -105,11 +132,18 @@ impl HttpServer {
     }
 }
 
+/// Nothing postie answers over HTTP is for a cache to keep.
+async fn no_store(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
 /// The HTTP listeners behind the accept loop: no PROXY headers, and connections beyond the
 /// cap are closed at once without an answer.
 struct HttpDoor {
-    mail: Option<Arc<MailSettings>>,
-    health: Option<HealthCheck>,
+    router: Router,
     limits: Arc<ConnectionLimits>,
     /// None: the reverse proxy in front speaks HTTP and says who the client is its own way.
     proxy_from: ProxyNetworks,
@@ -133,41 +167,40 @@ impl Door for HttpDoor {
         None
     }
 
-    async fn serve(&self, (): (), mut conn: Conn, _: Option<SocketAddr>, _: watch::Receiver<bool>) {
-        let mail = self.mail.as_deref();
-        let (response, head_only) =
-            match tokio::time::timeout(HTTP_REQUEST_TIMEOUT, read_request(&mut conn)).await {
-                Ok(Ok((head, body))) => {
-                    let health = match &self.health {
-                        Some(check) if routes::asks_health(&head) => Some(
-                            tokio::time::timeout(HEALTH_CHECK_LIMIT, check())
-                                .await
-                                .unwrap_or_else(|_| {
-                                    Err(format!("no answer within {HEALTH_CHECK_LIMIT:?}"))
-                                }),
-                        ),
-                        _ => None,
-                    };
-                    let response = match health {
-                        Some(Err(reason)) => routes::unhealthy(&reason),
-                        _ => routes::respond(mail, &head, &body),
-                    };
-                    (response, head.method == "HEAD")
-                }
-                Ok(Err(Refused(status))) => (Response::error(status), false),
-                Err(_) => (Response::error(408), false),
-            };
-        let _ = conn.write_all(&response.to_bytes(head_only)).await;
-        let _ = conn.shutdown().await;
+    async fn serve(
+        &self,
+        (): (),
+        mut conn: Conn,
+        peer: Option<SocketAddr>,
+        _: watch::Receiver<bool>,
+    ) {
+        // HTTP listens on TCP only, so every connection has a client address.
+        let Some(peer) = peer else { return };
+        let deadline = tokio::time::Instant::now() + HTTP_REQUEST_TIMEOUT;
+        let read = match tokio::time::timeout_at(deadline, read_head(&mut conn)).await {
+            Ok(Ok(read)) => read,
+            Ok(Err(Refused(status))) => return refuse(conn, status).await,
+            Err(_) => return refuse(conn, 408).await,
+        };
+        let router = self.router.clone();
+        let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
+            request.extensions_mut().insert(Peer(peer));
+            router.clone().oneshot(request.map(axum::body::Body::new))
+        });
+        let connection = hyper::server::conn::http1::Builder::new()
+            .keep_alive(false)
+            .serve_connection(TokioIo::new(rewound::Rewound::new(read, conn)), service);
+        let _ = tokio::time::timeout_at(deadline, connection).await;
     }
 }
 
-async fn read_request(stream: &mut Conn) -> Result<(request::Head, Vec<u8>), Refused> {
+/// Reads until the head is complete and passed the gate; returns every byte read.
+async fn read_head(stream: &mut Conn) -> Result<Vec<u8>, Refused> {
     let mut buffer = Vec::with_capacity(1024);
     let mut chunk = [0u8; 4096];
-    let (head, head_length) = loop {
-        if let Parsed::Complete(head, length) = request::parse_head(&buffer)? {
-            break (head, length);
+    loop {
+        if let Parsed::Complete(_) = gate::parse_head(&buffer)? {
+            return Ok(buffer);
         }
         let n = stream.read(&mut chunk).await.map_err(|_| Refused(400))?;
         if n == 0 {
@@ -177,15 +210,23 @@ async fn read_request(stream: &mut Conn) -> Result<(request::Head, Vec<u8>), Ref
         if buffer.len() > HTTP_MAX_HEAD + HTTP_MAX_BODY {
             return Err(Refused(413));
         }
-    };
-    let total = head_length + head.content_length;
-    while buffer.len() < total {
-        let n = stream.read(&mut chunk).await.map_err(|_| Refused(400))?;
-        if n == 0 {
-            return Err(Refused(400));
-        }
-        buffer.extend_from_slice(&chunk[..n]);
     }
-    let body = buffer.get(head_length..total).unwrap_or_default().to_vec();
-    Ok((head, body))
+}
+
+/// Answers a request the gate refused, and closes.
+async fn refuse(mut conn: Conn, status: u16) {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+    let body = format!(
+        "{} {}\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("Error")
+    );
+    let head = format!(
+        "HTTP/1.1 {} {}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("Error"),
+        body.len()
+    );
+    let _ = conn.write_all(format!("{head}{body}").as_bytes()).await;
+    let _ = conn.shutdown().await;
 }

@@ -1,150 +1,144 @@
-//! What each path answers.
+//! The operator's routes: `/healthz`, `/metrics`, Thunderbird's autoconfig and Outlook's
+//! Autodiscover. Every answer carries `Cache-Control: no-store` (a layer in `mod.rs`).
 
-use super::request::{query_param, Head};
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::{header, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use axum::Router;
+
+use super::gate::query_param;
 use super::settings::MailSettings;
-use super::{autoconfig, autodiscover};
-
-/// A complete response; every one closes the connection.
-#[derive(Debug)]
-pub(crate) struct Response {
-    pub(crate) status: u16,
-    pub(crate) content_type: &'static str,
-    pub(crate) body: String,
-    pub(crate) allow: Option<&'static str>,
-}
-
-impl Response {
-    fn ok(content_type: &'static str, body: String) -> Self {
-        Response {
-            status: 200,
-            content_type,
-            body,
-            allow: None,
-        }
-    }
-
-    pub(crate) fn error(status: u16) -> Self {
-        Response {
-            status,
-            content_type: "text/plain; charset=utf-8",
-            body: format!("{} {}\n", status, reason(status)),
-            allow: None,
-        }
-    }
-
-    fn method_not_allowed(allow: &'static str) -> Self {
-        Response {
-            allow: Some(allow),
-            ..Response::error(405)
-        }
-    }
-
-    /// The bytes on the wire; HEAD gets the headers alone.
-    pub(crate) fn to_bytes(&self, head_only: bool) -> Vec<u8> {
-        let mut out = format!(
-            "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n",
-            self.status,
-            reason(self.status),
-            self.content_type,
-            self.body.len()
-        );
-        if let Some(allow) = self.allow {
-            out.push_str(&format!("Allow: {allow}\r\n"));
-        }
-        out.push_str("\r\n");
-        let mut bytes = out.into_bytes();
-        if !head_only {
-            bytes.extend_from_slice(self.body.as_bytes());
-        }
-        bytes
-    }
-}
-
-pub(crate) fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        400 => "Bad Request",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        408 => "Request Timeout",
-        413 => "Content Too Large",
-        431 => "Request Header Fields Too Large",
-        501 => "Not Implemented",
-        503 => "Service Unavailable",
-        505 => "HTTP Version Not Supported",
-        _ => "Error",
-    }
-}
+use super::{autoconfig, autodiscover, HealthCheck, HEALTH_CHECK_LIMIT};
 
 const XML: &str = "application/xml; charset=utf-8";
+const TEXT: &str = "text/plain; charset=utf-8";
 
-/// Whether the request is a `/healthz` probe, which runs the server's health check first.
-pub(crate) fn asks_health(head: &Head) -> bool {
-    head.path == "/healthz" && matches!(head.method.as_str(), "GET" | "HEAD")
+/// What the operator's routes answer from.
+pub(crate) struct Operator {
+    pub(crate) mail: Option<Arc<MailSettings>>,
+    pub(crate) health: Option<HealthCheck>,
 }
 
-/// `/healthz` when the health check failed: 503, and why.
-pub(crate) fn unhealthy(reason: &str) -> Response {
-    Response {
-        status: 503,
-        content_type: "text/plain; charset=utf-8",
-        body: format!("unhealthy: {}\n", reason.replace(['\r', '\n'], " ")),
-        allow: None,
+pub(crate) fn router(operator: Arc<Operator>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/mail/config-v1.1.xml", any(thunderbird))
+        .route(
+            "/.well-known/autoconfig/mail/config-v1.1.xml",
+            any(thunderbird),
+        )
+        .fallback(outlook_or_not_found)
+        .with_state(operator)
+}
+
+/// A plain-text error: the status and its reason.
+pub(crate) fn error(status: StatusCode) -> Response {
+    let text = format!(
+        "{} {}\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("Error")
+    );
+    (status, [(header::CONTENT_TYPE, TEXT)], text).into_response()
+}
+
+fn method_not_allowed(allow: &'static str) -> Response {
+    let mut response = error(StatusCode::METHOD_NOT_ALLOWED);
+    response
+        .headers_mut()
+        .insert(header::ALLOW, header::HeaderValue::from_static(allow));
+    response
+}
+
+async fn healthz(State(operator): State<Arc<Operator>>) -> Response {
+    if let Some(check) = &operator.health {
+        let outcome = tokio::time::timeout(HEALTH_CHECK_LIMIT, check())
+            .await
+            .unwrap_or_else(|_| Err(format!("no answer within {HEALTH_CHECK_LIMIT:?}")));
+        if let Err(reason) = outcome {
+            let text = format!("unhealthy: {}\n", reason.replace(['\r', '\n'], " "));
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(header::CONTENT_TYPE, TEXT)],
+                text,
+            )
+                .into_response();
+        }
     }
+    ([(header::CONTENT_TYPE, TEXT)], "ok\n").into_response()
 }
 
-pub(crate) fn respond(mail: Option<&MailSettings>, head: &Head, body: &[u8]) -> Response {
-    let get = matches!(head.method.as_str(), "GET" | "HEAD");
-    let path = head.path.as_str();
-    match path {
-        "/healthz" if get => Response::ok("text/plain; charset=utf-8", "ok\n".into()),
-        "/metrics" if get => Response::ok(
+async fn metrics() -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
-            postie_metrics::render(),
-        ),
-        "/healthz" | "/metrics" => Response::method_not_allowed("GET, HEAD"),
-        "/mail/config-v1.1.xml" | "/.well-known/autoconfig/mail/config-v1.1.xml" => {
-            let Some(mail) = mail else {
-                return Response::error(404);
-            };
-            if !get {
-                return Response::method_not_allowed("GET, HEAD");
-            }
-            thunderbird(mail, &head.query)
-        }
-        _ if path.eq_ignore_ascii_case("/autodiscover/autodiscover.xml") => {
-            let Some(mail) = mail else {
-                return Response::error(404);
-            };
-            if head.method != "POST" {
-                return Response::method_not_allowed("POST");
-            }
-            outlook(mail, body)
-        }
-        _ => Response::error(404),
-    }
+        )],
+        postie_metrics::render(),
+    )
+        .into_response()
 }
 
-fn thunderbird(mail: &MailSettings, query: &str) -> Response {
-    let domain = match query_param(query, "emailaddress") {
+async fn thunderbird(
+    State(operator): State<Arc<Operator>>,
+    method: Method,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let Some(mail) = &operator.mail else {
+        return error(StatusCode::NOT_FOUND);
+    };
+    if method != Method::GET && method != Method::HEAD {
+        return method_not_allowed("GET, HEAD");
+    }
+    let domain = match query_param(query.as_deref().unwrap_or_default(), "emailaddress") {
         Some(text) => match mail.address(&text) {
             Some(address) => address.domain.to_ascii_lowercase(),
-            None => return Response::error(404),
+            None => return error(StatusCode::NOT_FOUND),
         },
         None => match mail.domains.first() {
             Some(domain) => domain.clone(),
             None => mail.host.clone(),
         },
     };
-    Response::ok(XML, autoconfig::render(mail, &domain))
+    (
+        [(header::CONTENT_TYPE, XML)],
+        autoconfig::render(mail, &domain),
+    )
+        .into_response()
 }
 
-fn outlook(mail: &MailSettings, body: &[u8]) -> Response {
-    let Some(text) = autodiscover::requested_address(body) else {
-        return Response::error(400);
+/// Outlook asks for `/autodiscover/autodiscover.xml` in any case; nothing else is here.
+async fn outlook_or_not_found(
+    State(operator): State<Arc<Operator>>,
+    method: Method,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    if !uri
+        .path()
+        .eq_ignore_ascii_case("/autodiscover/autodiscover.xml")
+    {
+        return error(StatusCode::NOT_FOUND);
+    }
+    let Some(mail) = &operator.mail else {
+        return error(StatusCode::NOT_FOUND);
+    };
+    if method != Method::POST {
+        return method_not_allowed("POST");
+    }
+    let Some(text) = autodiscover::requested_address(&body) else {
+        return error(StatusCode::BAD_REQUEST);
     };
     match mail.address(text) {
-        Some(address) => Response::ok(XML, autodiscover::render(mail, mail.login(&address))),
-        None => Response::error(404),
+        Some(address) => (
+            [(header::CONTENT_TYPE, XML)],
+            autodiscover::render(mail, mail.login(&address)),
+        )
+            .into_response(),
+        None => error(StatusCode::NOT_FOUND),
     }
 }
