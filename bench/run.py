@@ -85,6 +85,14 @@ class Fixture:
         return (header + "".join(body)).encode()
 
     @staticmethod
+    def crlf_message(box, i, size):
+        """The retr fixture's text as LMTP and SMTP deliver it: CRLF line endings, and no line
+        starting with "." (most mail has none), which postie sends as stored (sendfile)."""
+        header = f"From: bench@example.org\r\nTo: {box}@example.org\r\nSubject: {box} message {i}\r\nMessage-ID: <{box}.{i}@bench>\r\n\r\n"
+        line = ("".join(chr(33 + (i + j) % 90) for j in range(75)) + "\r\n").replace(".", ",")
+        return (header + line * ((size - len(header)) // len(line) + 1)).encode()
+
+    @staticmethod
     def attachment_message(box, i, size):
         """A message carrying a base64 attachment of random octets, as photos and archives
         arrive: next to nothing in it compresses (the retr fixture's text compresses a lot)."""
@@ -95,7 +103,7 @@ class Fixture:
         encoded = base64.encodebytes(random.Random(i).randbytes(size * 3 // 4)).decode()
         return (header + encoded[: size - len(header)] + "\n--b--\n").encode()
 
-    def write_box(self, maildir, box, count, size, message=None):
+    def write_box(self, maildir, box, count, size, message=None, record_form=True):
         message = message or self.message
         for sub in ("tmp", "new", "cur"):
             (maildir / sub).mkdir(parents=True, exist_ok=True)
@@ -103,8 +111,13 @@ class Fixture:
         base_time = 1_700_000_000
         for i in range(count):
             data = message(box, i, size)
-            vsize = len(data) + data.count(b"\n")
-            name = f"{base_time + i}.M{i:06d}P4242.bench,S={len(data)},W={vsize}:2,"
+            bare_lf = data.count(b"\n") - data.count(b"\r\n")
+            vsize = len(data) + bare_lf
+            # CRLF messages get the form field postie's delivery writes (`X=c`: CRLF, no line
+            # starting with "."); Dovecot ignores it.
+            wire = bare_lf == 0 and data.endswith(b"\r\n") and b"\n." not in data and not data.startswith(b".")
+            form = ",X=c" if wire and record_form else ""
+            name = f"{base_time + i}.M{i:06d}P4242.bench,S={len(data)},W={vsize}{form}:2,"
             (cur / name).write_bytes(data)
 
     def build(self, root):
@@ -115,6 +128,10 @@ class Fixture:
             self.write_box(data / "sess" / "Maildir", "sess", 5, 2000)
             self.write_box(data / "retr" / "Maildir", "retr", self.retr_messages, self.retr_size)
             self.write_box(data / "attach" / "Maildir", "attach", self.retr_messages, self.retr_size, self.attachment_message)
+            self.write_box(data / "retrcrlf" / "Maildir", "retrcrlf", self.retr_messages, self.retr_size, self.crlf_message)
+            # The same messages under names without the form field (as Dovecot or an older
+            # postie names them): postie sends them through its encoder, for an A/B on the same bytes.
+            self.write_box(data / "retrcrlfenc" / "Maildir", "retrcrlfenc", self.retr_messages, self.retr_size, self.crlf_message, record_form=False)
             self.write_box(data / "big" / "Maildir", "big", self.big_messages, 400)
             self.write_box(data / "fetch" / "Maildir", "fetch", self.fetch_messages, 8000)
             if server == "postie":  # for postie and postie-pg: Dovecot's RSS is not measured
@@ -151,7 +168,7 @@ def make_cert(root):
 
 
 IDLE_USERS = 100
-USERS = "sess:{PLAIN}bench\nretr:{PLAIN}bench\nattach:{PLAIN}bench\nbig:{PLAIN}bench\nfetch:{PLAIN}bench\nlmtp:{PLAIN}bench\nhuge:{PLAIN}bench\n" + "".join(f"idle{n}:{{PLAIN}}bench\n" for n in range(IDLE_USERS))
+USERS = "sess:{PLAIN}bench\nretr:{PLAIN}bench\nretrcrlf:{PLAIN}bench\nretrcrlfenc:{PLAIN}bench\nattach:{PLAIN}bench\nbig:{PLAIN}bench\nfetch:{PLAIN}bench\nlmtp:{PLAIN}bench\nhuge:{PLAIN}bench\n" + "".join(f"idle{n}:{{PLAIN}}bench\n" for n in range(IDLE_USERS))
 
 
 def postie_config(root, name, cert, key, pg_url=None):
@@ -354,6 +371,34 @@ def stop(proc):
             proc.wait()
 
 
+def tree_cpu_seconds(pid):
+    """CPU time (user + system) of a server: the process and every descendant alive, each with
+    the time of the children it has reaped (Dovecot's per-login processes end and are reaped
+    by their parents), from /proc/PID/stat."""
+    children = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append((int(entry.name), fields))
+    ticks = os.sysconf("SC_CLK_TCK")
+    total, todo = 0, [pid]
+    try:
+        own = (Path(f"/proc/{pid}") / "stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    total += sum(int(own[i]) for i in (11, 12, 13, 14))
+    while todo:
+        for child, fields in children.get(todo.pop(), []):
+            # utime, stime, cutime, cstime: fields 14-17 of stat, 11-14 after the name.
+            total += sum(int(fields[i]) for i in (11, 12, 13, 14))
+            todo.append(child)
+    return total / ticks
+
+
 def bench(binary, *args):
     out = subprocess.run([str(binary), *map(str, args)], capture_output=True, text=True, timeout=600)
     if out.returncode != 0:
@@ -430,7 +475,7 @@ def main():
         if "postie-pg" in servers:
             # Imported before postie serves the same Maildirs, so what is imported is the fixture as built.
             pg.start()
-            boxes = ["sess", "retr", "attach", "big", "huge"] + ([f"idle{n}" for n in range(IDLE_USERS)] if "idle" in only else [])
+            boxes = ["sess", "retr", "retrcrlf", "retrcrlfenc", "attach", "big", "huge"] + ([f"idle{n}" for n in range(IDLE_USERS)] if "idle" in only else [])
             started = time.time()
             load_pg(root, postie_bin, cert, key, pg, boxes)
             print(f"postie-pg: schema and fixtures loaded in {time.time() - started:.1f} s", file=sys.stderr)
@@ -470,6 +515,15 @@ def run_scenarios(args, root, servers, only, fixture, postie_bin, bench_bin, cer
                     for tls in tls_too:
                         figure = "RETR MB/s, TLS" if tls else "RETR MB/s, plain"
                         record(figure, server, bench(bench_bin, "retr", *target(server, "retr", tls, cert))["value"])
+                    crlf_runs = [(tls, "retrcrlf", "CRLF-stored (as LMTP delivers)") for tls in tls_too]
+                    crlf_runs.append((False, "retrcrlfenc", "CRLF-stored, names without X= (postie: encoder)"))
+                    for tls, box, what in crlf_runs:
+                        kind = "TLS" if tls else "plain"
+                        before = tree_cpu_seconds(procs[server].pid)
+                        out = bench(bench_bin, "retr", *target(server, box, tls, cert))
+                        cpu = tree_cpu_seconds(procs[server].pid) - before
+                        record(f"RETR MB/s, {kind}, {what}", server, out["value"])
+                        record(f"server CPU s per GiB RETR'd, {kind}, {what}", server, cpu / (out["bytes"] / (1 << 30)))
                     record("RETR MB/s, plain, base64 attachments (do not compress)", server,
                            bench(bench_bin, "retr", *target(server, "attach"))["value"])
                 if "deliver" in only:
@@ -679,6 +733,9 @@ def report(results, smoke):
     retr = results.get("RETR MB/s, plain", {}).get("postie")
     if retr:
         lines += ["", f"postie plain RETR = {statistics.median(retr) / loopback:.0%} of the loopback limit."]
+    retr_crlf = results.get("RETR MB/s, plain, CRLF-stored (as LMTP delivers)", {}).get("postie")
+    if retr_crlf:
+        lines += ["", f"postie plain RETR of CRLF-stored mail (sendfile) = {statistics.median(retr_crlf) / loopback:.0%} of the loopback limit."]
     text = "\n".join(lines)
     print(text)
     if not smoke:

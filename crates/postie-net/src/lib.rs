@@ -6,17 +6,20 @@
 //! Nothing here knows a protocol: what a door says to a client it turns away, and everything
 //! after a connection is let in, is the door's.
 
-#![forbid(unsafe_code)]
+// One system call needs it: sendfile(2), in `sendfile.rs`, allowed there alone.
+#![deny(unsafe_code)]
 
 pub mod accept;
 mod conn;
 mod limits;
 pub mod proxy;
+mod sendfile;
 pub mod tls;
 mod write;
 
 pub use accept::{Door, Gate, Listener, Serving};
 pub use conn::{Conn, InProcess, UpgradeError};
 pub use limits::{ConnectionLimits, ConnectionSlot, Refusal};
+pub use sendfile::SendFileError;
 pub use tls::{read_certs, CertError, ReloadableCert};
 pub use write::{write_within, WriteFailed};

@@ -23,7 +23,8 @@ pub use dotstuff::{BodyEncoder, MultilineDecoder, MultilineItem};
 pub use line::{LinePiece, LineReader, ReadLine};
 pub use response::{ErrorKind, RespCode};
 pub use server::{
-    Credentials, Event, MessageEntry, Pending, ServerOptions, ServerSession, WrongState,
+    BodyTransfer, Credentials, Event, MessageEntry, Pending, ServerOptions, ServerSession,
+    WrongState,
 };
 pub use tally::CommandTally;
 pub use verb::Verb;

@@ -118,7 +118,21 @@ enum Waiting {
         encoder: BodyEncoder,
         sent: u64,
     },
+    /// The body of an open message, sent by the shell as stored: `octets` of them.
+    Stored {
+        octets: u64,
+    },
     Update,
+}
+
+/// How the shell sends the body of a message opened with
+/// [`ServerSession::message_opened_in_wire_form`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyTransfer {
+    /// Through the encoder: hand the message as stored to `message_chunk`.
+    Encode,
+    /// As stored: after the output, exactly `octets` octets of the message, unchanged.
+    AsStored { octets: u64 },
 }
 
 /// What a session waits for from its shell, as [`WrongState`] reports it.
@@ -136,6 +150,8 @@ pub enum Pending {
     MessageOpen,
     /// The chunks and the end of an opened message.
     MessageBody,
+    /// The end of an opened message the shell sends as stored.
+    MessageSentAsStored,
     /// `Update`: the deletions after QUIT.
     Update,
 }
@@ -149,6 +165,7 @@ impl fmt::Display for Pending {
             Pending::TlsHandshake => "the TLS handshake",
             Pending::MessageOpen => "a message to be opened",
             Pending::MessageBody => "the body of an open message",
+            Pending::MessageSentAsStored => "the end of a message sent as stored",
             Pending::Update => "the update after QUIT",
         })
     }
@@ -603,6 +620,7 @@ impl ServerSession {
             (Some(Waiting::Tls), _) => Pending::TlsHandshake,
             (Some(Waiting::Message { .. }), _) => Pending::MessageOpen,
             (Some(Waiting::Body { .. }), _) => Pending::MessageBody,
+            (Some(Waiting::Stored { .. }), _) => Pending::MessageSentAsStored,
             (Some(Waiting::Update), _) => Pending::Update,
         }
     }
@@ -714,6 +732,30 @@ impl ServerSession {
         Ok(())
     }
 
+    /// The message of the pending `Retrieve` is open, and the store knows (without reading it)
+    /// that its `stored_len` octets as stored are its wire form: CRLF line endings, a final
+    /// CRLF, no line starting with `.`. The session decides how it goes out and writes the
+    /// status line. [`BodyTransfer::AsStored`] for a RETR whose announced size is
+    /// `stored_len`: the shell writes the output, then exactly those octets as stored, and
+    /// calls `message_end`, which writes the terminating `.`; a shell that cannot send them all
+    /// must end the connection. [`BodyTransfer::Encode`] otherwise (TOP, a size that does not
+    /// match): as after [`message_opened`](Self::message_opened).
+    pub fn message_opened_in_wire_form(
+        &mut self,
+        stored_len: u64,
+    ) -> Result<BodyTransfer, WrongState> {
+        let Some(Waiting::Message { size, top_lines }) = self.waiting else {
+            return Err(self.wrong_state("message_opened_in_wire_form", &[Pending::MessageOpen]));
+        };
+        if top_lines.is_some() || size != stored_len {
+            self.message_opened()?;
+            return Ok(BodyTransfer::Encode);
+        }
+        write_ok(&mut self.output, &format!("{size} octets"));
+        self.waiting = Some(Waiting::Stored { octets: size });
+        Ok(BodyTransfer::AsStored { octets: size })
+    }
+
     /// The next chunk of the open message, as stored (any line endings, unstuffed), which is
     /// encoded straight into the output. Returns whether more is wanted: TOP wants none once
     /// it has the header and its lines, and the shell may stop reading then.
@@ -732,12 +774,24 @@ impl ServerSession {
     pub fn message_end(&mut self) -> Result<u64, WrongState> {
         let body = self
             .waiting
-            .take_if(|waiting| matches!(waiting, Waiting::Body { .. }));
-        let Some(Waiting::Body { encoder, sent }) = body else {
-            return Err(self.wrong_state("message_end", &[Pending::MessageBody]));
-        };
+            .take_if(|waiting| matches!(waiting, Waiting::Body { .. } | Waiting::Stored { .. }));
         let before = self.output.len();
-        encoder.finish(&mut self.output);
+        let sent = match body {
+            Some(Waiting::Body { encoder, sent }) => {
+                encoder.finish(&mut self.output);
+                sent
+            }
+            Some(Waiting::Stored { octets }) => {
+                self.output.extend_from_slice(b".\r\n");
+                octets
+            }
+            _ => {
+                return Err(self.wrong_state(
+                    "message_end",
+                    &[Pending::MessageBody, Pending::MessageSentAsStored],
+                ))
+            }
+        };
         self.bad_commands = 0;
         Ok(sent + (self.output.len() - before) as u64)
     }

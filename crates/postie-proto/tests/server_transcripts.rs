@@ -2,8 +2,8 @@
 //! sessions, the snapshot and deletion rules, pipelining and hostile input.
 
 use postie_proto::{
-    BodyEncoder, Capabilities, Command, Credentials, ErrorKind, Event, MessageEntry, Pending,
-    ServerOptions, ServerSession, Verb, WrongState,
+    BodyEncoder, BodyTransfer, Capabilities, Command, Credentials, ErrorKind, Event, MessageEntry,
+    Pending, ServerOptions, ServerSession, Verb, WrongState,
 };
 use postie_types::Uidl;
 use proptest::prelude::*;
@@ -548,12 +548,13 @@ fn every_verb_parses_is_tallied_and_announced_in_capa() {
     }
 }
 
-const COMPLETIONS: [&str; 9] = [
+const COMPLETIONS: [&str; 10] = [
     "login_accepted",
     "login_rejected",
     "sasl_challenge",
     "tls_started",
     "message_opened",
+    "message_opened_in_wire_form",
     "message_chunk",
     "message_end",
     "message_failed",
@@ -567,6 +568,7 @@ fn complete(session: &mut ServerSession, completion: &str) -> Result<(), WrongSt
         "sasl_challenge" => session.sasl_challenge(b""),
         "tls_started" => session.tls_started(),
         "message_opened" => session.message_opened(),
+        "message_opened_in_wire_form" => session.message_opened_in_wire_form(0).map(drop),
         "message_chunk" => session.message_chunk(b"x\n").map(drop),
         "message_end" => session.message_end().map(drop),
         "message_failed" => session.message_failed(ErrorKind::Temporary),
@@ -617,7 +619,11 @@ fn completions_out_of_turn_are_refused_and_change_nothing() {
     assert_only_answered_by(
         &mut session,
         Pending::MessageOpen,
-        &["message_opened", "message_failed"],
+        &[
+            "message_opened",
+            "message_opened_in_wire_form",
+            "message_failed",
+        ],
     );
     session.message_opened().unwrap();
     assert_only_answered_by(
@@ -649,4 +655,56 @@ fn completions_out_of_turn_are_refused_and_change_nothing() {
     );
     session.sasl_challenge(b"").unwrap();
     assert_only_answered_by(&mut session, Pending::Nothing, &[]);
+}
+
+/// A message whose stored octets are its wire form goes out as stored for RETR, the core
+/// writing the same status line and terminator as the encoder path; TOP, and a stored length
+/// other than the size announced, go through the encoder.
+#[test]
+fn a_message_in_wire_form_is_sent_as_stored_only_for_a_matching_retr() {
+    let stored = b"Subject: one\r\n\r\nbody\r\n".to_vec();
+    let size = stored.len() as u64;
+    let logged_in = || {
+        let mut session = ServerSession::new(options());
+        session.feed(b"USER mrose\r\nPASS tanstaaf\r\n");
+        assert!(matches!(session.next(), Event::Authenticate(_)));
+        let entry = MessageEntry {
+            size,
+            uidl: Uidl::new("uid0".to_owned()).unwrap(),
+        };
+        session.login_accepted(vec![entry]).unwrap();
+        assert_eq!(session.next(), Event::NeedInput);
+        session.output().clear();
+        session
+    };
+
+    // The encoder path, for the expected bytes.
+    let mut encoded = logged_in();
+    encoded.feed(b"RETR 1\r\n");
+    assert!(matches!(encoded.next(), Event::Retrieve { index: 0, .. }));
+    encoded.message_opened().unwrap();
+    encoded.message_chunk(&stored).unwrap();
+    let encoded_sent = encoded.message_end().unwrap();
+
+    let mut session = logged_in();
+    session.feed(b"RETR 1\r\n");
+    assert!(matches!(session.next(), Event::Retrieve { index: 0, .. }));
+    let transfer = session.message_opened_in_wire_form(size).unwrap();
+    assert_eq!(transfer, BodyTransfer::AsStored { octets: size });
+    assert_only_answered_by(&mut session, Pending::MessageSentAsStored, &["message_end"]);
+    let mut wire = std::mem::take(session.output());
+    wire.extend_from_slice(&stored);
+    assert_eq!(session.message_end().unwrap(), encoded_sent);
+    wire.extend_from_slice(session.output());
+    assert_eq!(wire, *encoded.output(), "the same bytes as the encoder's");
+
+    for (command, stored_len) in [(&b"TOP 1 0\r\n"[..], size), (b"RETR 1\r\n", size - 1)] {
+        let mut session = logged_in();
+        session.feed(command);
+        assert!(matches!(session.next(), Event::Retrieve { .. }));
+        let transfer = session.message_opened_in_wire_form(stored_len).unwrap();
+        assert_eq!(transfer, BodyTransfer::Encode);
+        session.message_chunk(&stored).unwrap();
+        session.message_end().unwrap();
+    }
 }

@@ -11,7 +11,8 @@ use postie_auth::{
 };
 use postie_metrics::METRICS;
 use postie_proto::{
-    Credentials, ErrorKind, Event, MessageEntry, ServerOptions, ServerSession, WrongState,
+    BodyTransfer, Credentials, ErrorKind, Event, MessageEntry, ServerOptions, ServerSession,
+    WrongState,
 };
 use postie_store::View;
 use postie_store::{MailStore, Maildrop, MessageBody, StoreError, Update};
@@ -472,33 +473,36 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
                 return Ok(());
             }
         };
-        if self.answer(ServerSession::message_opened).is_none() {
-            return Ok(());
-        }
-        let mut chunk = vec![0u8; RETR_CHUNK];
-        loop {
-            let n = match read_chunk(&mut reader, &mut chunk).await {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(error) => {
+        // A message stored in its wire form goes to a plain TCP socket as it is, by sendfile;
+        // the core still decides (RETR, the size it announced) and writes the status line and
+        // the terminator.
+        let wire = reader.wire_file().filter(|_| conn.can_send_files());
+        let transfer = match wire {
+            Some(wire) => self.answer(|core| core.message_opened_in_wire_form(wire.len)),
+            None => self
+                .answer(ServerSession::message_opened)
+                .map(|()| BodyTransfer::Encode),
+        };
+        let sent = match (transfer, wire) {
+            (None, _) => return Ok(()),
+            (Some(BodyTransfer::AsStored { octets }), Some(wire)) => {
+                let idle = self.shared.config.idle_timeout;
+                flush(conn, self.core.output(), idle).await?;
+                if let Err(error) = conn.send_file(wire.file, octets, idle).await {
                     // The status line is out already: the only honest end is to disconnect.
-                    warn!(user = self.user.as_deref().unwrap_or("-"), %error, "message read failed mid-transfer");
+                    warn!(user = self.user.as_deref().unwrap_or("-"), %error, "message send failed mid-transfer");
                     return Err(Disconnected);
                 }
-            };
-            let Some(wanted) = self.answer(|core| core.message_chunk(&chunk[..n])) else {
-                return Ok(());
-            };
-            // A short chunk means read_chunk met the end of the file.
-            if !wanted || n < chunk.len() {
-                break;
+                METRICS.bytes_sent.add(octets);
+                match self.answer(ServerSession::message_end) {
+                    Some(sent) => sent,
+                    None => return Ok(()),
+                }
             }
-            if self.core.output().len() >= RETR_CHUNK {
-                flush(conn, self.core.output(), self.shared.config.idle_timeout).await?;
-            }
-        }
-        let Some(sent) = self.answer(ServerSession::message_end) else {
-            return Ok(());
+            (Some(_), _) => match self.encode_body(conn, &mut reader).await? {
+                Some(sent) => sent,
+                None => return Ok(()),
+            },
         };
         if top_lines.is_some() {
             self.stats.top += 1;
@@ -510,6 +514,38 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
         self.stats.retr_bytes += sent;
         self.retrieved.push(index);
         Ok(())
+    }
+
+    /// Reads the open message in chunks through the core's encoder into the output, flushing
+    /// as it grows; the octets of the body sent, or `None` when the core refused a completion.
+    async fn encode_body(
+        &mut self,
+        conn: &mut Conn,
+        reader: &mut impl MessageBody,
+    ) -> Result<Option<u64>, Disconnected> {
+        let mut chunk = vec![0u8; RETR_CHUNK];
+        loop {
+            let n = match read_chunk(reader, &mut chunk).await {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(error) => {
+                    // The status line is out already: the only honest end is to disconnect.
+                    warn!(user = self.user.as_deref().unwrap_or("-"), %error, "message read failed mid-transfer");
+                    return Err(Disconnected);
+                }
+            };
+            let Some(wanted) = self.answer(|core| core.message_chunk(&chunk[..n])) else {
+                return Ok(None);
+            };
+            // A short chunk means read_chunk met the end of the file.
+            if !wanted || n < chunk.len() {
+                break;
+            }
+            if self.core.output().len() >= RETR_CHUNK {
+                flush(conn, self.core.output(), self.shared.config.idle_timeout).await?;
+            }
+        }
+        Ok(self.answer(ServerSession::message_end))
     }
 
     async fn update(&mut self, deleted: Vec<usize>) {

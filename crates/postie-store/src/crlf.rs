@@ -16,11 +16,14 @@
 //! end with a newline (Dovecot 2.3 then announces 2 octets fewer than it sends). A `W=` written
 //! by Dovecot is still trusted as is: checking it would mean reading every body at login.
 
-/// Counts the octets of a message and of its CRLF form, fed in pieces of any size.
+/// Counts the octets of a message and of its CRLF form, fed in pieces of any size, and notes
+/// what RETR needs to know to send it as stored: whether any line starts with `.`.
 #[derive(Debug, Clone, Default)]
 pub struct CrlfCounter {
     raw: u64,
     bare_lf: u64,
+    /// A line starts with `.` (the encoder would stuff it).
+    dot_line: bool,
     // The last octet seen: after a CR, a LF opening the next piece is not bare; at the end, it
     // decides the final CRLF.
     last: Option<u8>,
@@ -37,6 +40,10 @@ impl CrlfCounter {
         for &b in piece {
             if b == b'\n' && prev != Some(b'\r') {
                 self.bare_lf += 1;
+            }
+            // A line starts at the message's first octet and after every LF.
+            if b == b'.' && matches!(prev, None | Some(b'\n')) {
+                self.dot_line = true;
             }
             prev = Some(b);
         }
@@ -56,6 +63,33 @@ impl CrlfCounter {
             Some(_) => 2,
         };
         self.raw + self.bare_lf + final_crlf
+    }
+
+    /// What the message fed so far is, for the name it is stored under.
+    pub fn form(&self) -> StoredForm {
+        StoredForm {
+            crlf: self.bare_lf == 0 && matches!(self.last, Some(b'\n') | None),
+            dot_lines: self.dot_line,
+        }
+    }
+}
+
+/// What a stored message's octets are, recorded at delivery so that RETR never scans a body to
+/// learn it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredForm {
+    /// Every LF is preceded by CR and the message ends with CRLF (or is empty): its octets
+    /// are its CRLF form, and its size is its CRLF size.
+    pub crlf: bool,
+    /// Some line starts with `.`, which RETR must stuff.
+    pub dot_lines: bool,
+}
+
+impl StoredForm {
+    /// Whether the octets as stored are exactly what RETR sends between its status line and
+    /// the terminating `.`: CRLF throughout, nothing to stuff.
+    pub fn is_wire_form(self) -> bool {
+        self.crlf && !self.dot_lines
     }
 }
 
@@ -128,6 +162,35 @@ mod tests {
             let counter = count_in_pieces(&message, &cuts);
             prop_assert_eq!(counter.crlf_size(), reference(&message).len() as u64);
             prop_assert_eq!(counter.raw_size(), message.len() as u64);
+            // The wire form is the message itself, unstuffed: what RETR may send as stored.
+            let wire = reference(&message) == message && !stuffing_needed(&message);
+            prop_assert_eq!(counter.form().is_wire_form(), wire);
         }
+    }
+
+    /// Whether some line of `message` starts with `.`.
+    fn stuffing_needed(message: &[u8]) -> bool {
+        message.first() == Some(&b'.') || message.windows(2).any(|w| w == b"\n.")
+    }
+
+    #[test]
+    fn forms() {
+        let form = |message: &[u8]| {
+            let mut counter = CrlfCounter::new();
+            counter.update(message);
+            counter.form()
+        };
+        assert!(form(b"").is_wire_form());
+        assert!(form(b"a\r\nb\r\n").is_wire_form());
+        assert!(!form(b"a\r\n.b\r\n").is_wire_form());
+        assert!(form(b"a\r\n.b\r\n").crlf);
+        assert!(form(b".a\r\n").dot_lines);
+        assert!(!form(b"a\nb\r\n").crlf);
+        assert!(!form(b"a\r\nb").crlf);
+        assert!(!form(b"a.\r\nb\r\n").dot_lines);
+        let mut split = CrlfCounter::new();
+        split.update(b"a\r\n");
+        split.update(b".b\r\n");
+        assert!(split.form().dot_lines);
     }
 }

@@ -373,6 +373,25 @@ pub trait MessageBody: Send {
     /// An error mid-message means the rest cannot be had: the caller must not pretend the
     /// message ended.
     fn read(&mut self, buf: &mut [u8]) -> impl Future<Output = io::Result<usize>> + Send;
+
+    /// The file holding the message, when the store knows without reading it (from what it
+    /// recorded at delivery) that the octets as stored are the message's wire form: CRLF line
+    /// endings throughout, a final CRLF, no line starting with `.`, and as many octets as the
+    /// snapshot's [`MessageInfo::size`]. A shell may then send the file as it is (`sendfile`),
+    /// instead of calling [`read`](Self::read); `None` (the default) for every other message
+    /// and store. The file may still be truncated or replaced meanwhile: a sender must check
+    /// that it got `len` octets.
+    fn wire_file(&self) -> Option<WireFile<'_>> {
+        None
+    }
+}
+
+/// A message file whose octets are its wire form (see [`MessageBody::wire_file`]).
+#[derive(Debug, Clone, Copy)]
+pub struct WireFile<'a> {
+    pub file: &'a std::fs::File,
+    /// Octets of the message, from offset 0.
+    pub len: u64,
 }
 
 /// Entry points for the fuzz targets (crate postie-fuzz): the parsers of outside bytes.
@@ -388,6 +407,7 @@ pub mod fuzzing {
         let _ = name::with_flag(file_name, b'S');
         let _ = name::size_field(file_name, b'S');
         let _ = name::size_field(file_name, b'W');
+        let _ = name::stored_form(file_name);
         let _ = name::arrival_key(file_name);
         let _ = name::in_cur(file_name);
     }

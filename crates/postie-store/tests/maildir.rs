@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use postie_store::View;
 use postie_store::{
-    DeletePolicy, Delivery, MailStore, MaildirDrop, MaildirStore, Maildrop, MessageSource, Quota,
-    Recipient, StoreError, Update,
+    DeletePolicy, Delivery, MailStore, MaildirDrop, MaildirStore, Maildrop, MessageBody,
+    MessageSource, Quota, Recipient, StoreError, Update,
 };
 use tempfile::TempDir;
 
@@ -788,4 +788,81 @@ fn usage_counts_messages_from_their_names() {
     // Opening (new/ to cur/) changes nothing.
     drop(f.open());
     assert_eq!(block_on(f.store.usage("alice")).unwrap(), usage);
+}
+
+/// Delivery records in the name whether a message is stored in its wire form (CRLF, no line
+/// starting with `.`), and an open body offers its file for sending as stored only then, and
+/// only while the file still has the size its name says.
+#[test]
+fn bodies_in_wire_form_offer_their_file() {
+    let f = fixture();
+    let messages: [&[u8]; 5] = [
+        b"Subject: crlf\r\n\r\nbody\r\n",
+        b"Subject: dots\r\n\r\n.body\r\n",
+        b"Subject: lf\n\nbody\n",
+        b"Subject: no final newline\r\n\r\nbody",
+        b"",
+    ];
+    for message in messages {
+        f.deliver(message);
+    }
+    {
+        let mut drop = f.open();
+        let offered: Vec<Option<u64>> = (0..messages.len())
+            .map(|index| {
+                let body = block_on(drop.open_message(index)).unwrap();
+                body.wire_file().map(|wire| wire.len)
+            })
+            .collect();
+        assert_eq!(
+            offered,
+            [Some(messages[0].len() as u64), None, None, None, Some(0)]
+        );
+    }
+    // A file changed after delivery goes through the encoder, as read.
+    let first = ["new", "cur"]
+        .iter()
+        .flat_map(|sub| {
+            let dir = f.maildir.join(sub);
+            f.names(sub).into_iter().map(move |name| dir.join(name))
+        })
+        .find(|path| fs::read(path).unwrap() == messages[0])
+        .unwrap();
+    fs::write(&first, b"changed\r\n").unwrap();
+    let mut drop = f.open();
+    let index = (0..messages.len())
+        .find(|&i| read_all(&mut drop, i) == b"changed\r\n")
+        .unwrap();
+    let body = block_on(drop.open_message(index)).unwrap();
+    assert!(body.wire_file().is_none());
+}
+
+/// Deliveries to one maildrop from many threads at once (sharing their syncs of new/) all
+/// arrive, each once and whole.
+#[test]
+fn concurrent_deliveries_all_arrive() {
+    let f = fixture();
+    let store = Arc::new(f.store.clone());
+    let threads: Vec<_> = (0..8)
+        .map(|thread| {
+            let store = Arc::clone(&store);
+            std::thread::spawn(move || {
+                for n in 0..25 {
+                    let message = format!("Subject: {thread}-{n}\r\n\r\nbody\r\n");
+                    deliver(&store, "alice", Arc::new(message.into_bytes())).unwrap();
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    let mut drop = f.open();
+    let mut subjects: Vec<String> = (0..drop.messages().len())
+        .map(|i| String::from_utf8(read_all(&mut drop, i)).unwrap())
+        .collect();
+    subjects.sort();
+    subjects.dedup();
+    assert_eq!(subjects.len(), 200);
+    assert!(f.names("tmp").is_empty());
 }

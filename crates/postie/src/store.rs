@@ -13,7 +13,7 @@ use postie_metrics::METRICS;
 use postie_server::http::HealthCheck;
 use postie_store::{
     Delivery, MailStore, MaildirBody, MaildirDrop, MaildirStore, Maildrop, MessageBody,
-    MessageInfo, StoreError, Update, Usage,
+    MessageInfo, StoreError, Update, Usage, WireFile,
 };
 use postie_store::{PopSettings, View};
 use postie_store_pg::{PgBody, PgDrop, PgOptions, PgStore, Transport};
@@ -221,6 +221,13 @@ impl MessageBody for ConfiguredBody {
         match self {
             Self::Maildir(body) => body.read(buf).await,
             Self::Postgres(body) => Box::pin(body.read(buf)).await,
+        }
+    }
+
+    fn wire_file(&self) -> Option<WireFile<'_>> {
+        match self {
+            Self::Maildir(body) => body.wire_file(),
+            Self::Postgres(body) => body.wire_file(),
         }
     }
 }

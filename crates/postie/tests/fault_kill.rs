@@ -16,6 +16,9 @@ use std::time::{Duration, Instant};
 use common::{Random, Reply, ServerBuilder, SmtpClient, TestServer};
 use harden_support::rounds;
 
+/// LMTP connections delivering at once in every round.
+const DELIVERY_CONNECTIONS: usize = 4;
+
 /// A message that names itself: its marker appears once, its body is long enough that a torn
 /// write would show.
 fn message(marker: &str) -> Vec<u8> {
@@ -116,17 +119,22 @@ fn kill_9_during_quit_and_deliveries_loses_and_duplicates_nothing() {
         let acknowledged = Arc::new(Mutex::new(Vec::new()));
         let mut client = server.plain_client();
         client.login("alice", "wonderland");
-        // After the login, so that what it delivers is not in the session's snapshot.
-        let delivery = {
-            let (lmtp, stop, acknowledged) = (
-                server.lmtp.unwrap(),
-                Arc::clone(&stop),
-                Arc::clone(&acknowledged),
-            );
-            std::thread::spawn(move || {
-                deliver_until_stopped(lmtp, format!("r{round}"), stop, acknowledged)
+        // After the login, so that what they deliver is not in the session's snapshot. Several
+        // connections at once, so that deliveries share their directory syncs (group commit)
+        // when the kill lands.
+        let deliveries: Vec<_> = (0..DELIVERY_CONNECTIONS)
+            .map(|connection| {
+                let (lmtp, stop, acknowledged) = (
+                    server.lmtp.unwrap(),
+                    Arc::clone(&stop),
+                    Arc::clone(&acknowledged),
+                );
+                std::thread::spawn(move || {
+                    let prefix = format!("r{round}-c{connection}");
+                    deliver_until_stopped(lmtp, prefix, stop, acknowledged)
+                })
             })
-        };
+            .collect();
         let listing = {
             assert!(client.command("UIDL").starts_with("+OK"));
             String::from_utf8(client.body()).unwrap()
@@ -141,7 +149,8 @@ fn kill_9_during_quit_and_deliveries_loses_and_duplicates_nothing() {
         }
         // The kill must land among working deliveries, not before the first one.
         let deadline = Instant::now() + Duration::from_secs(30);
-        while acknowledged.lock().unwrap().is_empty() && !delivery.is_finished() {
+        while acknowledged.lock().unwrap().is_empty() && !deliveries.iter().all(|d| d.is_finished())
+        {
             assert!(
                 Instant::now() < deadline,
                 "round {round}: no LMTP delivery was acknowledged within 30 s:\n{}",
@@ -157,13 +166,15 @@ fn kill_9_during_quit_and_deliveries_loses_and_duplicates_nothing() {
             killed_in_quit += 1;
         }
         stop.store(true, Ordering::SeqCst);
-        if let Err(refusal) = delivery.join().unwrap() {
-            panic!("round {round}: the server refused a delivery before the kill: {refusal:?}");
+        for delivery in deliveries {
+            if let Err(refusal) = delivery.join().unwrap() {
+                panic!("round {round}: the server refused a delivery before the kill: {refusal:?}");
+            }
         }
         let acknowledged = acknowledged.lock().unwrap().clone();
         assert!(
             !acknowledged.is_empty(),
-            "round {round}: the LMTP session ended before any delivery was acknowledged"
+            "round {round}: the LMTP sessions ended before any delivery was acknowledged"
         );
         total_acknowledged += acknowledged.len();
         // Mail the server acknowledged is on disk whether or not the kill came next; an

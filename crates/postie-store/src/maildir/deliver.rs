@@ -6,7 +6,7 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use super::durable::sync_dir;
+use super::durable::sync_dir_shared;
 use super::error::{IoContext, MaildirError};
 use super::layout::{Layout, Sub};
 use super::lock;
@@ -102,11 +102,17 @@ fn write_and_publish(
     file.sync_all().ctx("fsync", tmp_path)?;
     drop(file);
 
-    let final_name = name::delivered(unique, counter.raw_size(), counter.crlf_size());
+    let final_name = name::delivered(
+        unique,
+        counter.raw_size(),
+        counter.crlf_size(),
+        counter.form(),
+    );
     let new_dir = layout.sub(Sub::New);
     let final_path = new_dir.join(final_name);
     fs::rename(tmp_path, &final_path).ctx("rename", tmp_path)?;
-    if let Err(e) = sync_dir(&new_dir) {
+    // Shared with the deliveries renaming into new/ at the same time (group commit).
+    if let Err(e) = sync_dir_shared(&new_dir) {
         // Not known to be durable, so not delivered: the sender will retry, and a copy left
         // here would then be a duplicate.
         let _ = fs::remove_file(&final_path);

@@ -17,7 +17,9 @@ use super::pop_settings;
 use super::scan::{scan, Located};
 use super::snapshot_cache::{Shared, SnapshotCache, Stamp};
 use super::sync::sync;
-use crate::{AfterRetrieval, Maildrop, MessageBody, MessageInfo, StoreError, Update, View};
+use crate::{
+    AfterRetrieval, Maildrop, MessageBody, MessageInfo, StoreError, Update, View, WireFile,
+};
 
 /// A session's view of a Maildir; an exclusive one holds the session lock until it is
 /// committed or dropped.
@@ -214,9 +216,16 @@ impl Maildrop for MaildirDrop {
     /// listed costs microseconds, a blocking-pool trip two thread switches (15% of RETR
     /// throughput on 1 MiB messages).
     async fn open_message(&mut self, index: usize) -> Result<MaildirBody, StoreError> {
-        Ok(MaildirBody {
-            file: self.open_file(index)?,
-        })
+        let file = self.open_file(index)?;
+        // The name says how it was stored (recorded at delivery). A wire-form file's octets
+        // are its CRLF form, so its length is the size the status line announces; a file of
+        // another length was changed after delivery, and goes through the encoder as read.
+        let size = self.messages[index].size;
+        let wire_len = name::stored_form(&self.files[index].name)
+            .filter(|form| form.is_wire_form())
+            .filter(|_| file.metadata().is_ok_and(|meta| meta.len() == size))
+            .map(|_| size);
+        Ok(MaildirBody { file, wire_len })
     }
 
     async fn quit(self, update: Update) -> Result<(), StoreError> {
@@ -231,9 +240,18 @@ impl Maildrop for MaildirDrop {
 #[derive(Debug)]
 pub struct MaildirBody {
     file: File,
+    /// Octets of the message when its name says they are its wire form.
+    wire_len: Option<u64>,
 }
 
 impl MessageBody for MaildirBody {
+    fn wire_file(&self) -> Option<WireFile<'_>> {
+        self.wire_len.map(|len| WireFile {
+            file: &self.file,
+            len,
+        })
+    }
+
     async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
             match self.file.read(buf) {

@@ -1,5 +1,6 @@
 //! Maildir file names: `<base>[:2,<flags>]`, where the base name never changes for the life of
-//! a message and may carry `,S=<size>` and `,W=<crlf size>` (Dovecot's fields).
+//! a message and may carry `,S=<size>` and `,W=<crlf size>` (Dovecot's fields), and, in names
+//! postie gives, `,X=<form>`: what RETR needs to know of the octets (see [`stored_form`]).
 //!
 //! Names are bytes: a Maildir may hold names that are not UTF-8, and none of them may make us
 //! panic.
@@ -7,6 +8,8 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::crlf::StoredForm;
 
 /// The base name: everything before the first `:`, as Dovecot matches names (a `:` of the
 /// host name is escaped as `\072`, so only the info part starts with one).
@@ -66,6 +69,28 @@ pub fn size_field(name: &[u8], key: u8) -> Option<u64> {
         })
 }
 
+/// The form recorded in a `,X=` field: `c` (CRLF throughout, ending with CRLF: the octets are
+/// their CRLF form) or `l` (any other line endings), then `d` when some line starts with `.`.
+/// `None` for a name without the field (Dovecot's, older postie's) or with one of another
+/// shape: then nothing is known and RETR encodes the message as it reads it.
+pub fn stored_form(name: &[u8]) -> Option<StoredForm> {
+    let value = base(name)
+        .split(|&b| b == b',')
+        .skip(1)
+        .find_map(|field| field.strip_prefix(b"X="))?;
+    let (crlf, dots) = match value.split_first()? {
+        (b'c', dots) => (true, dots),
+        (b'l', dots) => (false, dots),
+        _ => return None,
+    };
+    let dot_lines = match dots {
+        b"" => false,
+        b"d" => true,
+        _ => return None,
+    };
+    Some(StoredForm { crlf, dot_lines })
+}
+
 /// The delivery time at the start of a `<secs>.M<usecs>...` name, to order new messages the
 /// way they arrived. Names of another shape sort after all timed ones, by name.
 pub fn arrival_key(name: &[u8]) -> (u64, u64) {
@@ -114,9 +139,12 @@ pub fn unique() -> String {
     )
 }
 
-/// The final name of a delivered message, sizes included so that opening never reads it.
-pub fn delivered(unique: &str, size: u64, crlf_size: u64) -> String {
-    format!("{unique},S={size},W={crlf_size}")
+/// The final name of a delivered message, sizes and form included so that neither opening nor
+/// RETR reads it to learn them.
+pub fn delivered(unique: &str, size: u64, crlf_size: u64, form: StoredForm) -> String {
+    let endings = if form.crlf { "c" } else { "l" };
+    let dots = if form.dot_lines { "d" } else { "" };
+    format!("{unique},S={size},W={crlf_size},X={endings}{dots}")
 }
 
 fn hostname() -> &'static str {
@@ -167,6 +195,23 @@ mod tests {
     }
 
     #[test]
+    fn stored_forms_round_trip() {
+        for crlf in [false, true] {
+            for dot_lines in [false, true] {
+                let form = StoredForm { crlf, dot_lines };
+                let name = delivered("1.M2P3Q4.h", 10, 12, form);
+                assert_eq!(stored_form(name.as_bytes()), Some(form), "{name}");
+                assert_eq!(stored_form(format!("{name}:2,S").as_bytes()), Some(form));
+                assert_eq!(size_field(name.as_bytes(), b'W'), Some(12));
+            }
+        }
+        assert_eq!(stored_form(b"1.M2P3.h,S=1,W=2:2,"), None);
+        assert_eq!(stored_form(b"1.M2P3.h,X=cx"), None);
+        assert_eq!(stored_form(b"1.M2P3.h,X="), None);
+        assert_eq!(stored_form(b"1.M2P3.h:2,X=c"), None);
+    }
+
+    #[test]
     fn flags_stay_sorted() {
         assert_eq!(with_flag(b"a", b'S').as_deref(), Some(&b"a:2,S"[..]));
         assert_eq!(with_flag(b"a:2,FT", b'S').as_deref(), Some(&b"a:2,FST"[..]));
@@ -191,6 +236,7 @@ mod tests {
             prop_assert!(!b.contains(&b':'));
             let _ = flags(&name);
             let _ = size_field(&name, b'W');
+            let _ = stored_form(&name);
             let _ = arrival_key(&name);
             if let Some(renamed) = with_flag(&name, b'S') {
                 prop_assert_eq!(base(&renamed), b);

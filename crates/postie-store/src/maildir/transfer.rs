@@ -213,7 +213,12 @@ impl MaildirWriter {
             unique,
             counter,
         } = message;
-        let base = name::delivered(unique, counter.raw_size(), counter.crlf_size());
+        let base = name::delivered(
+            unique,
+            counter.raw_size(),
+            counter.crlf_size(),
+            counter.form(),
+        );
         let flags = if seen { ":2,S" } else { ":2," };
         let record = match (state, uid) {
             (MessageState::Trashed, _) => None,

@@ -171,6 +171,16 @@ impl Client {
         self.body()
     }
 
+    /// Fills `buf` with the next raw bytes from the server.
+    pub fn read_exact_raw(&mut self, buf: &mut [u8]) {
+        self.reader.read_exact(buf).unwrap();
+    }
+
+    /// Appends the raw bytes from the server until it closes the connection.
+    pub fn read_to_end_raw(&mut self, buf: &mut Vec<u8>) -> std::io::Result<usize> {
+        self.reader.read_to_end(buf)
+    }
+
     /// True when the server has closed the connection.
     pub fn is_closed(&mut self) -> bool {
         self.raw_line().is_empty()

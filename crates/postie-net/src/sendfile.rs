@@ -1,0 +1,97 @@
+//! Sending a file's octets to a plain TCP connection without copying them through user space:
+//! `sendfile(2)` from the page cache to the socket.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+use tokio::io::Interest;
+
+use crate::Conn;
+
+/// The most one `sendfile` call is asked for (Linux moves at most 0x7ffff000 octets a call).
+const MAX_PER_CALL: u64 = 1 << 30;
+
+/// Why a file was not sent whole; the connection is unusable after any of them, since part of
+/// the file may be out.
+#[derive(Debug, thiserror::Error)]
+pub enum SendFileError {
+    #[error("the connection cannot send files: it is not plain TCP")]
+    NotPlainTcp,
+    #[error("the file ended after {sent} of {expected} octets: it was truncated while being sent")]
+    ShortFile { sent: u64, expected: u64 },
+    #[error("sending the file: {0}")]
+    Io(io::Error),
+    #[error("the peer took nothing for the whole limit")]
+    TimedOut,
+}
+
+impl Conn {
+    /// Whether [`send_file`](Self::send_file) works on this connection: plain TCP only (TLS
+    /// must encrypt in user space, and Unix and in-process streams are not worth it).
+    pub fn can_send_files(&self) -> bool {
+        matches!(self, Conn::Tcp(_))
+    }
+
+    /// Sends octets `0..len` of `file`, from the page cache straight to the socket. A file
+    /// that ends before `len` (truncated meanwhile) is [`SendFileError::ShortFile`]: the
+    /// octets before it are out, so the caller must end the connection, never pretend the
+    /// message ended. A peer that takes nothing for `limit` is gone, as for
+    /// [`write_within`](crate::write_within).
+    pub async fn send_file(
+        &mut self,
+        file: &File,
+        len: u64,
+        limit: Duration,
+    ) -> Result<(), SendFileError> {
+        let Conn::Tcp(stream) = self else {
+            return Err(SendFileError::NotPlainTcp);
+        };
+        let (socket, source) = (stream.as_raw_fd(), file.as_raw_fd());
+        let mut sent: u64 = 0;
+        while sent < len {
+            match tokio::time::timeout(limit, stream.writable()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(SendFileError::Io(e)),
+                Err(_) => return Err(SendFileError::TimedOut),
+            }
+            let want = (len - sent).min(MAX_PER_CALL);
+            let outcome =
+                stream.try_io(Interest::WRITABLE, || send_from(socket, source, sent, want));
+            match outcome {
+                Ok(0) => {
+                    return Err(SendFileError::ShortFile {
+                        sent,
+                        expected: len,
+                    })
+                }
+                Ok(n) => sent += n,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                    ) => {}
+                Err(e) => return Err(SendFileError::Io(e)),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One `sendfile(2)` of at most `want` octets of `source` from `offset` to `socket`; the
+/// file's own position is left alone. 0 when the file ends at `offset`.
+#[allow(unsafe_code)]
+fn send_from(socket: i32, source: i32, offset: u64, want: u64) -> io::Result<u64> {
+    let mut at = libc::off_t::try_from(offset)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "offset past off_t"))?;
+    let count = usize::try_from(want).unwrap_or(usize::MAX);
+    // SAFETY: both descriptors are open for the duration of the call (the caller holds the
+    // stream and the file); `at` is a valid off_t the kernel reads and updates; sendfile
+    // touches no other memory of ours.
+    let n = unsafe { libc::sendfile(socket, source, &mut at, count) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as u64)
+}

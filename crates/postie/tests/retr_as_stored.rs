@@ -1,0 +1,179 @@
+//! RETR of messages stored in their wire form (CRLF, no line starting with `.`, as LMTP and
+//! SMTP deliver most mail), which postie sends to a plain TCP socket with sendfile(2): the
+//! same bytes as the encoder path (TLS) and as the RFC 1939 form computed here; messages with
+//! leading dots and LF-stored ones still go through the encoder; a file truncated under a RETR
+//! ends the connection without the terminating `.`.
+
+mod common;
+
+use common::{crlf_form, lmtp_deliver, Client, ServerBuilder, TestServer};
+
+/// What RETR must send after its status line: the CRLF form, dot-stuffed, then `.`.
+fn wire_form(stored: &[u8]) -> Vec<u8> {
+    let mut wire = Vec::new();
+    for line in crlf_form(stored).split_inclusive(|&b| b == b'\n') {
+        if line.starts_with(b".") {
+            wire.push(b'.');
+        }
+        wire.extend_from_slice(line);
+    }
+    wire.extend_from_slice(b".\r\n");
+    wire
+}
+
+/// The status line and the raw bytes of a multi-line answer up to its terminator, included.
+fn raw_retr(client: &mut Client, n: usize) -> (String, Vec<u8>) {
+    let status = client.command(&format!("RETR {n}"));
+    let mut raw = Vec::new();
+    loop {
+        let line = client.raw_line();
+        assert!(!line.is_empty(), "connection closed inside RETR {n}");
+        raw.extend_from_slice(&line);
+        if line == b".\r\n" {
+            return (status, raw);
+        }
+    }
+}
+
+/// The stored content of each message, in the order POP3 numbers them (delivery order).
+fn stored_in_order(server: &TestServer, user: &str) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<_> = server
+        .message_files(user)
+        .into_iter()
+        .map(|path| {
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            (name.clone(), std::fs::read(&path).unwrap())
+        })
+        .collect();
+    files.sort_by_key(|(name, _)| {
+        let (secs, rest) = name.split_once(".M").unwrap();
+        let usecs: u64 = rest
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect::<String>()
+            .parse()
+            .unwrap();
+        (secs.parse::<u64>().unwrap(), usecs)
+    });
+    files
+}
+
+#[test]
+fn crlf_messages_go_out_as_stored_byte_for_byte_as_the_encoder_sends_them() {
+    let server = ServerBuilder::new().lmtp("").start();
+    let lmtp = server.lmtp.unwrap();
+    let mut big = b"Subject: big\r\n\r\n".to_vec();
+    while big.len() < 3 << 20 {
+        big.extend_from_slice(b"a line of a message of a few MiB, in CRLF as LMTP gives it\r\n");
+    }
+    let delivered: [&[u8]; 4] = [
+        b"Subject: plain\r\n\r\nno line starts with a dot\r\nnot even. this one\r\n",
+        b"Subject: dots\r\n\r\n.leading dot\r\n..two\r\n.\r\nend\r\n",
+        &big,
+        b"Subject: empty body\r\n\r\n",
+    ];
+    for message in delivered {
+        assert_eq!(lmtp_deliver(lmtp, "alice@example.org", message).code, 250);
+    }
+    // LF-stored, as another MTA may leave it, with leading dots and no final newline.
+    // Named to arrive last.
+    server.add_message_named(
+        "alice",
+        "4000000000.M0P1.host",
+        b"Subject: lf\n\n.dot\nlast line without newline",
+    );
+
+    let stored = stored_in_order(&server, "alice");
+    assert_eq!(stored.len(), 5);
+    // What delivery recorded: CRLF, and whether a line starts with a dot.
+    for (i, form) in [",X=c", ",X=cd", ",X=c", ",X=c"].iter().enumerate() {
+        assert!(stored[i].0.contains(form), "{} lacks {form}", stored[i].0);
+    }
+    assert!(!stored[4].0.contains(",X="), "{}", stored[4].0);
+
+    let mut plain = Client::plain(server.plain);
+    plain.login("alice", "wonderland");
+    let mut tls = Client::implicit_tls(server.tls, &server.cert_pem);
+    tls.login("alice", "wonderland");
+    for (n, (name, content)) in stored.iter().enumerate() {
+        let (status, over_plain) = raw_retr(&mut plain, n + 1);
+        let size = crlf_form(content).len();
+        assert_eq!(status, format!("+OK {size} octets"), "{name}");
+        let (tls_status, over_tls) = raw_retr(&mut tls, n + 1);
+        assert_eq!(tls_status, status, "{name}");
+        assert!(
+            over_plain == wire_form(content),
+            "plain RETR of {name} differs"
+        );
+        assert!(
+            over_plain == over_tls,
+            "plain and TLS RETR of {name} differ"
+        );
+    }
+    // TOP of a message stored in wire form goes through the encoder.
+    assert!(plain.command("TOP 1 0").starts_with("+OK"));
+    let header_end = stored[0]
+        .1
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap()
+        + 4;
+    assert_eq!(plain.body(), stored[0].1[..header_end]);
+    assert!(plain.command("QUIT").starts_with("+OK"));
+    assert!(tls.command("QUIT").starts_with("+OK"));
+}
+
+/// A wire-form message truncated while RETR sends it: the client gets part of it and then the
+/// end of the connection, never a terminating `.` after a partial body.
+#[test]
+fn a_file_truncated_under_retr_ends_the_connection_without_a_terminator() {
+    let server = TestServer::start();
+    let mut content = b"Subject: truncated\r\n\r\n".to_vec();
+    while content.len() < 64 << 20 {
+        content
+            .extend_from_slice(b"a line of a large message that will be cut short meanwhile\r\n");
+    }
+    let size = content.len();
+    // As postie's delivery names a CRLF message without leading dots.
+    let name = format!("1700000000.M1P1Q1.host,S={size},W={size},X=c");
+    server.add_message_named("alice", &name, &content);
+
+    let mut client = Client::plain(server.plain);
+    client.login("alice", "wonderland");
+    // Where the login left it (new/ to cur/).
+    let path = server.message_files("alice").pop().unwrap();
+    assert_eq!(client.command("RETR 1"), format!("+OK {size} octets"));
+    let mut received = vec![0u8; 1 << 20];
+    client.read_exact_raw(&mut received);
+    // The server has sent at most what the socket buffers hold; cut the file under it.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(4096)
+        .unwrap();
+    if let Err(error) = client.read_to_end_raw(&mut received) {
+        panic!(
+            "the connection did not end after {} octets: {error}\n{}",
+            received.len(),
+            server.log()
+        );
+    }
+    assert!(
+        received.len() < size,
+        "{} of {size} octets arrived: the truncation came too late to test anything",
+        received.len()
+    );
+    assert!(
+        !received.ends_with(b"\r\n.\r\n"),
+        "a partial body ({} of {size} octets) ended with the terminator",
+        received.len()
+    );
+    // Only what arrived before the cut is the file's: sendfile queues page-cache pages, and
+    // those still in the socket buffers when the file is truncated may go out changed (the
+    // connection's end tells the client the message is incomplete).
+    assert!(
+        content.starts_with(&received[..1 << 20]),
+        "the octets before the cut are not the file's"
+    );
+}
