@@ -2,8 +2,9 @@
 //! (tests/browser/account.mjs, `npm ci` there when node_modules is missing), against the
 //! real `postie serve`, with Python's poplib checking each change in real POP3 sessions.
 //! Screenshots go into the test's folder (or the folder `POSTIE_KEEP_SCREENSHOTS` names, to
-//! look at them afterwards), and one into docs/account-page.png for the README; one step
-//! checks that the page fits a phone's width.
+//! look at them afterwards); with `POSTIE_UPDATE_DOCS_SCREENSHOT=1` one also replaces
+//! docs/account-page.png, the README's (a test run never changes the checkout otherwise);
+//! one step checks that the page fits a phone's width.
 //! Fails, never skips, when chromium, node or python3 is missing (scripts/test installs them).
 
 mod common;
@@ -54,8 +55,10 @@ fn the_account_page_in_chromium() {
         None => server.dir.path().join("screenshots"),
     };
     std::fs::create_dir_all(&shots).unwrap();
-    let docs_shot = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/account-page.png");
-    std::fs::create_dir_all(docs_shot.parent().unwrap()).unwrap();
+    let docs_shot = match std::env::var_os("POSTIE_UPDATE_DOCS_SCREENSHOT") {
+        Some(_) => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/account-page.png"),
+        None => shots.join("account-page.png"),
+    };
     let output = Command::new("node")
         .arg(browser_dir().join("account.mjs"))
         .current_dir(browser_dir())
