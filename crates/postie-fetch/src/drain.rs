@@ -1,16 +1,21 @@
 //! A run of one account: sessions until the server has nothing new. Some servers (Gmail)
 //! list only a window of the mailbox per session, about 250 messages, and show the next
 //! ones at the next login; a run that stopped after one session would leave the rest for
-//! the next run, and a big mailbox would take days to come down. So after a session in
-//! which every message listed was new and stored, postie logs in again, up to
-//! `max_sessions_per_run` sessions, and stops at the first session that brings nothing
-//! new. A server that lists everything costs at most one more login, and only after a
-//! session that fetched every message it listed (a delete-after-fetch account with new
-//! mail); a server announcing LOGIN-DELAY is never logged into twice.
+//! the next run, and a big mailbox would take days to come down. So after a session that
+//! looks like a full window, postie logs in again, up to `max_sessions_per_run` sessions:
+//! every message listed was new and stored, there were at least [`SMALLEST_WINDOW`] of
+//! them, and no fewer than the session before listed (a shorter listing is the last
+//! window). A daily run with a few new messages therefore logs in once; a server that lists
+//! everything costs one more login only after a session of that many new messages, which
+//! then lists nothing new. A server announcing LOGIN-DELAY is never logged into twice.
 
 use crate::config::Account;
 use crate::engine::{self, RunOptions, Summary};
 use crate::error::FetchError;
+
+/// Windows are hundreds of messages (Gmail: about 250); a listing shorter than this is
+/// taken as the whole mailbox.
+pub const SMALLEST_WINDOW: u64 = 25;
 
 /// Fetches `account`: one session, then more while each brings only new mail.
 pub fn fetch(account: &Account, opts: &RunOptions) -> Result<Summary, FetchError> {
@@ -19,18 +24,21 @@ pub fn fetch(account: &Account, opts: &RunOptions) -> Result<Summary, FetchError
         reset_state: false,
         ..opts.clone()
     };
+    let mut previous_listed = 0;
     let mut last = total.clone();
-    while total.sessions < account.max_sessions_per_run && brought_only_new_mail(&last) {
+    while total.sessions < account.max_sessions_per_run && full_window(&last, previous_listed) {
+        previous_listed = last.listed;
         last = engine::fetch(account, &again)?;
         add(&mut total, &last);
     }
     Ok(total)
 }
 
-/// Whether the session listed messages and every one of them was new and stored: the
-/// server may have more that it did not list.
-fn brought_only_new_mail(session: &Summary) -> bool {
-    session.listed > 0
+/// Whether the session looks like one window of a larger mailbox: the server may have
+/// more that it did not list. `previous_listed` is what the session before listed (0 for
+/// the first).
+fn full_window(session: &Summary, previous_listed: u64) -> bool {
+    session.listed >= SMALLEST_WINDOW.max(previous_listed)
         && session.fetched + session.headers_only == session.listed
         && session.problems.is_empty()
         && session.login_delay.is_none()
@@ -64,7 +72,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_a_session_of_new_mail_calls_for_another() {
+    fn only_a_full_window_of_new_mail_calls_for_another_session() {
         let session = |listed, fetched, kept| Summary {
             listed,
             fetched,
@@ -72,12 +80,15 @@ mod tests {
             sessions: 1,
             ..Summary::default()
         };
-        assert!(brought_only_new_mail(&session(50, 50, 0)));
-        assert!(!brought_only_new_mail(&session(0, 0, 0)));
-        assert!(!brought_only_new_mail(&session(60, 10, 50)));
+        assert!(full_window(&session(50, 50, 0), 0));
+        assert!(full_window(&session(50, 50, 0), 50));
+        assert!(!full_window(&session(0, 0, 0), 0));
+        assert!(!full_window(&session(3, 3, 0), 0), "a few new messages");
+        assert!(!full_window(&session(40, 40, 0), 50), "the last window");
+        assert!(!full_window(&session(60, 10, 50), 0));
         let mut delayed = session(50, 50, 0);
         delayed.login_delay = Some(std::time::Duration::from_secs(900));
-        assert!(!brought_only_new_mail(&delayed));
+        assert!(!full_window(&delayed, 0));
         let mut total = session(50, 50, 0);
         add(&mut total, &session(20, 20, 0));
         assert_eq!((total.sessions, total.fetched, total.listed), (2, 70, 20));
