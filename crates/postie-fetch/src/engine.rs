@@ -25,7 +25,7 @@ use crate::oauth;
 use crate::progress::{Progress, ProgressMode};
 use crate::routing::{self, Router, Sink};
 use crate::server_policy::ServerPolicy;
-use crate::state::{Done, State};
+use crate::state::{Done, Recorded, State};
 use crate::stubs;
 use crate::subject::HeaderCapture;
 use crate::target::TlsMode;
@@ -307,10 +307,17 @@ pub fn plan(account: &Account, opts: &RunOptions) -> Result<Plan, FetchError> {
     let recorded = State::peek(&opts.state_dir, &account.name)?;
     let (mut conn, _, stages) = connect(account, &opts.state_dir)?;
     let (uidls, list) = listing(&mut conn, &stages)?;
-    let empty = HashMap::new();
+    let empty = Recorded::default();
     let known = recorded.as_ref().unwrap_or(&empty);
-    let lookup = |key: &str| known.get(key).copied();
-    let messages = plan_messages(account, &lookup, &stages, opts.now, &uidls, &list);
+    let lookup = |key: &str| known.done.get(key).copied();
+    let mut messages = plan_messages(account, &lookup, &stages, opts.now, &uidls, &list);
+    if account.delete_when_deleted_locally {
+        LocalFiles::scan(&account.deliver_to, !known.files.is_empty())?.apply(
+            lookup,
+            |key| known.files.get(key).map(String::as_str),
+            &mut messages,
+        );
+    }
     let messages = routing::apply_rules(&mut conn, account, &stages, messages)?;
     conn.session.quit();
     let _ = login::reply(&mut conn, "QUIT");
@@ -392,7 +399,11 @@ pub fn fetch(account: &Account, opts: &RunOptions) -> Result<Summary, FetchError
         plan_messages(account, &lookup, &stages, opts.now, &uidls, &list)
     };
     if let Some(local_files) = &local_files {
-        local_files.apply(&state, &mut planned);
+        local_files.apply(
+            |key| state.done(key),
+            |key| state.delivered_file(key),
+            &mut planned,
+        );
     }
     let planned = match routing::apply_rules(&mut conn, account, &stages, planned) {
         Ok(planned) => planned,

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use crate::dest::DeliverTo;
 use crate::engine::{Action, Planned};
 use crate::error::{FetchError, LocalContext};
-use crate::state::State;
+use crate::state::Done;
 
 /// The unique parts of the names of every message file under a Maildir++ root.
 pub struct LocalFiles {
@@ -76,15 +76,19 @@ impl LocalFiles {
         Ok(LocalFiles { present })
     }
 
-    /// Turns `Keep` into `Delete` for each whole message whose recorded file is gone.
-    pub fn apply(&self, state: &State, planned: &mut [Planned]) {
+    /// Turns `Keep` into `Delete` for each whole message whose recorded file is gone;
+    /// `done` and `file` look a message up in the journal.
+    pub fn apply<'a>(
+        &self,
+        done: impl Fn(&str) -> Option<Done>,
+        file: impl Fn(&str) -> Option<&'a str>,
+        planned: &mut [Planned],
+    ) {
         for p in planned {
             let gone = p.action == Action::Keep
                 && p.key.as_deref().is_some_and(|key| {
-                    state.done(key).is_some_and(|done| !done.partial)
-                        && state
-                            .delivered_file(key)
-                            .is_some_and(|name| !self.present.contains(name))
+                    done(key).is_some_and(|done| !done.partial)
+                        && file(key).is_some_and(|name| !self.present.contains(name))
                 });
             if gone {
                 p.action = Action::Delete;
@@ -97,7 +101,7 @@ impl LocalFiles {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::Done;
+    use crate::state::State;
     use postie_types::MsgNum;
 
     #[test]
@@ -130,7 +134,11 @@ mod tests {
             })
             .collect();
         let files = LocalFiles::scan(&DeliverTo::Maildir(root.clone()), true).unwrap();
-        files.apply(&state, &mut planned);
+        files.apply(
+            |key| state.done(key),
+            |key| state.delivered_file(key),
+            &mut planned,
+        );
         let actions: Vec<&Action> = planned.iter().map(|p| &p.action).collect();
         assert_eq!(
             actions,

@@ -54,6 +54,13 @@ pub struct Done {
     pub partial: bool,
 }
 
+/// What `--list` reads of a journal: the messages done, and their Maildir file names.
+#[derive(Debug, Default)]
+pub struct Recorded {
+    pub done: HashMap<String, Done>,
+    pub files: HashMap<String, String>,
+}
+
 /// A copy's delivery begun by an interrupted run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CopyIntent {
@@ -142,10 +149,16 @@ impl State {
     }
 
     /// Reads the state without locking or creating anything (for `--list`).
-    pub fn peek(dir: &Path, account: &str) -> Result<Option<HashMap<String, Done>>, FetchError> {
+    pub fn peek(dir: &Path, account: &str) -> Result<Option<Recorded>, FetchError> {
         let path = Self::path_for(dir, account);
         match fs::read(&path) {
-            Ok(bytes) => Ok(Some(parse(&bytes, &path)?.done)),
+            Ok(bytes) => {
+                let journal = parse(&bytes, &path)?;
+                Ok(Some(Recorded {
+                    done: journal.done,
+                    files: journal.files,
+                }))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e).local("read", &path),
         }
@@ -572,8 +585,8 @@ mod tests {
         state.compact(|k| k != "u1").unwrap();
         drop(state);
         let peeked = State::peek(dir.path(), "a").unwrap().unwrap();
-        assert_eq!(peeked.len(), 1);
-        assert!(peeked["u3"].partial);
+        assert_eq!(peeked.done.len(), 1);
+        assert!(peeked.done["u3"].partial);
         std::fs::write(&path, "garbage\n").unwrap();
         assert!(State::open(dir.path(), "a").is_err());
     }

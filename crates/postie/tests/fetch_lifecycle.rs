@@ -155,6 +155,11 @@ fn a_server_listing_fifty_per_session_is_drained_in_one_run() {
         3,
         "50, 50, then 20 new messages: fewer than a window, the last session"
     );
+    assert!(
+        run.stderr.contains("g: 120 fetched") && run.stderr.contains(", 3 sessions in "),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -298,8 +303,16 @@ fn a_message_deleted_locally_is_deleted_on_the_server_and_one_moved_to_a_folder_
     )
     .unwrap();
 
+    let list = env.command(&["--list", "a"]).output().unwrap();
+    let list = String::from_utf8_lossy(&list.stdout);
+    assert_eq!(
+        list.matches("deleted locally").count(),
+        1,
+        "--list shows why: {list}"
+    );
     let run = env.fetch(&["a"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("1 deleted"), "{}", run.stderr);
     let on_server = |server: &TestServer| -> Vec<Vec<u8>> {
         sorted(
             server
