@@ -10,6 +10,7 @@
 //! fdatasync of their own (see [`State::record_confirmable_done`]), and no DELE is sent
 //! before its batch is flushed.
 
+use crate::dest::maildir::MAILDIR_RECEIPT;
 use crate::dest::{Destination, Staged};
 use crate::error::FetchError;
 use crate::state::{Done, State};
@@ -63,12 +64,20 @@ impl Batch {
                 .map(|(received, staged)| (received.key.as_str(), staged.receipt())),
         )?;
         let mut stored = Vec::with_capacity(held.len());
+        let mut files = Vec::new();
         for (received, staged) in held {
+            files.extend(
+                staged
+                    .receipt()
+                    .strip_prefix(MAILDIR_RECEIPT)
+                    .map(|name| (received.key.clone(), name.to_owned())),
+            );
             staged.publish()?;
             stored.push(received);
         }
         dest.sync()?;
         state.record_confirmable_done(stored.iter().map(|r| (r.key.as_str(), r.done)))?;
+        state.record_delivered_files(files.iter().map(|(k, n)| (k.as_str(), n.as_str())))?;
         Ok(stored)
     }
 }

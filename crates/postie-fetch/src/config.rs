@@ -82,6 +82,13 @@ pub struct Account {
     pub hooks: Hooks,
     /// The account's `[[accounts.NAME.rules]]`, then the file's `[[rules]]`.
     pub rules: Vec<Rule>,
+    /// Put `Received:` and `X-Postie-Account:` on top of each message delivered.
+    pub received_header: bool,
+    /// Log in again, up to this many sessions in one run, while each session brings only
+    /// new mail (servers such as Gmail list a window of messages per session).
+    pub max_sessions_per_run: u32,
+    /// A kept message whose Maildir file is gone here is deleted on the server.
+    pub delete_when_deleted_locally: bool,
 }
 
 /// The name of the user running postie fetch, what an LMTP server here delivers to by
@@ -168,8 +175,17 @@ struct RawAccount {
     on_recovery: Option<String>,
     #[serde(default)]
     rules: Vec<RawRule>,
+    #[serde(default)]
+    received_header: bool,
+    #[serde(default = "default_max_sessions")]
+    max_sessions_per_run: u32,
+    #[serde(default)]
+    delete_when_deleted_locally: bool,
 }
 
+fn default_max_sessions() -> u32 {
+    10
+}
 fn auto() -> AuthChoice {
     AuthChoice::Auto
 }
@@ -273,11 +289,25 @@ impl RawAccount {
             (true, None) => Retention::Keep,
             (false, None) => Retention::Delete,
         };
+        if self.max_sessions_per_run == 0 {
+            return Err("max_sessions_per_run must be at least 1".into());
+        }
         if self.oversize.is_some() && self.max_size.is_none() {
             return Err("oversize needs max_size".into());
         }
         let deliver_to =
             DeliverTo::parse(&self.deliver_to, base).map_err(|e| format!("deliver_to: {e}"))?;
+        if self.delete_when_deleted_locally {
+            if retention == Retention::Delete {
+                return Err("delete_when_deleted_locally needs keep = true or delete_after_days: without either, every message is deleted on the server as soon as it is fetched".into());
+            }
+            if !matches!(
+                deliver_to,
+                DeliverTo::Maildir(_) | DeliverTo::MaildirFolder(_)
+            ) {
+                return Err(format!("delete_when_deleted_locally needs a maildir: or maildir++: deliver_to, where postie can look for the file it delivered; {deliver_to} is not one"));
+            }
+        }
         let interval = self.interval.map(|i| i.to_duration()).transpose()?;
         let mut rules = Vec::new();
         for (index, raw) in self.rules.into_iter().enumerate() {
@@ -311,6 +341,9 @@ impl RawAccount {
                 on_recovery: self.on_recovery,
             },
             rules,
+            received_header: self.received_header,
+            max_sessions_per_run: self.max_sessions_per_run,
+            delete_when_deleted_locally: self.delete_when_deleted_locally,
         })
     }
 }

@@ -16,18 +16,21 @@ use crate::batch::{self, Batch, Received};
 use crate::config::{Account, AuthChoice, Oversize, Retention};
 use crate::conn::Connection;
 use crate::credentials::run_secret_command;
+use crate::dest::maildir::MAILDIR_RECEIPT;
 use crate::dest::{DeliverTo, Finished};
 use crate::error::FetchError;
+use crate::local_deletion::LocalFiles;
 use crate::login::{self, LoginSpec, Stages};
 use crate::oauth;
 use crate::progress::{Progress, ProgressMode};
 use crate::routing::{self, Router, Sink};
 use crate::server_policy::ServerPolicy;
-use crate::state::{Done, State};
+use crate::state::{Done, Recorded, State};
 use crate::stubs;
 use crate::subject::HeaderCapture;
 use crate::target::TlsMode;
 use crate::tls::{self, Trust};
+use crate::trace;
 
 /// Commands in flight at once when the server offers PIPELINING.
 const WINDOW: usize = 16;
@@ -91,6 +94,10 @@ pub struct Plan {
 /// The result of a run.
 #[derive(Debug, Default, Clone)]
 pub struct Summary {
+    /// Messages the server listed (the last session's, after several).
+    pub listed: u64,
+    /// Logins in this run (more than one when a server lists a window per session).
+    pub sessions: u32,
     pub fetched: u64,
     pub bytes: u64,
     pub headers_only: u64,
@@ -300,10 +307,17 @@ pub fn plan(account: &Account, opts: &RunOptions) -> Result<Plan, FetchError> {
     let recorded = State::peek(&opts.state_dir, &account.name)?;
     let (mut conn, _, stages) = connect(account, &opts.state_dir)?;
     let (uidls, list) = listing(&mut conn, &stages)?;
-    let empty = HashMap::new();
+    let empty = Recorded::default();
     let known = recorded.as_ref().unwrap_or(&empty);
-    let lookup = |key: &str| known.get(key).copied();
-    let messages = plan_messages(account, &lookup, &stages, opts.now, &uidls, &list);
+    let lookup = |key: &str| known.done.get(key).copied();
+    let mut messages = plan_messages(account, &lookup, &stages, opts.now, &uidls, &list);
+    if account.delete_when_deleted_locally {
+        LocalFiles::scan(&account.deliver_to, !known.files.is_empty())?.apply(
+            lookup,
+            |key| known.files.get(key).map(String::as_str),
+            &mut messages,
+        );
+    }
     let messages = routing::apply_rules(&mut conn, account, &stages, messages)?;
     conn.session.quit();
     let _ = login::reply(&mut conn, "QUIT");
@@ -327,12 +341,17 @@ struct Receiving {
     header: HeaderCapture,
 }
 
-/// Fetches one account once.
+/// Fetches one account in one session (see the drain module for a whole run).
 pub fn fetch(account: &Account, opts: &RunOptions) -> Result<Summary, FetchError> {
     let started = Instant::now();
     let mut summary = Summary::default();
     let mut progress = Progress::new(opts.progress, &account.name);
     let mut state = State::open(&opts.state_dir, &account.name)?;
+    // Before the destination is opened, which would create a missing Maildir.
+    let local_files = account
+        .delete_when_deleted_locally
+        .then(|| LocalFiles::scan(&account.deliver_to, state.has_delivered_files()))
+        .transpose()?;
     let mut dest = account.deliver_to.open(
         &opts.state_dir.join("spool"),
         &account.lmtp_recipient,
@@ -343,6 +362,9 @@ pub fn fetch(account: &Account, opts: &RunOptions) -> Result<Summary, FetchError
     summary.recovered += stubs::recover(&mut state, account, opts.now)?;
     for (key, receipt) in state.pending_intents() {
         if dest.recover(&receipt)? {
+            if let Some(name) = receipt.strip_prefix(MAILDIR_RECEIPT) {
+                state.record_delivered_files([(key.as_str(), name)])?;
+            }
             state.record_done(
                 &key,
                 Done {
@@ -365,15 +387,24 @@ pub fn fetch(account: &Account, opts: &RunOptions) -> Result<Summary, FetchError
     summary.warnings.extend(policy.warnings(account));
     summary.login_delay = policy.login_delay;
     let (uidls, list) = listing(&mut conn, &stages)?;
+    summary.listed = list.len() as u64;
+    summary.sessions = 1;
     let host = conn.target().host.clone();
     if uidls.is_none() && account.retention != Retention::Delete && !list.is_empty() {
         quit_quietly(conn);
         return Err(no_uidl_error(account));
     }
-    let planned = {
+    let mut planned = {
         let lookup = |key: &str| state.done(key);
         plan_messages(account, &lookup, &stages, opts.now, &uidls, &list)
     };
+    if let Some(local_files) = &local_files {
+        local_files.apply(
+            |key| state.done(key),
+            |key| state.delivered_file(key),
+            &mut planned,
+        );
+    }
     let planned = match routing::apply_rules(&mut conn, account, &stages, planned) {
         Ok(planned) => planned,
         Err(error) => {
@@ -532,8 +563,19 @@ pub fn fetch(account: &Account, opts: &RunOptions) -> Result<Summary, FetchError
                             bytes: 0,
                             header: HeaderCapture::default(),
                         });
-                        if let (Some(current), Some(marker)) = (receiving.as_mut(), stub) {
-                            current.incoming.write_all(&marker).map_err(|source| {
+                        // A stub's marker first (stubs are found by it), then the trace
+                        // fields; neither is part of the content a key is computed from.
+                        let mut prefix = stub.unwrap_or_default();
+                        if account.received_header {
+                            prefix.extend(trace::fields(
+                                &host,
+                                &account.name,
+                                receiving.as_ref().and_then(|r| r.planned.key.as_deref()),
+                                opts.now,
+                            ));
+                        }
+                        if let (Some(current), false) = (receiving.as_mut(), prefix.is_empty()) {
+                            current.incoming.write_all(&prefix).map_err(|source| {
                                 FetchError::Local {
                                     what: "write a message for",
                                     path: PathBuf::from(account.deliver_to.to_string()),

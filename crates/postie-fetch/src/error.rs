@@ -99,6 +99,9 @@ pub enum FetchError {
     Busy(String),
     #[error("{0}")]
     NoUidl(String),
+    /// delete_when_deleted_locally cannot tell what was deleted here.
+    #[error("{0}")]
+    LocalDeletion(String),
     #[error("{host}: {command} failed: {status}")]
     Command {
         host: String,
@@ -116,6 +119,7 @@ impl FetchError {
                 ExitStatus::Config
             }
             FetchError::NoMechanism(_) | FetchError::NoUidl(_) => ExitStatus::Config,
+            FetchError::LocalDeletion(_) => ExitStatus::IoError,
             FetchError::Resolve { .. } | FetchError::Connect { .. } | FetchError::Tls { .. } => {
                 ExitStatus::Unavailable
             }

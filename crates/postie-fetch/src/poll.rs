@@ -49,7 +49,7 @@ pub fn poll(
     for warning in engine::warnings(account) {
         report.note(Some(&account.name), &format!("warning: {warning}"));
     }
-    let result = engine::fetch(account, options);
+    let result = crate::drain::fetch(account, options);
     report.outcome(account, &result);
     let exit_status = match &result {
         Ok(summary) if summary.problems.is_empty() => ExitStatus::Ok,

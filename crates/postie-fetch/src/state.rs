@@ -25,9 +25,14 @@
 //! (never deleted there) followed by `ignored KEY` (never downloaded, not even as a stub's
 //! completion).
 //!
+//! A message delivered to a Maildir also gets `file KEY NAME`, the unique part of its file
+//! name, by which `delete_when_deleted_locally` looks for it at later runs. The line is not
+//! synced on its own: lost to a power cut, it only means that message is never deleted on
+//! the server for being deleted here.
+//!
 //! Lines: a header `postie-fetch-state 1`, then `done KEY TIME [partial]`,
-//! `intent KEY RECEIPT…`, `copy-intent KEY DEST RECEIPT…`, `copied KEY DEST` and
-//! `ignored KEY`. KEY is a UIDL (printable, no spaces) or `sha256:HEX` for servers
+//! `intent KEY RECEIPT…`, `copy-intent KEY DEST RECEIPT…`, `copied KEY DEST`,
+//! `ignored KEY` and `file KEY NAME`. KEY is a UIDL (printable, no spaces) or `sha256:HEX` for servers
 //! without UIDL. A last line without its newline was torn by a crash and is ignored.
 
 use std::collections::HashMap;
@@ -49,6 +54,13 @@ pub struct Done {
     pub partial: bool,
 }
 
+/// What `--list` reads of a journal: the messages done, and their Maildir file names.
+#[derive(Debug, Default)]
+pub struct Recorded {
+    pub done: HashMap<String, Done>,
+    pub files: HashMap<String, String>,
+}
+
 /// A copy's delivery begun by an interrupted run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CopyIntent {
@@ -67,6 +79,8 @@ struct Journal {
     copy_intents: Vec<CopyIntent>,
     /// Messages that were on the server when `--from-now-on` ran.
     ignored: std::collections::HashSet<String>,
+    /// The Maildir file name (its unique part) each message was delivered as.
+    files: HashMap<String, String>,
 }
 
 impl Journal {
@@ -135,10 +149,16 @@ impl State {
     }
 
     /// Reads the state without locking or creating anything (for `--list`).
-    pub fn peek(dir: &Path, account: &str) -> Result<Option<HashMap<String, Done>>, FetchError> {
+    pub fn peek(dir: &Path, account: &str) -> Result<Option<Recorded>, FetchError> {
         let path = Self::path_for(dir, account);
         match fs::read(&path) {
-            Ok(bytes) => Ok(Some(parse(&bytes, &path)?.done)),
+            Ok(bytes) => {
+                let journal = parse(&bytes, &path)?;
+                Ok(Some(Recorded {
+                    done: journal.done,
+                    files: journal.files,
+                }))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e).local("read", &path),
         }
@@ -234,6 +254,38 @@ impl State {
         for (key, done) in entries {
             self.entries.done.insert(key.to_owned(), done);
             self.entries.finish(key);
+        }
+        Ok(())
+    }
+
+    /// The Maildir file name (unique part, before any `:2,` flags) the message `key` was
+    /// delivered as.
+    pub fn delivered_file(&self, key: &str) -> Option<&str> {
+        self.entries.files.get(key).map(String::as_str)
+    }
+
+    /// Whether any message's Maildir file name is recorded.
+    pub fn has_delivered_files(&self) -> bool {
+        !self.entries.files.is_empty()
+    }
+
+    /// Records the Maildir file names messages were delivered as; not synced (see the
+    /// module's notes).
+    pub fn record_delivered_files<'a>(
+        &mut self,
+        files: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<(), FetchError> {
+        let files: Vec<(&str, &str)> = files.into_iter().collect();
+        if files.is_empty() {
+            return Ok(());
+        }
+        let mut lines = String::new();
+        for (key, name) in &files {
+            lines.push_str(&format!("file {key} {name}\n"));
+        }
+        self.append(&lines, Sync::Later)?;
+        for (key, name) in files {
+            self.entries.files.insert(key.to_owned(), name.to_owned());
         }
         Ok(())
     }
@@ -350,6 +402,12 @@ impl State {
         }
         let done = &self.entries.done;
         self.entries.ignored.retain(|key| done.contains_key(key));
+        self.entries.files.retain(|key, _| done.contains_key(key));
+        let mut files: Vec<(&String, &String)> = self.entries.files.iter().collect();
+        files.sort();
+        for (key, name) in files {
+            text.push_str(&format!("file {key} {name}\n"));
+        }
         let mut ignored: Vec<&String> = self.entries.ignored.iter().collect();
         ignored.sort();
         for key in ignored {
@@ -449,6 +507,9 @@ fn parse(bytes: &[u8], path: &Path) -> Result<Journal, FetchError> {
                     receipt: receipt.to_owned(),
                 });
             }
+            (Some("file"), Some(key), Some(name)) => {
+                journal.files.insert(key.to_owned(), name.to_owned());
+            }
             (Some("ignored"), Some(key), None) => {
                 journal.ignored.insert(key.to_owned());
             }
@@ -524,8 +585,8 @@ mod tests {
         state.compact(|k| k != "u1").unwrap();
         drop(state);
         let peeked = State::peek(dir.path(), "a").unwrap().unwrap();
-        assert_eq!(peeked.len(), 1);
-        assert!(peeked["u3"].partial);
+        assert_eq!(peeked.done.len(), 1);
+        assert!(peeked.done["u3"].partial);
         std::fs::write(&path, "garbage\n").unwrap();
         assert!(State::open(dir.path(), "a").is_err());
     }

@@ -185,6 +185,11 @@ fn complete(
                     "message {key}: the server would not send it: {status}"
                 )));
             }
+            ClientEvent::MessageStart { .. } if account.received_header => {
+                let host = conn.target().host.clone();
+                let fields = crate::trace::fields(&host, &account.name, Some(key), now);
+                writer.write_all(&fields).local("write", &tmp.0)?;
+            }
             ClientEvent::MessageStart { .. } => {}
             ClientEvent::MessageData(data) => writer.write_all(&data).local("write", &tmp.0)?,
             ClientEvent::MessageEnd { .. } => break,

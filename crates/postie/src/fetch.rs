@@ -190,6 +190,9 @@ fn ad_hoc(args: &FetchArgs, url: &str) -> Result<(Account, PathBuf)> {
         interval: None,
         hooks: Hooks::default(),
         rules: Vec::new(),
+        received_header: false,
+        max_sessions_per_run: 10,
+        delete_when_deleted_locally: false,
     };
     let state_dir = args.state_dir.clone().unwrap_or_else(default_state_dir);
     Ok((account, state_dir))

@@ -41,6 +41,9 @@ fn summary_line(account: &Account, summary: &Summary) -> String {
             summary.recovered
         ));
     }
+    if summary.sessions > 1 {
+        line.push_str(&format!(", {} sessions", summary.sessions));
+    }
     line.push_str(&format!(" in {:.1} s", summary.elapsed.as_secs_f64()));
     line
 }

@@ -19,6 +19,9 @@ use rand::RngCore;
 use super::{Destination, Finished, Incoming, Intent, Staged, ToLf};
 use crate::error::{FetchError, LocalContext};
 
+/// How a Maildir receipt begins; the file's name follows.
+pub(crate) const MAILDIR_RECEIPT: &str = "maildir ";
+
 pub struct Maildir {
     root: PathBuf,
     /// tmp/, open for syncfs.
@@ -92,16 +95,20 @@ pub(crate) fn unique_name() -> String {
 
 /// The host name, with '/' and ':' replaced as the Maildir specification asks.
 fn hostname() -> String {
+    host_name().replace('/', "\\057").replace(':', "\\072")
+}
+
+/// This machine's host name ("localhost" where the system cannot say).
+pub(crate) fn host_name() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: the buffer is valid for its length; gethostname NUL-terminates within it.
     let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
     let end = buf.iter().position(|&b| b == 0).unwrap_or(0);
-    let name = if ok && end > 0 {
+    if ok && end > 0 {
         String::from_utf8_lossy(&buf[..end]).into_owned()
     } else {
         "localhost".to_owned()
-    };
-    name.replace('/', "\\057").replace(':', "\\072")
+    }
 }
 
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), FetchError> {
@@ -129,7 +136,7 @@ impl Destination for Maildir {
     }
 
     fn recover(&mut self, receipt: &str) -> Result<bool, FetchError> {
-        let Some(name) = receipt.strip_prefix("maildir ") else {
+        let Some(name) = receipt.strip_prefix(MAILDIR_RECEIPT) else {
             return Ok(false);
         };
         if self.root.join("new").join(name).exists() {
@@ -217,7 +224,7 @@ impl Incoming for MaildirIncoming {
         // The staged message owns the file in tmp/ from here (and removes it if dropped).
         let tmp = std::mem::take(&mut self.tmp);
         Ok(Finished::Staged(Box::new(MaildirStaged {
-            receipt: format!("maildir {}", self.name),
+            receipt: format!("{MAILDIR_RECEIPT}{}", self.name),
             new: self.root.join("new").join(&self.name),
             tmp,
         })))
