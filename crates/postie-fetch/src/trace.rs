@@ -5,7 +5,7 @@
 //! never include them.
 
 use crate::dest::maildir::host_name;
-use crate::dest::mbox::UtcTime;
+use postie_types::UtcTime;
 
 /// `Received:` and `X-Postie-Account:` for one message, CRLF-terminated as RETR gives
 /// content. `server` is the POP3 host, `uidl` the message's UIDL when the server has them,
@@ -22,11 +22,7 @@ pub fn fields(server: &str, account: &str, uidl: Option<&str>, now: u64) -> Vec<
 
 /// `Thu, 1 Jan 1970 00:00:00 +0000`.
 fn rfc5322_date(secs: u64) -> String {
-    let t = UtcTime::from_unix(secs);
-    format!(
-        "{}, {} {} {} {:02}:{:02}:{:02} +0000",
-        t.weekday, t.day, t.month, t.year, t.hour, t.minute, t.second
-    )
+    UtcTime::from_unix(secs).rfc5322()
 }
 
 #[cfg(test)]

@@ -4,7 +4,9 @@
 //!
 //! They take the line ending the message itself uses, so a file stays all-CRLF or all-LF.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
+
+use postie_types::UtcTime;
 
 /// How the message arrived, for the `Received` header.
 #[derive(Debug, Clone)]
@@ -70,41 +72,13 @@ pub fn uses_crlf(start: &[u8]) -> bool {
 
 /// `Fri, 27 Nov 2026 09:00:00 +0000`: the date in UTC, which needs no time zone database.
 pub fn rfc5322_date(when: SystemTime) -> String {
-    let secs = when.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let days = secs / 86_400;
-    let (year, month, day) = civil_from_days(days);
-    let weekday = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][(days % 7) as usize];
-    let month_name = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ][(month - 1) as usize];
-    let rest = secs % 86_400;
-    format!(
-        "{weekday}, {day} {month_name} {year} {:02}:{:02}:{:02} +0000",
-        rest / 3600,
-        rest / 60 % 60,
-        rest % 60
-    )
-}
-
-/// Year, month (1–12) and day of a count of days since 1970-01-01 (Howard Hinnant's
-/// algorithm, for non-negative day counts).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    (year, month, day)
+    UtcTime::from_system(when).rfc5322()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+    use std::time::{Duration, UNIX_EPOCH};
 
     #[test]
     fn dates() {

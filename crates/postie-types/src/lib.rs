@@ -5,11 +5,13 @@
 
 pub mod limits;
 mod secret;
+mod utc_time;
 
 use std::fmt;
 use std::num::NonZeroU32;
 
 pub use secret::Secret;
+pub use utc_time::UtcTime;
 
 /// A message number as a client names it: 1-based and non-zero. Whether it lies within the
 /// session's snapshot is checked against the snapshot.

@@ -308,55 +308,9 @@ fn is_stale(dotlock: &Path) -> bool {
         .is_some_and(|age| age > STALE_DOTLOCK)
 }
 
-/// A moment in UTC, split for formatting dates.
-pub(crate) struct UtcTime {
-    /// "Thu" ... "Wed".
-    pub weekday: &'static str,
-    /// "Jan" ... "Dec".
-    pub month: &'static str,
-    pub day: i64,
-    pub year: i64,
-    pub hour: u64,
-    pub minute: u64,
-    pub second: u64,
-}
-
-impl UtcTime {
-    pub(crate) fn from_unix(secs: u64) -> UtcTime {
-        const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-        const MONTHS: [&str; 12] = [
-            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-        ];
-        let days = secs / 86_400;
-        let rem = secs % 86_400;
-        // Howard Hinnant's civil_from_days.
-        let z = days as i64 + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z.rem_euclid(146_097);
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let day = doy - (153 * mp + 2) / 5 + 1;
-        let month = if mp < 10 { mp + 3 } else { mp - 9 };
-        UtcTime {
-            weekday: DAYS[(days % 7) as usize],
-            month: MONTHS[(month - 1) as usize],
-            day,
-            year: yoe + era * 400 + i64::from(month <= 2),
-            hour: rem / 3600,
-            minute: rem % 3600 / 60,
-            second: rem % 60,
-        }
-    }
-}
-
 /// `Thu Nov 27 00:20:09 2026` in UTC, the date form of a From_ line.
 pub(crate) fn asctime(secs: u64) -> String {
-    let t = UtcTime::from_unix(secs);
-    format!(
-        "{} {} {:2} {:02}:{:02}:{:02} {}",
-        t.weekday, t.month, t.day, t.hour, t.minute, t.second, t.year
-    )
+    postie_types::UtcTime::from_unix(secs).asctime()
 }
 
 #[cfg(test)]
