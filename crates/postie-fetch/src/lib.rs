@@ -22,6 +22,7 @@ pub mod error;
 pub mod from_now_on;
 pub mod header;
 pub mod hooks;
+mod https;
 pub mod local_deletion;
 pub mod login;
 pub mod message_file;

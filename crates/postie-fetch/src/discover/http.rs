@@ -5,9 +5,9 @@
 //! another scheme, a bounded time and size, and never a credential sent.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
+use crate::https::{error_chain, read_body};
 use crate::resolver::DnsClient;
 
 /// How long one request may take, connection included.
@@ -49,35 +49,18 @@ fn fetch(dns: &DnsClient, host: &str, url: &str, xml: Option<String>) -> Result<
                 .body(body),
             None => client.get(url),
         };
-        let mut response = request.send().await.map_err(|e| error_chain(&e))?;
+        let response = request.send().await.map_err(|e| error_chain(&e))?;
         let status = response.status();
         if !status.is_success() {
             return Err(format!("answered HTTP {status}"));
         }
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| error_chain(&e))? {
-            if body.len() + chunk.len() > MAX_DOCUMENT {
-                return Err(format!("the answer exceeds {MAX_DOCUMENT} bytes"));
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let body = read_body(response, MAX_DOCUMENT).await?;
         String::from_utf8(body).map_err(|_| "the answer is not UTF-8 text".to_owned())
     })
 }
 
 fn client(host: &str, addresses: &[SocketAddr]) -> Result<reqwest::Client, String> {
-    let found = rustls_native_certs::load_native_certs();
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add_parsable_certificates(found.certs);
-    if roots.is_empty() {
-        return Err("no CA certificates found on this system: install ca-certificates, or set SSL_CERT_FILE".into());
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let tls = crate::https::tls_config()?;
     reqwest::Client::builder()
         .use_preconfigured_tls(tls)
         .resolve_to_addrs(host, addresses)
@@ -85,16 +68,4 @@ fn client(host: &str, addresses: &[SocketAddr]) -> Result<reqwest::Client, Strin
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| e.to_string())
-}
-
-/// reqwest's top error says little ("error sending request"); the causes say why.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

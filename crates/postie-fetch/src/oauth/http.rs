@@ -1,10 +1,10 @@
 //! The HTTPS requests of a sign-in: a discovery document read, forms posted to the token and
 //! device endpoints. Blocking, like the rest of postie-fetch, over reqwest on a
-//! current-thread runtime of its own; certificates checked against the system's roots (or
-//! `SSL_CERT_FILE`, which rustls-native-certs reads instead); bounded time and size.
+//! current-thread runtime of its own, with the TLS and bounds of [`crate::https`].
 
-use std::sync::Arc;
 use std::time::Duration;
+
+use crate::https::{error_chain, read_body};
 
 use super::OAuthError;
 
@@ -31,18 +31,7 @@ impl Http {
             what: "starting the HTTPS client".into(),
             reason,
         };
-        let found = rustls_native_certs::load_native_certs();
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add_parsable_certificates(found.certs);
-        if roots.is_empty() {
-            return Err(unavailable("no CA certificates found on this system: install ca-certificates, or set SSL_CERT_FILE".into()));
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| unavailable(e.to_string()))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let tls = crate::https::tls_config().map_err(unavailable)?;
         let client = reqwest::Client::builder()
             .use_preconfigured_tls(tls)
             .https_only(true)
@@ -114,24 +103,12 @@ impl Http {
             reason,
         };
         self.runtime.block_on(async {
-            let mut response = request
+            let response = request
                 .send()
                 .await
                 .map_err(|e| unavailable(error_chain(&e)))?;
             let status = response.status();
-            let mut body = Vec::new();
-            while let Some(chunk) = response
-                .chunk()
-                .await
-                .map_err(|e| unavailable(error_chain(&e)))?
-            {
-                if body.len() + chunk.len() > MAX_ANSWER {
-                    return Err(unavailable(format!(
-                        "the answer exceeds {MAX_ANSWER} bytes"
-                    )));
-                }
-                body.extend_from_slice(&chunk);
-            }
+            let body = read_body(response, MAX_ANSWER).await.map_err(unavailable)?;
             Ok((status, body))
         })
     }
@@ -142,16 +119,4 @@ fn parse(body: &[u8], what: &str) -> Result<serde_json::Value, OAuthError> {
         what: what.into(),
         reason: format!("not JSON ({e})"),
     })
-}
-
-/// reqwest's top error says little ("error sending request"); the causes say why.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
