@@ -12,35 +12,13 @@ mod cluster;
 mod common;
 mod pg_support;
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use common::{lmtp_deliver, Client, ServerBuilder, TestServer, BIN};
-
-/// `postie user ARGS --config CONFIG`, with `stdin` as its standard input.
-fn user(config: &Path, args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(BIN)
-        .arg("user")
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("postie runs");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
-}
+use common::{lmtp_deliver, postie_user as user, Client, ServerBuilder, TestServer};
 
 fn succeeds(output: Output) -> String {
     assert!(

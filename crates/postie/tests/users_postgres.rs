@@ -14,7 +14,7 @@ use std::process::{Command, Output, Stdio};
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use common::{lmtp_deliver, ServerBuilder, TestServer, BIN};
+use common::{lmtp_deliver, postie_user as user, ServerBuilder, TestServer, BIN};
 use md5::{Digest, Md5};
 use postie_store_pg::Config;
 
@@ -47,27 +47,6 @@ fn front_end_with(builder: ServerBuilder, db: &cluster::TestDb, pop3: &str) -> T
             url(db.config())
         ))
         .start()
-}
-
-/// `postie user ARGS --config CONFIG`, with `stdin` as its standard input.
-fn user(config: &Path, args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(BIN)
-        .arg("user")
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("postie runs");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
 }
 
 fn succeeds(output: &Output) -> String {

@@ -242,3 +242,24 @@ pub fn crlf_form(message: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+/// `postie user ARGS --config CONFIG`, with `stdin` as its standard input.
+pub fn postie_user(config: &Path, args: &[&str], stdin: &str) -> std::process::Output {
+    let mut child = std::process::Command::new(BIN)
+        .arg("user")
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("postie runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
