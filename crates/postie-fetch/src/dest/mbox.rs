@@ -216,27 +216,25 @@ impl MboxLock {
     fn acquire(path: &Path) -> Result<MboxLock, FetchError> {
         let dotlock = PathBuf::from(format!("{}.lock", path.display()));
         let deadline = Instant::now() + LOCK_WAIT;
-        loop {
-            match OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&dotlock)
-            {
-                Ok(mut file) => {
-                    let _ = writeln!(file, "{}", std::process::id());
-                    break;
-                }
+        // The dotlock appears with its owner's pid already in it: written to a file of this
+        // process's own, then linked into place. A run killed between creating an empty
+        // dotlock and writing its pid would leave a lock no one could judge stale.
+        let claim = PathBuf::from(format!("{}.{}", dotlock.display(), std::process::id()));
+        fs::write(&claim, format!("{}\n", std::process::id()))
+            .local("write the dotlock", &claim)?;
+        let linked = loop {
+            match fs::hard_link(&claim, &dotlock) {
+                Ok(()) => break Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                     if is_stale(&dotlock) {
                         let _ = fs::remove_file(&dotlock);
                         continue;
                     }
                 }
-                Err(e) => return Err(e).local("create the dotlock", &dotlock),
+                Err(e) => break Err(e).local("create the dotlock", &dotlock),
             }
             if Instant::now() > deadline {
-                return Err(FetchError::Delivery {
+                break Err(FetchError::Delivery {
                     destination: format!("mbox:{}", path.display()),
                     reason: format!(
                         "{} has been locked for {LOCK_WAIT:?} by another program",
@@ -246,7 +244,9 @@ impl MboxLock {
                 });
             }
             std::thread::sleep(Duration::from_millis(100));
-        }
+        };
+        let _ = fs::remove_file(&claim);
+        linked?;
         let guard = DotlockGuard(dotlock.clone());
         let file = OpenOptions::new()
             .read(true)
