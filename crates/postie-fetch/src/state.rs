@@ -533,11 +533,25 @@ fn parse(bytes: &[u8], path: &Path) -> Result<Journal, FetchError> {
 mod tests {
     use super::*;
 
+    /// Opens account "a", waiting while the lock is briefly held by a child another test
+    /// thread is forking (it inherits the lock's descriptor until it execs).
+    fn open_a(dir: &Path) -> State {
+        for _ in 0..100 {
+            match State::open(dir, "a") {
+                Err(FetchError::Busy(_)) => {
+                    std::thread::sleep(std::time::Duration::from_millis(20))
+                }
+                opened => return opened.unwrap(),
+            }
+        }
+        State::open(dir, "a").unwrap()
+    }
+
     #[test]
     fn journal_survives_reopening_and_torn_lines() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let mut state = State::open(dir.path(), "a").unwrap();
+            let mut state = open_a(dir.path());
             assert!(!state.existed());
             state.record_intent("u1", "maildir 123.abc").unwrap();
             state
@@ -558,7 +572,7 @@ mod tests {
         let path = State::path_for(dir.path(), "a");
         let mut file = OpenOptions::new().append(true).open(&path).unwrap();
         file.write_all(b"done u2 7").unwrap();
-        let mut state = State::open(dir.path(), "a").unwrap();
+        let mut state = open_a(dir.path());
         assert!(state.existed());
         assert_eq!(
             state.done("u1"),
@@ -595,7 +609,7 @@ mod tests {
     fn copies_are_remembered_until_the_message_is_done() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let mut state = State::open(dir.path(), "a").unwrap();
+            let mut state = open_a(dir.path());
             state.record_copy_intent("u1", "d1", "maildir x").unwrap();
             state.record_copied("u1", "d1").unwrap();
             state
@@ -629,11 +643,11 @@ mod tests {
             );
             assert!(state.done("u2").is_some());
         };
-        let mut state = State::open(dir.path(), "a").unwrap();
+        let mut state = open_a(dir.path());
         check(&state);
         state.compact(|_| true).unwrap();
         drop(state);
-        let mut state = State::open(dir.path(), "a").unwrap();
+        let mut state = open_a(dir.path());
         check(&state);
         state.forget_copy_intent("u1", "d2");
         assert!(state.pending_copy_intents().is_empty());
@@ -642,15 +656,15 @@ mod tests {
     #[test]
     fn ignored_messages_survive_compaction_until_they_leave_the_server() {
         let dir = tempfile::tempdir().unwrap();
-        let mut state = State::open(dir.path(), "a").unwrap();
+        let mut state = open_a(dir.path());
         state.record_ignored(&["u1", "u2"], 4).unwrap();
         assert!(state.ignored("u1") && state.done("u1").is_some_and(|d| d.partial));
         drop(state);
-        let mut state = State::open(dir.path(), "a").unwrap();
+        let mut state = open_a(dir.path());
         assert!(state.ignored("u2"));
         state.compact(|key| key != "u2").unwrap();
         drop(state);
-        let state = State::open(dir.path(), "a").unwrap();
+        let state = open_a(dir.path());
         assert!(state.ignored("u1"));
         assert!(!state.ignored("u2") && state.done("u2").is_none());
     }

@@ -219,7 +219,14 @@ impl MboxLock {
         // The dotlock appears with its owner's pid already in it: written to a file of this
         // process's own, then linked into place. A run killed between creating an empty
         // dotlock and writing its pid would leave a lock no one could judge stale.
-        let claim = PathBuf::from(format!("{}.{}", dotlock.display(), std::process::id()));
+        // Unique per attempt: accounts delivering to one mbox run on threads of one process.
+        static CLAIMS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let attempt = CLAIMS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let claim = PathBuf::from(format!(
+            "{}.{}.{attempt}",
+            dotlock.display(),
+            std::process::id()
+        ));
         fs::write(&claim, format!("{}\n", std::process::id()))
             .local("write the dotlock", &claim)?;
         let linked = loop {
