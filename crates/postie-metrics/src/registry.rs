@@ -25,6 +25,7 @@ pub struct Metrics {
     pub logins: Family<2>,
     pub commands: Family<1>,
     pub bytes_sent: Counter,
+    pub bodies_sent: Family<1>,
     pub deliveries: Family<1>,
     pub auth_delays: Counter,
     pub auth_delay_ms: Counter,
@@ -75,6 +76,14 @@ pub static METRICS: Metrics = Metrics {
     bytes_sent: Counter::new(
         "postie_pop3_bytes_sent_total",
         "Bytes sent to POP3 clients (before TLS).",
+    ),
+    bodies_sent: Family::new(
+        "postie_pop3_bodies_sent_total",
+        "Message bodies sent (RETR and TOP), by path: sendfile (from the page cache to the \
+         socket, as stored) or encoder (read, encoded and written by postie: TLS, TOP, mail \
+         not stored in CRLF form).",
+        Kind::Counter,
+        ["path"],
     ),
     deliveries: Family::new(
         "postie_deliveries_total",
@@ -159,6 +168,7 @@ impl Metrics {
         self.logins.render(out);
         self.commands.render(out);
         self.bytes_sent.render(out);
+        self.bodies_sent.render(out);
         self.deliveries.render(out);
         self.auth_delays.render(out);
         self.auth_delay_ms.render(out);

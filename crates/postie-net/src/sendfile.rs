@@ -34,15 +34,17 @@ impl Conn {
         matches!(self, Conn::Tcp(_))
     }
 
-    /// Sends octets `0..len` of `file`, from the page cache straight to the socket. A file
-    /// that ends before `len` (truncated meanwhile) is [`SendFileError::ShortFile`]: the
-    /// octets before it are out, so the caller must end the connection, never pretend the
-    /// message ended. A peer that takes nothing for `limit` is gone, as for
-    /// [`write_within`](crate::write_within).
+    /// Sends octets `0..len` of `file`, from the page cache straight to the socket, with a
+    /// `.` written before the octet at each of the ascending `stuffing` offsets (the lines a
+    /// POP3 body must dot-stuff). A file that ends before `len` (truncated meanwhile) is
+    /// [`SendFileError::ShortFile`]: the octets before it are out, so the caller must end the
+    /// connection, never pretend the message ended. A peer that takes nothing for `limit` is
+    /// gone, as for [`write_within`](crate::write_within).
     pub async fn send_file(
         &mut self,
         file: &File,
         len: u64,
+        stuffing: &[u64],
         limit: Duration,
     ) -> Result<(), SendFileError> {
         let Conn::Tcp(stream) = self else {
@@ -50,23 +52,40 @@ impl Conn {
         };
         let (socket, source) = (stream.as_raw_fd(), file.as_raw_fd());
         let mut sent: u64 = 0;
+        let mut stuffing = stuffing.iter().copied().filter(|&at| at < len).peekable();
         while sent < len {
             match tokio::time::timeout(limit, stream.writable()).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => return Err(SendFileError::Io(e)),
                 Err(_) => return Err(SendFileError::TimedOut),
             }
-            let want = (len - sent).min(MAX_PER_CALL);
-            let outcome =
-                stream.try_io(Interest::WRITABLE, || send_from(socket, source, sent, want));
+            let outcome = match stuffing.peek() {
+                Some(&at) if at == sent => stream
+                    .try_io(Interest::WRITABLE, || send_dot(socket))
+                    .map(|n| {
+                        if n == 1 {
+                            stuffing.next();
+                        }
+                        // The dot is not the file's: it moves nothing along the file.
+                        None
+                    }),
+                next => {
+                    let end = next.copied().unwrap_or(len);
+                    let want = (end - sent).min(MAX_PER_CALL);
+                    stream
+                        .try_io(Interest::WRITABLE, || send_from(socket, source, sent, want))
+                        .map(Some)
+                }
+            };
             match outcome {
-                Ok(0) => {
+                Ok(None) => {}
+                Ok(Some(0)) => {
                     return Err(SendFileError::ShortFile {
                         sent,
                         expected: len,
                     })
                 }
-                Ok(n) => sent += n,
+                Ok(Some(n)) => sent += n,
                 Err(e)
                     if matches!(
                         e.kind(),
@@ -77,6 +96,26 @@ impl Conn {
         }
         Ok(())
     }
+}
+
+/// One `.` to `socket`, marked as followed by more (`MSG_MORE`), so that the kernel sends it
+/// with the file's octets after it rather than in a segment of its own.
+#[allow(unsafe_code)]
+fn send_dot(socket: i32) -> io::Result<u64> {
+    // SAFETY: the descriptor is open for the duration of the call (the caller holds the
+    // stream); the buffer is a static octet, valid for its length of 1.
+    let n = unsafe {
+        libc::send(
+            socket,
+            b".".as_ptr().cast(),
+            1,
+            libc::MSG_MORE | libc::MSG_NOSIGNAL,
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as u64)
 }
 
 /// One `sendfile(2)` of at most `want` octets of `source` from `offset` to `socket`; the

@@ -118,9 +118,11 @@ enum Waiting {
         encoder: BodyEncoder,
         sent: u64,
     },
-    /// The body of an open message, sent by the shell as stored: `octets` of them.
+    /// The body of an open message, sent by the shell as stored: `octets` of them, with the
+    /// stuffing `.`s inserted among them.
     Stored {
         octets: u64,
+        stuffed: u64,
     },
     Update,
 }
@@ -131,7 +133,8 @@ enum Waiting {
 pub enum BodyTransfer {
     /// Through the encoder: hand the message as stored to `message_chunk`.
     Encode,
-    /// As stored: after the output, exactly `octets` octets of the message, unchanged.
+    /// As stored: after the output, exactly `octets` octets of the message, unchanged but
+    /// for a `.` before each line that starts with one (the shell knows where they are).
     AsStored { octets: u64 },
 }
 
@@ -733,16 +736,18 @@ impl ServerSession {
     }
 
     /// The message of the pending `Retrieve` is open, and the store knows (without reading it)
-    /// that its `stored_len` octets as stored are its wire form: CRLF line endings, a final
-    /// CRLF, no line starting with `.`. The session decides how it goes out and writes the
-    /// status line. [`BodyTransfer::AsStored`] for a RETR whose announced size is
-    /// `stored_len`: the shell writes the output, then exactly those octets as stored, and
-    /// calls `message_end`, which writes the terminating `.`; a shell that cannot send them all
-    /// must end the connection. [`BodyTransfer::Encode`] otherwise (TOP, a size that does not
-    /// match): as after [`message_opened`](Self::message_opened).
+    /// that its `stored_len` octets as stored are its wire form once `stuffed` lines that start
+    /// with `.` get another one: CRLF line endings, a final CRLF. The session decides how it
+    /// goes out and writes the status line. [`BodyTransfer::AsStored`] for a RETR whose
+    /// announced size is `stored_len`: the shell writes the output, then exactly those octets
+    /// as stored with a `.` inserted before each of those lines, and calls `message_end`,
+    /// which writes the terminating `.`; a shell that cannot send them all must end the
+    /// connection. [`BodyTransfer::Encode`] otherwise (TOP, a size that does not match): as
+    /// after [`message_opened`](Self::message_opened).
     pub fn message_opened_in_wire_form(
         &mut self,
         stored_len: u64,
+        stuffed: u64,
     ) -> Result<BodyTransfer, WrongState> {
         let Some(Waiting::Message { size, top_lines }) = self.waiting else {
             return Err(self.wrong_state("message_opened_in_wire_form", &[Pending::MessageOpen]));
@@ -752,7 +757,10 @@ impl ServerSession {
             return Ok(BodyTransfer::Encode);
         }
         write_ok(&mut self.output, &format!("{size} octets"));
-        self.waiting = Some(Waiting::Stored { octets: size });
+        self.waiting = Some(Waiting::Stored {
+            octets: size,
+            stuffed,
+        });
         Ok(BodyTransfer::AsStored { octets: size })
     }
 
@@ -781,9 +789,9 @@ impl ServerSession {
                 encoder.finish(&mut self.output);
                 sent
             }
-            Some(Waiting::Stored { octets }) => {
+            Some(Waiting::Stored { octets, stuffed }) => {
                 self.output.extend_from_slice(b".\r\n");
-                octets
+                octets + stuffed
             }
             _ => {
                 return Err(self.wrong_state(

@@ -568,7 +568,7 @@ fn complete(session: &mut ServerSession, completion: &str) -> Result<(), WrongSt
         "sasl_challenge" => session.sasl_challenge(b""),
         "tls_started" => session.tls_started(),
         "message_opened" => session.message_opened(),
-        "message_opened_in_wire_form" => session.message_opened_in_wire_form(0).map(drop),
+        "message_opened_in_wire_form" => session.message_opened_in_wire_form(0, 0).map(drop),
         "message_chunk" => session.message_chunk(b"x\n").map(drop),
         "message_end" => session.message_end().map(drop),
         "message_failed" => session.message_failed(ErrorKind::Temporary),
@@ -657,12 +657,14 @@ fn completions_out_of_turn_are_refused_and_change_nothing() {
     assert_only_answered_by(&mut session, Pending::Nothing, &[]);
 }
 
-/// A message whose stored octets are its wire form goes out as stored for RETR, the core
-/// writing the same status line and terminator as the encoder path; TOP, and a stored length
-/// other than the size announced, go through the encoder.
+/// A message whose stored octets are its wire form but for stuffing goes out as stored for
+/// RETR, the core writing the same status line and terminator as the encoder path and
+/// counting the stuffed dots; TOP, and a stored length other than the size announced, go
+/// through the encoder.
 #[test]
 fn a_message_in_wire_form_is_sent_as_stored_only_for_a_matching_retr() {
-    let stored = b"Subject: one\r\n\r\nbody\r\n".to_vec();
+    let stored = b"Subject: one\r\n\r\n.body\r\nend\r\n".to_vec();
+    let dot_line = 16;
     let size = stored.len() as u64;
     let logged_in = || {
         let mut session = ServerSession::new(options());
@@ -689,11 +691,13 @@ fn a_message_in_wire_form_is_sent_as_stored_only_for_a_matching_retr() {
     let mut session = logged_in();
     session.feed(b"RETR 1\r\n");
     assert!(matches!(session.next(), Event::Retrieve { index: 0, .. }));
-    let transfer = session.message_opened_in_wire_form(size).unwrap();
+    let transfer = session.message_opened_in_wire_form(size, 1).unwrap();
     assert_eq!(transfer, BodyTransfer::AsStored { octets: size });
     assert_only_answered_by(&mut session, Pending::MessageSentAsStored, &["message_end"]);
     let mut wire = std::mem::take(session.output());
-    wire.extend_from_slice(&stored);
+    wire.extend_from_slice(&stored[..dot_line]);
+    wire.push(b'.');
+    wire.extend_from_slice(&stored[dot_line..]);
     assert_eq!(session.message_end().unwrap(), encoded_sent);
     wire.extend_from_slice(session.output());
     assert_eq!(wire, *encoded.output(), "the same bytes as the encoder's");
@@ -702,7 +706,7 @@ fn a_message_in_wire_form_is_sent_as_stored_only_for_a_matching_retr() {
         let mut session = logged_in();
         session.feed(command);
         assert!(matches!(session.next(), Event::Retrieve { .. }));
-        let transfer = session.message_opened_in_wire_form(stored_len).unwrap();
+        let transfer = session.message_opened_in_wire_form(stored_len, 0).unwrap();
         assert_eq!(transfer, BodyTransfer::Encode);
         session.message_chunk(&stored).unwrap();
         session.message_end().unwrap();

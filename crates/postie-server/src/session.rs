@@ -478,7 +478,9 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
         // the terminator.
         let wire = reader.wire_file().filter(|_| conn.can_send_files());
         let transfer = match wire {
-            Some(wire) => self.answer(|core| core.message_opened_in_wire_form(wire.len)),
+            Some(wire) => self.answer(|core| {
+                core.message_opened_in_wire_form(wire.len, wire.stuffing.len() as u64)
+            }),
             None => self
                 .answer(ServerSession::message_opened)
                 .map(|()| BodyTransfer::Encode),
@@ -488,21 +490,25 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
             (Some(BodyTransfer::AsStored { octets }), Some(wire)) => {
                 let idle = self.shared.config.idle_timeout;
                 flush(conn, self.core.output(), idle).await?;
-                if let Err(error) = conn.send_file(wire.file, octets, idle).await {
+                if let Err(error) = conn.send_file(wire.file, octets, wire.stuffing, idle).await {
                     // The status line is out already: the only honest end is to disconnect.
                     warn!(user = self.user.as_deref().unwrap_or("-"), %error, "message send failed mid-transfer");
                     return Err(Disconnected);
                 }
-                METRICS.bytes_sent.add(octets);
+                METRICS.bytes_sent.add(octets + wire.stuffing.len() as u64);
+                METRICS.bodies_sent.inc(["sendfile"]);
                 match self.answer(ServerSession::message_end) {
                     Some(sent) => sent,
                     None => return Ok(()),
                 }
             }
-            (Some(_), _) => match self.encode_body(conn, &mut reader).await? {
-                Some(sent) => sent,
-                None => return Ok(()),
-            },
+            (Some(_), _) => {
+                METRICS.bodies_sent.inc(["encoder"]);
+                match self.encode_body(conn, &mut reader).await? {
+                    Some(sent) => sent,
+                    None => return Ok(()),
+                }
+            }
         };
         if top_lines.is_some() {
             self.stats.top += 1;

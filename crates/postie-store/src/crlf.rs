@@ -17,16 +17,27 @@
 //! by Dovecot is still trusted as is: checking it would mean reading every body at login.
 
 /// Counts the octets of a message and of its CRLF form, fed in pieces of any size, and notes
-/// what RETR needs to know to send it as stored: whether any line starts with `.`.
-#[derive(Debug, Clone, Default)]
+/// what RETR needs to know to send it as stored: where the lines that start with `.` are.
+#[derive(Debug, Clone)]
 pub struct CrlfCounter {
     raw: u64,
     bare_lf: u64,
-    /// A line starts with `.` (the encoder would stuff it).
-    dot_line: bool,
+    /// The lines that start with `.` (the encoder would stuff them).
+    dot_lines: DotLines,
     // The last octet seen: after a CR, a LF opening the next piece is not bare; at the end, it
     // decides the final CRLF.
     last: Option<u8>,
+}
+
+impl Default for CrlfCounter {
+    fn default() -> Self {
+        Self {
+            raw: 0,
+            bare_lf: 0,
+            dot_lines: DotLines::None,
+            last: None,
+        }
+    }
 }
 
 impl CrlfCounter {
@@ -37,13 +48,13 @@ impl CrlfCounter {
     /// Accounts for the next piece of the message.
     pub fn update(&mut self, piece: &[u8]) {
         let mut prev = self.last;
-        for &b in piece {
+        for (at, &b) in (self.raw..).zip(piece) {
             if b == b'\n' && prev != Some(b'\r') {
                 self.bare_lf += 1;
             }
             // A line starts at the message's first octet and after every LF.
             if b == b'.' && matches!(prev, None | Some(b'\n')) {
-                self.dot_line = true;
+                self.dot_lines.add(at);
             }
             prev = Some(b);
         }
@@ -69,8 +80,94 @@ impl CrlfCounter {
     pub fn form(&self) -> StoredForm {
         StoredForm {
             crlf: self.bare_lf == 0 && matches!(self.last, Some(b'\n') | None),
-            dot_lines: self.dot_line,
+            dot_lines: self.dot_lines,
         }
+    }
+}
+
+/// How many dot-line offsets a delivery records: enough for nearly all mail (a line opening
+/// with `.` is rare outside quoted text and diffs), few enough for a file name.
+pub const MAX_RECORDED_DOT_LINES: usize = 8;
+
+/// The lines of a stored message that start with `.`, as delivery recorded them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DotLines {
+    /// No line starts with `.`.
+    None,
+    /// The offsets of the `.` opening each such line, ascending.
+    At(DotOffsets),
+    /// Some line does, but where was not recorded (too many of them, or a name from before
+    /// offsets were recorded).
+    Unrecorded,
+}
+
+impl DotLines {
+    /// Notes a line starting with `.` at offset `at`, after every earlier one.
+    fn add(&mut self, at: u64) {
+        let recorded = match self {
+            DotLines::None => {
+                *self = DotLines::At(DotOffsets::one(at));
+                true
+            }
+            DotLines::At(offsets) => offsets.push(at),
+            DotLines::Unrecorded => true,
+        };
+        if !recorded {
+            *self = DotLines::Unrecorded;
+        }
+    }
+
+    /// The recorded offsets: none for [`DotLines::None`], `None` when they are unknown.
+    pub fn offsets(&self) -> Option<&[u64]> {
+        match self {
+            DotLines::None => Some(&[]),
+            DotLines::At(offsets) => Some(offsets.as_slice()),
+            DotLines::Unrecorded => None,
+        }
+    }
+}
+
+/// At most [`MAX_RECORDED_DOT_LINES`] ascending offsets, kept without allocating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DotOffsets {
+    len: usize,
+    at: [u64; MAX_RECORDED_DOT_LINES],
+}
+
+impl DotOffsets {
+    fn one(at: u64) -> Self {
+        let mut offsets = DotOffsets {
+            len: 1,
+            at: [0; MAX_RECORDED_DOT_LINES],
+        };
+        offsets.at[0] = at;
+        offsets
+    }
+
+    /// Ascending offsets, as a parser reads them; `None` for none, too many, or out of order.
+    pub fn from_ascending(offsets: impl IntoIterator<Item = u64>) -> Option<Self> {
+        let mut offsets = offsets.into_iter();
+        let mut parsed = DotOffsets::one(offsets.next()?);
+        for at in offsets {
+            if !parsed.push(at) {
+                return None;
+            }
+        }
+        Some(parsed)
+    }
+
+    /// Adds `at` after the others; false when full or when `at` is not past the last one.
+    fn push(&mut self, at: u64) -> bool {
+        if self.len == MAX_RECORDED_DOT_LINES || self.at[self.len - 1] >= at {
+            return false;
+        }
+        self.at[self.len] = at;
+        self.len += 1;
+        true
+    }
+
+    pub fn as_slice(&self) -> &[u64] {
+        &self.at[..self.len]
     }
 }
 
@@ -81,15 +178,17 @@ pub struct StoredForm {
     /// Every LF is preceded by CR and the message ends with CRLF (or is empty): its octets
     /// are its CRLF form, and its size is its CRLF size.
     pub crlf: bool,
-    /// Some line starts with `.`, which RETR must stuff.
-    pub dot_lines: bool,
+    /// The lines that start with `.`, which RETR must stuff.
+    pub dot_lines: DotLines,
 }
 
 impl StoredForm {
-    /// Whether the octets as stored are exactly what RETR sends between its status line and
-    /// the terminating `.`: CRLF throughout, nothing to stuff.
-    pub fn is_wire_form(self) -> bool {
-        self.crlf && !self.dot_lines
+    /// Where RETR inserts a `.` when it sends the octets as stored, or `None` when it cannot
+    /// send them as stored: they are not CRLF throughout, or where to stuff is unknown. With
+    /// those insertions, the octets are exactly what RETR sends between its status line and
+    /// the terminating `.`.
+    pub fn stuffing_as_stored(&self) -> Option<&[u64]> {
+        self.dot_lines.offsets().filter(|_| self.crlf)
     }
 }
 
@@ -162,15 +261,27 @@ mod tests {
             let counter = count_in_pieces(&message, &cuts);
             prop_assert_eq!(counter.crlf_size(), reference(&message).len() as u64);
             prop_assert_eq!(counter.raw_size(), message.len() as u64);
-            // The wire form is the message itself, unstuffed: what RETR may send as stored.
-            let wire = reference(&message) == message && !stuffing_needed(&message);
-            prop_assert_eq!(counter.form().is_wire_form(), wire);
+            // The wire form is the message itself with a `.` at each recorded offset.
+            let dots = dot_line_offsets(&message);
+            let form = counter.form();
+            match form.stuffing_as_stored() {
+                Some(offsets) => {
+                    prop_assert_eq!(reference(&message), message.clone());
+                    prop_assert_eq!(offsets, &dots[..]);
+                }
+                None => prop_assert!(
+                    reference(&message) != message || dots.len() > MAX_RECORDED_DOT_LINES
+                ),
+            }
         }
     }
 
-    /// Whether some line of `message` starts with `.`.
-    fn stuffing_needed(message: &[u8]) -> bool {
-        message.first() == Some(&b'.') || message.windows(2).any(|w| w == b"\n.")
+    /// The offsets of the lines of `message` that start with `.`.
+    fn dot_line_offsets(message: &[u8]) -> Vec<u64> {
+        (0..message.len())
+            .filter(|&i| message[i] == b'.' && (i == 0 || message[i - 1] == b'\n'))
+            .map(|i| i as u64)
+            .collect()
     }
 
     #[test]
@@ -180,17 +291,23 @@ mod tests {
             counter.update(message);
             counter.form()
         };
-        assert!(form(b"").is_wire_form());
-        assert!(form(b"a\r\nb\r\n").is_wire_form());
-        assert!(!form(b"a\r\n.b\r\n").is_wire_form());
-        assert!(form(b"a\r\n.b\r\n").crlf);
-        assert!(form(b".a\r\n").dot_lines);
-        assert!(!form(b"a\nb\r\n").crlf);
-        assert!(!form(b"a\r\nb").crlf);
-        assert!(!form(b"a.\r\nb\r\n").dot_lines);
+        let empty: &[u64] = &[];
+        assert_eq!(form(b"").stuffing_as_stored(), Some(empty));
+        assert_eq!(form(b"a\r\nb\r\n").stuffing_as_stored(), Some(empty));
+        assert_eq!(form(b"a\r\n.b\r\n").stuffing_as_stored(), Some(&[3][..]));
+        assert_eq!(form(b".a\r\n").stuffing_as_stored(), Some(&[0][..]));
+        assert_eq!(form(b"a\nb\r\n").stuffing_as_stored(), None);
+        assert_eq!(form(b"a\r\nb").stuffing_as_stored(), None);
+        assert_eq!(form(b"a.\r\nb\r\n").dot_lines, DotLines::None);
         let mut split = CrlfCounter::new();
         split.update(b"a\r\n");
         split.update(b".b\r\n");
-        assert!(split.form().dot_lines);
+        assert_eq!(split.form().stuffing_as_stored(), Some(&[3][..]));
+        let many = b".\r\n".repeat(MAX_RECORDED_DOT_LINES + 1);
+        assert_eq!(form(&many).dot_lines, DotLines::Unrecorded);
+        assert_eq!(
+            form(&many[3..]).stuffing_as_stored().map(<[u64]>::len),
+            Some(MAX_RECORDED_DOT_LINES)
+        );
     }
 }

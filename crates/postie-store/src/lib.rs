@@ -375,23 +375,27 @@ pub trait MessageBody: Send {
     fn read(&mut self, buf: &mut [u8]) -> impl Future<Output = io::Result<usize>> + Send;
 
     /// The file holding the message, when the store knows without reading it (from what it
-    /// recorded at delivery) that the octets as stored are the message's wire form: CRLF line
-    /// endings throughout, a final CRLF, no line starting with `.`, and as many octets as the
-    /// snapshot's [`MessageInfo::size`]. A shell may then send the file as it is (`sendfile`),
-    /// instead of calling [`read`](Self::read); `None` (the default) for every other message
-    /// and store. The file may still be truncated or replaced meanwhile: a sender must check
-    /// that it got `len` octets.
+    /// recorded at delivery) that the octets as stored, with a `.` inserted at each of
+    /// [`WireFile::stuffing`]'s offsets, are the message's wire form: CRLF line endings
+    /// throughout, a final CRLF, and as many octets as the snapshot's [`MessageInfo::size`]
+    /// before the insertions. A shell may then send the file as it is (`sendfile`) between
+    /// those offsets, instead of calling [`read`](Self::read); `None` (the default) for every
+    /// other message and store. The file may still be truncated or replaced meanwhile: a
+    /// sender must check that it got `len` octets.
     fn wire_file(&self) -> Option<WireFile<'_>> {
         None
     }
 }
 
-/// A message file whose octets are its wire form (see [`MessageBody::wire_file`]).
+/// A message file whose octets are its wire form but for dot-stuffing (see
+/// [`MessageBody::wire_file`]).
 #[derive(Debug, Clone, Copy)]
 pub struct WireFile<'a> {
     pub file: &'a std::fs::File,
     /// Octets of the message, from offset 0.
     pub len: u64,
+    /// Ascending offsets of the lines that start with `.`: a `.` goes out before each.
+    pub stuffing: &'a [u64],
 }
 
 /// Entry points for the fuzz targets (crate postie-fuzz): the parsers of outside bytes.

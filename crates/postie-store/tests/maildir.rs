@@ -790,9 +790,10 @@ fn usage_counts_messages_from_their_names() {
     assert_eq!(block_on(f.store.usage("alice")).unwrap(), usage);
 }
 
-/// Delivery records in the name whether a message is stored in its wire form (CRLF, no line
-/// starting with `.`), and an open body offers its file for sending as stored only then, and
-/// only while the file still has the size its name says.
+/// Delivery records in the name whether a message is stored in its wire form but for stuffing
+/// (CRLF, with the offsets of its lines starting with `.`), and an open body offers its file
+/// and those offsets for sending as stored only then, and only while the file still has the
+/// size its name says.
 #[test]
 fn bodies_in_wire_form_offer_their_file() {
     let f = fixture();
@@ -808,15 +809,22 @@ fn bodies_in_wire_form_offer_their_file() {
     }
     {
         let mut drop = f.open();
-        let offered: Vec<Option<u64>> = (0..messages.len())
+        let offered: Vec<Option<(u64, Vec<u64>)>> = (0..messages.len())
             .map(|index| {
                 let body = block_on(drop.open_message(index)).unwrap();
-                body.wire_file().map(|wire| wire.len)
+                body.wire_file()
+                    .map(|wire| (wire.len, wire.stuffing.to_vec()))
             })
             .collect();
         assert_eq!(
             offered,
-            [Some(messages[0].len() as u64), None, None, None, Some(0)]
+            [
+                Some((messages[0].len() as u64, vec![])),
+                Some((messages[1].len() as u64, vec![17])),
+                None,
+                None,
+                Some((0, vec![]))
+            ]
         );
     }
     // A file changed after delivery goes through the encoder, as read.

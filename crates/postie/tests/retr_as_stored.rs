@@ -1,12 +1,16 @@
-//! RETR of messages stored in their wire form (CRLF, no line starting with `.`, as LMTP and
-//! SMTP deliver most mail), which postie sends to a plain TCP socket with sendfile(2): the
-//! same bytes as the encoder path (TLS) and as the RFC 1939 form computed here; messages with
-//! leading dots and LF-stored ones still go through the encoder; a file truncated under a RETR
-//! ends the connection without the terminating `.`.
+//! RETR of messages stored in their wire form but for dot-stuffing (CRLF, as LMTP and SMTP
+//! deliver mail, with the lines that start with `.` recorded in the name), which postie sends
+//! to a plain TCP socket with sendfile(2), writing the stuffing dots between: the same bytes as
+//! the encoder path (TLS) and as the RFC 1939 form computed here. Messages with more dot lines
+//! than a name records and LF-stored ones still go through the encoder; the metrics say which
+//! path each body took. A file truncated under a RETR ends the connection without the
+//! terminating `.`.
 
 mod common;
+mod ops_support;
 
 use common::{crlf_form, lmtp_deliver, Client, ServerBuilder, TestServer};
+use ops_support::metric;
 
 /// What RETR must send after its status line: the CRLF form, dot-stuffed, then `.`.
 fn wire_form(stored: &[u8]) -> Vec<u8> {
@@ -60,21 +64,40 @@ fn stored_in_order(server: &TestServer, user: &str) -> Vec<(String, Vec<u8>)> {
 
 #[test]
 fn crlf_messages_go_out_as_stored_byte_for_byte_as_the_encoder_sends_them() {
-    let server = ServerBuilder::new().lmtp("").start();
+    let server = ServerBuilder::new()
+        .lmtp("")
+        .sections("[http]\nlisten = [\"127.0.0.1:0\"]\n")
+        .start();
     let lmtp = server.lmtp.unwrap();
     let mut big = b"Subject: big\r\n\r\n".to_vec();
     while big.len() < 3 << 20 {
         big.extend_from_slice(b"a line of a message of a few MiB, in CRLF as LMTP gives it\r\n");
     }
-    let delivered: [&[u8]; 4] = [
+    // More lines starting with a dot than a name records.
+    let many_dots = [
+        &b"Subject: many dots\r\n\r\n"[..],
+        &b".\r\n..\r\n.x\r\n".repeat(3),
+    ]
+    .concat();
+    let delivered: [&[u8]; 5] = [
         b"Subject: plain\r\n\r\nno line starts with a dot\r\nnot even. this one\r\n",
         b"Subject: dots\r\n\r\n.leading dot\r\n..two\r\n.\r\nend\r\n",
         &big,
         b"Subject: empty body\r\n\r\n",
+        &many_dots,
     ];
     for message in delivered {
         assert_eq!(lmtp_deliver(lmtp, "alice@example.org", message).code, 250);
     }
+    // A dot line at the very start and at the very end, named as delivery names them (LMTP
+    // always puts its trace header first).
+    let edges = b".first\r\nmiddle\r\n.\r\n";
+    let size = edges.len();
+    server.add_message_named(
+        "alice",
+        &format!("3900000000.M0P1.host,S={size},W={size},X=cd.0.10"),
+        edges,
+    );
     // LF-stored, as another MTA may leave it, with leading dots and no final newline.
     // Named to arrive last.
     server.add_message_named(
@@ -84,12 +107,21 @@ fn crlf_messages_go_out_as_stored_byte_for_byte_as_the_encoder_sends_them() {
     );
 
     let stored = stored_in_order(&server, "alice");
-    assert_eq!(stored.len(), 5);
-    // What delivery recorded: CRLF, and whether a line starts with a dot.
-    for (i, form) in [",X=c", ",X=cd", ",X=c", ",X=c"].iter().enumerate() {
-        assert!(stored[i].0.contains(form), "{} lacks {form}", stored[i].0);
+    assert_eq!(stored.len(), 7);
+    // What delivery recorded: CRLF, and where lines start with a dot (offsets in hex).
+    let dots_at: Vec<String> = (0..stored[1].1.len())
+        .filter(|&i| stored[1].1[i] == b'.' && stored[1].1[i - 1] == b'\n')
+        .map(|i| format!(".{i:x}"))
+        .collect();
+    assert_eq!(dots_at.len(), 3);
+    let dots_form = format!(",X=cd{}", dots_at.concat());
+    for (i, form) in [",X=c", &dots_form, ",X=c", ",X=c", ",X=cd"]
+        .iter()
+        .enumerate()
+    {
+        assert!(stored[i].0.ends_with(form), "{} lacks {form}", stored[i].0);
     }
-    assert!(!stored[4].0.contains(",X="), "{}", stored[4].0);
+    assert!(!stored[6].0.contains(",X="), "{}", stored[6].0);
 
     let mut plain = Client::plain(server.plain);
     plain.login("alice", "wonderland");
@@ -110,6 +142,10 @@ fn crlf_messages_go_out_as_stored_byte_for_byte_as_the_encoder_sends_them() {
             "plain and TLS RETR of {name} differ"
         );
     }
+    // Plain RETR of every CRLF message with its dot lines recorded went by sendfile; the
+    // others, TLS and TOP by the encoder.
+    let sendfile = metric(&server, "postie_pop3_bodies_sent_total{path=\"sendfile\"}");
+    assert_eq!(sendfile, 5.0);
     // TOP of a message stored in wire form goes through the encoder.
     assert!(plain.command("TOP 1 0").starts_with("+OK"));
     let header_end = stored[0]
@@ -119,6 +155,8 @@ fn crlf_messages_go_out_as_stored_byte_for_byte_as_the_encoder_sends_them() {
         .unwrap()
         + 4;
     assert_eq!(plain.body(), stored[0].1[..header_end]);
+    let encoder = metric(&server, "postie_pop3_bodies_sent_total{path=\"encoder\"}");
+    assert_eq!(encoder, 2.0 + 7.0 + 1.0);
     assert!(plain.command("QUIT").starts_with("+OK"));
     assert!(tls.command("QUIT").starts_with("+OK"));
 }

@@ -17,6 +17,7 @@ use super::pop_settings;
 use super::scan::{scan, Located};
 use super::snapshot_cache::{Shared, SnapshotCache, Stamp};
 use super::sync::sync;
+use crate::crlf::StoredForm;
 use crate::{
     AfterRetrieval, Maildrop, MessageBody, MessageInfo, StoreError, Update, View, WireFile,
 };
@@ -217,15 +218,19 @@ impl Maildrop for MaildirDrop {
     /// throughput on 1 MiB messages).
     async fn open_message(&mut self, index: usize) -> Result<MaildirBody, StoreError> {
         let file = self.open_file(index)?;
-        // The name says how it was stored (recorded at delivery). A wire-form file's octets
-        // are its CRLF form, so its length is the size the status line announces; a file of
-        // another length was changed after delivery, and goes through the encoder as read.
+        // The name says how it was stored (recorded at delivery). A CRLF file's octets are its
+        // CRLF form, so its length is the size the status line announces; a file of another
+        // length was changed after delivery, and goes through the encoder as read.
         let size = self.messages[index].size;
-        let wire_len = name::stored_form(&self.files[index].name)
-            .filter(|form| form.is_wire_form())
-            .filter(|_| file.metadata().is_ok_and(|meta| meta.len() == size))
-            .map(|_| size);
-        Ok(MaildirBody { file, wire_len })
+        let as_stored = name::stored_form(&self.files[index].name)
+            .filter(|form| form.stuffing_as_stored().is_some())
+            .filter(|form| {
+                let stuffing = form.stuffing_as_stored().unwrap_or_default();
+                stuffing.last().is_none_or(|&last| last < size)
+                    && file.metadata().is_ok_and(|meta| meta.len() == size)
+            })
+            .map(|form| (size, form));
+        Ok(MaildirBody { file, as_stored })
     }
 
     async fn quit(self, update: Update) -> Result<(), StoreError> {
@@ -240,15 +245,17 @@ impl Maildrop for MaildirDrop {
 #[derive(Debug)]
 pub struct MaildirBody {
     file: File,
-    /// Octets of the message when its name says they are its wire form.
-    wire_len: Option<u64>,
+    /// Octets of the message and its form, when its name says it can be sent as stored.
+    as_stored: Option<(u64, StoredForm)>,
 }
 
 impl MessageBody for MaildirBody {
     fn wire_file(&self) -> Option<WireFile<'_>> {
-        self.wire_len.map(|len| WireFile {
+        let (len, form) = self.as_stored.as_ref()?;
+        Some(WireFile {
             file: &self.file,
-            len,
+            len: *len,
+            stuffing: form.stuffing_as_stored()?,
         })
     }
 

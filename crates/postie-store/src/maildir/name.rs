@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::crlf::StoredForm;
+use crate::crlf::{DotLines, DotOffsets, StoredForm};
 
 /// The base name: everything before the first `:`, as Dovecot matches names (a `:` of the
 /// host name is escaped as `\072`, so only the info part starts with one).
@@ -70,9 +70,11 @@ pub fn size_field(name: &[u8], key: u8) -> Option<u64> {
 }
 
 /// The form recorded in a `,X=` field: `c` (CRLF throughout, ending with CRLF: the octets are
-/// their CRLF form) or `l` (any other line endings), then `d` when some line starts with `.`.
-/// `None` for a name without the field (Dovecot's, older postie's) or with one of another
-/// shape: then nothing is known and RETR encodes the message as it reads it.
+/// their CRLF form) or `l` (any other line endings), then, when some line starts with `.`, `d`
+/// followed by `.<hex offset>` for each such line (the offset of its `.`), or by nothing when
+/// they were too many to record. `None` for a name without the field (Dovecot's, older
+/// postie's) or with one of another shape: then nothing is known and RETR encodes the message
+/// as it reads it.
 pub fn stored_form(name: &[u8]) -> Option<StoredForm> {
     let value = base(name)
         .split(|&b| b == b',')
@@ -84,8 +86,12 @@ pub fn stored_form(name: &[u8]) -> Option<StoredForm> {
         _ => return None,
     };
     let dot_lines = match dots {
-        b"" => false,
-        b"d" => true,
+        b"" => DotLines::None,
+        b"d" => DotLines::Unrecorded,
+        [b'd', b'.', offsets @ ..] => {
+            let parsed: Option<Vec<u64>> = offsets.split(|&b| b == b'.').map(parse_hex).collect();
+            DotLines::At(DotOffsets::from_ascending(parsed?)?)
+        }
         _ => return None,
     };
     Some(StoredForm { crlf, dot_lines })
@@ -110,6 +116,17 @@ pub fn arrival_key(name: &[u8]) -> (u64, u64) {
         })
         .unwrap_or(0);
     (secs, usecs)
+}
+
+fn parse_hex(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() || digits.len() > 16 {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |acc, &d| {
+        let value = char::from(d).to_digit(16)?;
+        // Lower case only, as written: one spelling per offset.
+        (!d.is_ascii_uppercase()).then_some((acc << 4) | u64::from(value))
+    })
 }
 
 fn parse_decimal(digits: &[u8]) -> Option<u64> {
@@ -139,12 +156,32 @@ pub fn unique() -> String {
     )
 }
 
+/// The longest base name that gets dot-line offsets: file names end at 255 octets, and the
+/// flags and whatever other tools add need room after the base.
+const MAX_BASE_WITH_OFFSETS: usize = 200;
+
 /// The final name of a delivered message, sizes and form included so that neither opening nor
-/// RETR reads it to learn them.
+/// RETR reads it to learn them. Dot-line offsets are recorded only for CRLF messages (others
+/// go through the encoder anyway) and only while the name stays short.
 pub fn delivered(unique: &str, size: u64, crlf_size: u64, form: StoredForm) -> String {
     let endings = if form.crlf { "c" } else { "l" };
-    let dots = if form.dot_lines { "d" } else { "" };
-    format!("{unique},S={size},W={crlf_size},X={endings}{dots}")
+    let mut name = format!("{unique},S={size},W={crlf_size},X={endings}");
+    match form.dot_lines {
+        DotLines::None => {}
+        DotLines::At(offsets) if form.crlf => {
+            let mut with_offsets = format!("{name}d");
+            for at in offsets.as_slice() {
+                with_offsets.push_str(&format!(".{at:x}"));
+            }
+            name = if with_offsets.len() <= MAX_BASE_WITH_OFFSETS {
+                with_offsets
+            } else {
+                name + "d"
+            };
+        }
+        DotLines::At(_) | DotLines::Unrecorded => name.push('d'),
+    }
+    name
 }
 
 fn hostname() -> &'static str {
@@ -196,19 +233,45 @@ mod tests {
 
     #[test]
     fn stored_forms_round_trip() {
+        let offsets = DotOffsets::from_ascending([0, 0x1f4, u64::MAX]).unwrap();
         for crlf in [false, true] {
-            for dot_lines in [false, true] {
+            for dot_lines in [DotLines::None, DotLines::Unrecorded, DotLines::At(offsets)] {
                 let form = StoredForm { crlf, dot_lines };
                 let name = delivered("1.M2P3Q4.h", 10, 12, form);
-                assert_eq!(stored_form(name.as_bytes()), Some(form), "{name}");
-                assert_eq!(stored_form(format!("{name}:2,S").as_bytes()), Some(form));
+                // An LF message's offsets are not worth a name's room.
+                let recorded = match dot_lines {
+                    DotLines::At(_) if !crlf => StoredForm {
+                        crlf,
+                        dot_lines: DotLines::Unrecorded,
+                    },
+                    _ => form,
+                };
+                assert_eq!(stored_form(name.as_bytes()), Some(recorded), "{name}");
+                assert_eq!(
+                    stored_form(format!("{name}:2,S").as_bytes()),
+                    Some(recorded)
+                );
                 assert_eq!(size_field(name.as_bytes(), b'W'), Some(12));
             }
         }
+        let form = StoredForm {
+            crlf: true,
+            dot_lines: DotLines::At(offsets),
+        };
+        assert!(delivered("1.M2P3Q4.h", 10, 12, form).ends_with(",X=cd.0.1f4.ffffffffffffffff"));
+        // A long host name leaves no room for offsets: the name says only that there are some.
+        let long = format!("1.M2P3Q4.{}", "h".repeat(170));
+        assert!(delivered(&long, 10, 12, form).ends_with(",X=cd"));
         assert_eq!(stored_form(b"1.M2P3.h,S=1,W=2:2,"), None);
         assert_eq!(stored_form(b"1.M2P3.h,X=cx"), None);
         assert_eq!(stored_form(b"1.M2P3.h,X="), None);
         assert_eq!(stored_form(b"1.M2P3.h:2,X=c"), None);
+        assert_eq!(stored_form(b"1.M2P3.h,X=cd."), None);
+        assert_eq!(stored_form(b"1.M2P3.h,X=cd.5.3"), None);
+        assert_eq!(stored_form(b"1.M2P3.h,X=cd.5.5"), None);
+        assert_eq!(stored_form(b"1.M2P3.h,X=cd.1F"), None);
+        assert_eq!(stored_form(b"1.M2P3.h,X=cd.10000000000000000"), None);
+        assert_eq!(stored_form(b"1.M2P3.h,X=cd.1.2.3.4.5.6.7.8.9"), None);
     }
 
     #[test]
