@@ -4,7 +4,8 @@
 //!   STARTTLS), tokio shells around the sans-IO [`postie_proto::smtp::SmtpSession`].
 //! - [`Deliverer`]: the delivery pipeline all doors share, `postie deliver` included:
 //!   recipient to user, quota, trace headers, and the store's durable delivery.
-//! - [`Spooled`]: a message body in an unlinked temporary file, read once per recipient.
+//! - [`Spooled`]: a message body, in memory or (when large) in an unlinked temporary file,
+//!   read once per recipient.
 
 #![forbid(unsafe_code)]
 

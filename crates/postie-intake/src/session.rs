@@ -27,8 +27,6 @@ struct Disconnected;
 enum Body {
     None,
     Spooling(Spool),
-    /// The spool could not be created; the message gets a temporary failure at its end.
-    Failed,
 }
 
 struct Session<S, U> {
@@ -120,13 +118,7 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
                 } => self.check_recipient(address, declared_size).await,
                 Event::MessageStart => {
                     let dir = self.shared.config.spool_dir.clone();
-                    self.body = match Spool::create(dir).await {
-                        Ok(spool) => Body::Spooling(spool),
-                        Err(error) => {
-                            warn!(id = %self.id, %error, "cannot create a spool file");
-                            Body::Failed
-                        }
-                    };
+                    self.body = Body::Spooling(Spool::new(dir));
                 }
                 Event::MessageData(piece) => {
                     if let Body::Spooling(spool) = &mut self.body {
@@ -163,9 +155,9 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
         let count = envelope.recipients.len();
         let spooled = match std::mem::replace(&mut self.body, Body::None) {
             Body::Spooling(spool) => spool.finish().await.map_err(|error| {
-                warn!(id = %self.id, %error, "spooling the message failed");
+                warn!(id = %self.id, %error, "spooling the message to a file failed");
             }),
-            Body::None | Body::Failed => Err(()),
+            Body::None => Err(()),
         };
         let Ok(spooled) = spooled else {
             self.core

@@ -845,6 +845,21 @@ fn bodies_in_wire_form_offer_their_file() {
     assert!(body.wire_file().is_none());
 }
 
+/// A delivery into a Maildir that is missing, or whose new/ was removed, creates what is
+/// missing and lands.
+#[test]
+fn deliveries_rebuild_a_missing_maildir() {
+    let f = fixture();
+    f.deliver(b"first\r\n");
+    fs::remove_dir_all(f.maildir.join("new")).unwrap();
+    f.deliver(b"second\r\n");
+    fs::remove_dir_all(&f.maildir).unwrap();
+    f.deliver(b"third\r\n");
+    let mut drop = f.open();
+    assert_eq!(drop.messages().len(), 1);
+    assert_eq!(read_all(&mut drop, 0), b"third\r\n");
+}
+
 /// Deliveries to one maildrop from many threads at once (sharing their syncs of new/) all
 /// arrive, each once and whole.
 #[test]
