@@ -24,6 +24,15 @@ pub struct DeliveryPolicy {
     pub quota_tempfail: bool,
 }
 
+/// A recipient found in the user database: the local user and the quota its copy is checked
+/// against. Resolved once, at RCPT (or before `postie deliver` reads the message), and used
+/// for the delivery, which then looks nothing up again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    pub user: String,
+    pub quota: Quota,
+}
+
 /// Delivers into a store for the users of a user database.
 #[derive(Debug)]
 pub struct Deliverer<S, U> {
@@ -48,7 +57,7 @@ impl<S: MailStore, U: UserDb> Deliverer<S, U> {
         address: &[u8],
         door: Door,
         declared_size: Option<u64>,
-    ) -> Result<String, DeliveryError> {
+    ) -> Result<Resolved, DeliveryError> {
         let name = login_name(address, door, &self.policy.domains)?;
         let (record, quota) = self.lookup_blocking(name).await?;
         if let Some(size) = declared_size {
@@ -65,62 +74,52 @@ impl<S: MailStore, U: UserDb> Deliverer<S, U> {
                 }
             }
         }
-        Ok(record.name)
+        Ok(Resolved {
+            user: record.name,
+            quota,
+        })
     }
 
-    /// Delivers `message` to each `(user, headers)`, the headers on top of that recipient's
-    /// copy; one result per recipient, each logged and counted.
+    /// Delivers `message` to each `(recipient, headers)`, the headers on top of that
+    /// recipient's copy; one result per recipient, each logged and counted.
     pub async fn deliver(
         self: &Arc<Self>,
         message: Arc<dyn MessageSource>,
-        recipients: Vec<(String, Vec<u8>)>,
+        recipients: Vec<(Resolved, Vec<u8>)>,
     ) -> Vec<Result<(), DeliveryError>> {
-        let mut results: Vec<Option<Result<(), DeliveryError>>> = Vec::new();
-        let mut to_store = Vec::new();
-        for (user, headers) in recipients {
-            match self.lookup_blocking(user).await {
-                Ok((record, quota)) => {
-                    results.push(None);
-                    to_store.push(Recipient {
-                        user: record.name,
-                        headers,
-                        quota,
-                    });
-                }
-                Err(error) => results.push(Some(Err(error))),
-            }
-        }
+        let to_store: Vec<Recipient> = recipients
+            .into_iter()
+            .map(|(resolved, headers)| Recipient {
+                user: resolved.user,
+                headers,
+                quota: resolved.quota,
+            })
+            .collect();
         let sizes: Vec<u64> = to_store
             .iter()
             .map(|r| r.headers.len() as u64 + message.len())
             .collect();
         let users: Vec<String> = to_store.iter().map(|r| r.user.clone()).collect();
-        let stored = if to_store.is_empty() {
-            Vec::new()
-        } else {
-            self.store
-                .deliver(Delivery {
-                    message,
-                    recipients: to_store,
-                })
-                .await
-        };
-        let mut stored = stored.into_iter().zip(users.iter().zip(sizes));
-        results
+        if to_store.is_empty() {
+            return Vec::new();
+        }
+        let stored = self
+            .store
+            .deliver(Delivery {
+                message,
+                recipients: to_store,
+            })
+            .await;
+        stored
             .into_iter()
-            .map(|result| match result {
-                Some(refused) => refused,
-                None => {
-                    let (result, (user, size)) = stored
-                        .next()
-                        .expect("the store answers for every recipient");
-                    let result = result.map_err(|error| {
-                        warn!(%user, %error, "the store refused the delivery");
-                        store_failure(&error, &self.policy)
-                    });
-                    record(user, size, &result);
-                    result
-                }
+            .zip(users.iter().zip(sizes))
+            .map(|(result, (user, size))| {
+                let result = result.map_err(|error| {
+                    warn!(%user, %error, "the store refused the delivery");
+                    store_failure(&error, &self.policy)
+                });
+                record(user, size, &result);
+                result
             })
             .collect()
     }

@@ -21,7 +21,7 @@ mod spool;
 mod trace;
 
 pub use config::{IntakeConfig, Listen};
-pub use delivery::{Deliverer, DeliveryPolicy};
+pub use delivery::{Deliverer, DeliveryPolicy, Resolved};
 pub use error::IntakeError;
 pub use listener::{log_listeners, Inherited, IntakeServer, RunningIntake};
 pub use quota::{parse_size, quota_for_user, QuotaRuleError};

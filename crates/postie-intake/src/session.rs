@@ -1,6 +1,7 @@
 //! One LMTP or SMTP connection: pumps bytes between the socket and the sans-IO session,
 //! spools message bodies, and runs recipient checks and deliveries on blocking threads.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -9,12 +10,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use postie_auth::UserDb;
 use postie_net::Conn;
 use postie_proto::smtp::{DeliveryError, Envelope, Event, Role, SmtpOptions, SmtpSession};
-use postie_store::MailStore;
+use postie_store::{MailStore, Quota};
 use postie_types::limits::{MAX_BAD_COMMANDS, SMTP_READ_CHUNK};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+use crate::delivery::Resolved;
 use crate::recipient::Door;
 use crate::shared::Shared;
 use crate::spool::{Spool, Spooled};
@@ -35,6 +37,10 @@ struct Session<S, U> {
     peer: Option<IpAddr>,
     core: SmtpSession,
     body: Body,
+    /// The quotas of the users accepted at RCPT since the last delivery, by user: the delivery
+    /// uses what RCPT looked up instead of asking the user database again. At most one entry
+    /// per local user, however often a client repeats RCPT and RSET.
+    accepted: HashMap<String, Quota>,
     id: String,
     delivered: u64,
 }
@@ -65,6 +71,7 @@ pub(crate) async fn run<S: MailStore, U: UserDb>(
         role,
         peer,
         body: Body::None,
+        accepted: HashMap::new(),
         id: session_id(),
         delivered: 0,
     };
@@ -146,7 +153,10 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
             .resolve(&address, door, declared_size)
             .await;
         match checked {
-            Ok(user) => self.core.recipient_accepted(user),
+            Ok(resolved) => {
+                self.accepted.insert(resolved.user.clone(), resolved.quota);
+                self.core.recipient_accepted(resolved.user);
+            }
             Err(error) => self.core.recipient_rejected(error),
         }
     }
@@ -172,7 +182,15 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
             id: self.id.clone(),
             when: SystemTime::now(),
         };
-        let results = deliver_all(&self.shared.deliverer, &envelope, &received, spooled).await;
+        let accepted = std::mem::take(&mut self.accepted);
+        let results = deliver_all(
+            &self.shared.deliverer,
+            &envelope,
+            &received,
+            &accepted,
+            spooled,
+        )
+        .await;
         self.delivered += results.iter().filter(|r| r.is_ok()).count() as u64;
         self.core.delivered(results);
     }
@@ -195,11 +213,13 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
     }
 }
 
-/// Each recipient's copy: its own trace headers on top of the shared body.
+/// Each recipient's copy: its own trace headers on top of the shared body, checked against the
+/// quota RCPT found.
 async fn deliver_all<S: MailStore, U: UserDb>(
     deliverer: &Arc<crate::Deliverer<S, U>>,
     envelope: &Envelope,
     received: &Received,
+    accepted: &HashMap<String, Quota>,
     spooled: Spooled,
 ) -> Vec<Result<(), DeliveryError>> {
     // A few kilobytes from the page cache: the spool was just written.
@@ -207,15 +227,35 @@ async fn deliver_all<S: MailStore, U: UserDb>(
         Ok(head) => uses_crlf(&head),
         Err(_) => true,
     };
-    let recipients = envelope
-        .recipients
-        .iter()
-        .map(|recipient| {
-            let headers = trace_headers(&envelope.from, &recipient.address, Some(received), crlf);
-            (recipient.user.clone(), headers)
+    let mut to_deliver = Vec::new();
+    let mut results: Vec<Option<Result<(), DeliveryError>>> = Vec::new();
+    for recipient in &envelope.recipients {
+        // Every recipient in an envelope was accepted by this session's RCPT; one that was
+        // not would be the core's mistake, answered with a retry rather than no quota.
+        let Some(&quota) = accepted.get(&recipient.user) else {
+            warn!(user = %recipient.user, "a recipient without its RCPT lookup");
+            results.push(Some(Err(DeliveryError::Temporary)));
+            continue;
+        };
+        let headers = trace_headers(&envelope.from, &recipient.address, Some(received), crlf);
+        let resolved = Resolved {
+            user: recipient.user.clone(),
+            quota,
+        };
+        to_deliver.push((resolved, headers));
+        results.push(None);
+    }
+    let mut delivered = deliverer
+        .deliver(Arc::new(spooled), to_deliver)
+        .await
+        .into_iter();
+    results
+        .into_iter()
+        .map(|result| match result {
+            Some(refused) => refused,
+            None => delivered.next().unwrap_or(Err(DeliveryError::Temporary)),
         })
-        .collect();
-    deliverer.deliver(Arc::new(spooled), recipients).await
+        .collect()
 }
 
 /// The `with` of the Received header (RFC 3848; RFC 6531 for SMTPUTF8, whose names drop the E).
