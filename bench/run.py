@@ -18,6 +18,7 @@ import json
 import os
 import pwd
 import random
+import re
 import shutil
 import signal
 import statistics
@@ -93,6 +94,16 @@ class Fixture:
         return (header + line * ((size - len(header)) // len(line) + 1)).encode()
 
     @staticmethod
+    def crlf_dots_message(box, i, size):
+        """The CRLF fixture with three lines starting with "." (a quoted ellipsis, a diff's
+        context), which RETR must stuff: postie sends it by sendfile between them."""
+        text = Fixture.crlf_message(box, i, size)
+        for at in (len(text) // 4, len(text) // 2, 3 * len(text) // 4):
+            line = text.index(b"\r\n", at) + 2
+            text = text[:line] + b"." + text[line + 1:]
+        return text
+
+    @staticmethod
     def attachment_message(box, i, size):
         """A message carrying a base64 attachment of random octets, as photos and archives
         arrive: next to nothing in it compresses (the retr fixture's text compresses a lot)."""
@@ -113,10 +124,7 @@ class Fixture:
             data = message(box, i, size)
             bare_lf = data.count(b"\n") - data.count(b"\r\n")
             vsize = len(data) + bare_lf
-            # CRLF messages get the form field postie's delivery writes (`X=c`: CRLF, no line
-            # starting with "."); Dovecot ignores it.
-            wire = bare_lf == 0 and data.endswith(b"\r\n") and b"\n." not in data and not data.startswith(b".")
-            form = ",X=c" if wire and record_form else ""
+            form = stored_form(data) if bare_lf == 0 and record_form else ""
             name = f"{base_time + i}.M{i:06d}P4242.bench,S={len(data)},W={vsize}{form}:2,"
             (cur / name).write_bytes(data)
 
@@ -129,6 +137,7 @@ class Fixture:
             self.write_box(data / "retr" / "Maildir", "retr", self.retr_messages, self.retr_size)
             self.write_box(data / "attach" / "Maildir", "attach", self.retr_messages, self.retr_size, self.attachment_message)
             self.write_box(data / "retrcrlf" / "Maildir", "retrcrlf", self.retr_messages, self.retr_size, self.crlf_message)
+            self.write_box(data / "retrdots" / "Maildir", "retrdots", self.retr_messages, self.retr_size, self.crlf_dots_message)
             # The same messages under names without the form field (as Dovecot or an older
             # postie names them): postie sends them through its encoder, for an A/B on the same bytes.
             self.write_box(data / "retrcrlfenc" / "Maildir", "retrcrlfenc", self.retr_messages, self.retr_size, self.crlf_message, record_form=False)
@@ -145,6 +154,19 @@ class Fixture:
         # Written back now, not by whatever syncs first in a timed run: an LMTP delivery's
         # fsync or a fetch's syncfs would otherwise wait for the fixtures' dirty pages.
         os.sync()
+
+
+def stored_form(data):
+    """The form field postie's delivery writes for a message without bare LFs (`X=c`: CRLF;
+    `d` and the hex offsets of up to 8 lines starting with "."); Dovecot ignores it."""
+    if not data.endswith(b"\r\n"):
+        return ""
+    dots = [m.end() - 1 for m in re.finditer(rb"(?:\A|\n)\.", data)]
+    if not dots:
+        return ",X=c"
+    if len(dots) > 8:
+        return ",X=cd"
+    return ",X=cd" + "".join(f".{at:x}" for at in dots)
 
 
 def ensure_mail_user():
@@ -168,7 +190,7 @@ def make_cert(root):
 
 
 IDLE_USERS = 100
-USERS = "sess:{PLAIN}bench\nretr:{PLAIN}bench\nretrcrlf:{PLAIN}bench\nretrcrlfenc:{PLAIN}bench\nattach:{PLAIN}bench\nbig:{PLAIN}bench\nfetch:{PLAIN}bench\nlmtp:{PLAIN}bench\nhuge:{PLAIN}bench\n" + "".join(f"idle{n}:{{PLAIN}}bench\n" for n in range(IDLE_USERS))
+USERS = "sess:{PLAIN}bench\nretr:{PLAIN}bench\nretrcrlf:{PLAIN}bench\nretrdots:{PLAIN}bench\nretrcrlfenc:{PLAIN}bench\nattach:{PLAIN}bench\nbig:{PLAIN}bench\nfetch:{PLAIN}bench\nlmtp:{PLAIN}bench\nhuge:{PLAIN}bench\n" + "".join(f"idle{n}:{{PLAIN}}bench\n" for n in range(IDLE_USERS))
 
 
 def postie_config(root, name, cert, key, pg_url=None):
@@ -475,7 +497,7 @@ def main():
         if "postie-pg" in servers:
             # Imported before postie serves the same Maildirs, so what is imported is the fixture as built.
             pg.start()
-            boxes = ["sess", "retr", "retrcrlf", "retrcrlfenc", "attach", "big", "huge"] + ([f"idle{n}" for n in range(IDLE_USERS)] if "idle" in only else [])
+            boxes = ["sess", "retr", "retrcrlf", "retrdots", "retrcrlfenc", "attach", "big", "huge"] + ([f"idle{n}" for n in range(IDLE_USERS)] if "idle" in only else [])
             started = time.time()
             load_pg(root, postie_bin, cert, key, pg, boxes)
             print(f"postie-pg: schema and fixtures loaded in {time.time() - started:.1f} s", file=sys.stderr)
@@ -516,6 +538,7 @@ def run_scenarios(args, root, servers, only, fixture, postie_bin, bench_bin, cer
                         figure = "RETR MB/s, TLS" if tls else "RETR MB/s, plain"
                         record(figure, server, bench(bench_bin, "retr", *target(server, "retr", tls, cert))["value"])
                     crlf_runs = [(tls, "retrcrlf", "CRLF-stored (as LMTP delivers)") for tls in tls_too]
+                    crlf_runs.append((False, "retrdots", "CRLF-stored, 3 lines starting with '.' each"))
                     crlf_runs.append((False, "retrcrlfenc", "CRLF-stored, names without X= (postie: encoder)"))
                     for tls, box, what in crlf_runs:
                         kind = "TLS" if tls else "plain"
@@ -736,11 +759,26 @@ def report(results, smoke):
     retr_crlf = results.get("RETR MB/s, plain, CRLF-stored (as LMTP delivers)", {}).get("postie")
     if retr_crlf:
         lines += ["", f"postie plain RETR of CRLF-stored mail (sendfile) = {statistics.median(retr_crlf) / loopback:.0%} of the loopback limit."]
+    retr_dots = results.get("RETR MB/s, plain, CRLF-stored, 3 lines starting with '.' each", {}).get("postie")
+    if retr_dots:
+        lines += ["", f"postie plain RETR of CRLF-stored mail with dot lines (sendfile between them) = {statistics.median(retr_dots) / loopback:.0%} of the loopback limit."]
+    lines += ["", f"TLS RETR: rustls encrypts in user space; kernel TLS {kernel_tls()}."]
     text = "\n".join(lines)
     print(text)
     if not smoke:
         (ROOT / "bench" / "results.md").write_text(text + "\n")
         (ROOT / "bench" / "chart.svg").write_text(chart(rows))
+
+
+def kernel_tls():
+    """Whether this kernel offers kernel TLS (the `tls` upper-layer protocol) to sockets."""
+    try:
+        ulps = Path("/proc/sys/net/ipv4/tcp_available_ulp").read_text().split()
+    except OSError:
+        ulps = []
+    if "tls" in ulps:
+        return "is offered by this kernel, but postie has no kTLS path"
+    return f"is not offered by this kernel (tcp_available_ulp: {' '.join(ulps) or 'none'})"
 
 
 def chart(rows):

@@ -371,7 +371,8 @@ pub trait Maildrop: Send + 'static {
 pub trait MessageBody: Send {
     /// Reads the next bytes into `buf`, at most `buf.len()`; 0 at the end of the message.
     /// An error mid-message means the rest cannot be had: the caller must not pretend the
-    /// message ended.
+    /// message ended. A body whose storage shrinks while it is read (a file truncated under a
+    /// RETR) is such an error, never an early end.
     fn read(&mut self, buf: &mut [u8]) -> impl Future<Output = io::Result<usize>> + Send;
 
     /// The file holding the message, when the store knows without reading it (from what it

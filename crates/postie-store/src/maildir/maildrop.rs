@@ -218,19 +218,26 @@ impl Maildrop for MaildirDrop {
     /// throughput on 1 MiB messages).
     async fn open_message(&mut self, index: usize) -> Result<MaildirBody, StoreError> {
         let file = self.open_file(index)?;
+        let len = file
+            .metadata()
+            .map_err(|e| StoreError::Temporary(format!("reading a message's size: {e}")))?
+            .len();
         // The name says how it was stored (recorded at delivery). A CRLF file's octets are its
         // CRLF form, so its length is the size the status line announces; a file of another
         // length was changed after delivery, and goes through the encoder as read.
         let size = self.messages[index].size;
         let as_stored = name::stored_form(&self.files[index].name)
-            .filter(|form| form.stuffing_as_stored().is_some())
             .filter(|form| {
-                let stuffing = form.stuffing_as_stored().unwrap_or_default();
-                stuffing.last().is_none_or(|&last| last < size)
-                    && file.metadata().is_ok_and(|meta| meta.len() == size)
+                form.stuffing_as_stored()
+                    .is_some_and(|stuffing| stuffing.last().is_none_or(|&last| last < size))
+                    && len == size
             })
             .map(|form| (size, form));
-        Ok(MaildirBody { file, as_stored })
+        Ok(MaildirBody {
+            file,
+            as_stored,
+            unread: len,
+        })
     }
 
     async fn quit(self, update: Update) -> Result<(), StoreError> {
@@ -247,6 +254,8 @@ pub struct MaildirBody {
     file: File,
     /// Octets of the message and its form, when its name says it can be sent as stored.
     as_stored: Option<(u64, StoredForm)>,
+    /// Octets not read yet of those the file had when it was opened.
+    unread: u64,
 }
 
 impl MessageBody for MaildirBody {
@@ -259,10 +268,25 @@ impl MessageBody for MaildirBody {
         })
     }
 
+    /// A file that ends before the length it had when opened was truncated while being read:
+    /// an error, so that the octets read so far are never taken for the whole message.
     async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
             match self.file.read(buf) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Ok(0) if self.unread > 0 && !buf.is_empty() => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!(
+                            "the message file lost its last {} octets while being read",
+                            self.unread
+                        ),
+                    ))
+                }
+                Ok(n) => {
+                    self.unread = self.unread.saturating_sub(n as u64);
+                    return Ok(n);
+                }
                 result => return result,
             }
         }
