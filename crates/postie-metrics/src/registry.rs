@@ -79,9 +79,10 @@ pub static METRICS: Metrics = Metrics {
     ),
     bodies_sent: Family::new(
         "postie_pop3_bodies_sent_total",
-        "Message bodies sent (RETR and TOP), by path: sendfile (from the page cache to the \
-         socket, as stored) or encoder (read, encoded and written by postie: TLS, TOP, mail \
-         not stored in CRLF form).",
+        "Message bodies sent (RETR and TOP), by path: sendfile (plain TCP, from the page cache \
+         to the socket, as stored), copy (TLS, read as stored and written with no encoder \
+         pass) or encoder (read, encoded and written: TOP, mail not stored in CRLF form or \
+         with more dot lines than its name records).",
         Kind::Counter,
         ["path"],
     ),

@@ -1,9 +1,12 @@
-//! Sending a file's octets to a plain TCP connection without copying them through user space:
-//! `sendfile(2)` from the page cache to the socket.
+//! Sending a stored file's octets, dot-stuffed at known offsets: to a plain TCP connection
+//! without copying them through user space (`sendfile(2)` from the page cache to the socket),
+//! to any other (TLS) by positioned reads written straight to the stream, with no encoder pass
+//! over them.
 
 use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileExt;
 use std::time::Duration;
 
 use tokio::io::Interest;
@@ -13,12 +16,14 @@ use crate::Conn;
 /// The most one `sendfile` call is asked for (Linux moves at most 0x7ffff000 octets a call).
 const MAX_PER_CALL: u64 = 1 << 30;
 
+/// The octets read and written at a time where the file is copied: as much as TLS puts in
+/// four records.
+const COPY_CHUNK: usize = 64 * 1024;
+
 /// Why a file was not sent whole; the connection is unusable after any of them, since part of
 /// the file may be out.
 #[derive(Debug, thiserror::Error)]
 pub enum SendFileError {
-    #[error("the connection cannot send files: it is not plain TCP")]
-    NotPlainTcp,
     #[error("the file ended after {sent} of {expected} octets: it was truncated while being sent")]
     ShortFile { sent: u64, expected: u64 },
     #[error("sending the file: {0}")]
@@ -28,18 +33,19 @@ pub enum SendFileError {
 }
 
 impl Conn {
-    /// Whether [`send_file`](Self::send_file) works on this connection: plain TCP only (TLS
-    /// must encrypt in user space, and Unix and in-process streams are not worth it).
-    pub fn can_send_files(&self) -> bool {
+    /// Whether [`send_file`](Self::send_file) sends without copying through user space:
+    /// plain TCP only (TLS must encrypt in user space, and Unix and in-process streams are not
+    /// worth it).
+    pub fn sends_files_zero_copy(&self) -> bool {
         matches!(self, Conn::Tcp(_))
     }
 
-    /// Sends octets `0..len` of `file`, from the page cache straight to the socket, with a
-    /// `.` written before the octet at each of the ascending `stuffing` offsets (the lines a
-    /// POP3 body must dot-stuff). A file that ends before `len` (truncated meanwhile) is
-    /// [`SendFileError::ShortFile`]: the octets before it are out, so the caller must end the
-    /// connection, never pretend the message ended. A peer that takes nothing for `limit` is
-    /// gone, as for [`write_within`](crate::write_within).
+    /// Sends octets `0..len` of `file`, with a `.` written before the octet at each of the
+    /// ascending `stuffing` offsets (the lines a POP3 body must dot-stuff): on plain TCP from
+    /// the page cache straight to the socket, on other connections copied. A file that ends
+    /// before `len` (truncated meanwhile) is [`SendFileError::ShortFile`]: the octets before
+    /// it are out, so the caller must end the connection, never pretend the message ended. A
+    /// peer that takes nothing for `limit` is gone, as for [`write_within`](crate::write_within).
     pub async fn send_file(
         &mut self,
         file: &File,
@@ -47,8 +53,9 @@ impl Conn {
         stuffing: &[u64],
         limit: Duration,
     ) -> Result<(), SendFileError> {
-        let Conn::Tcp(stream) = self else {
-            return Err(SendFileError::NotPlainTcp);
+        let stream = match self {
+            Conn::Tcp(stream) => stream,
+            copied => return copied.copy_file(file, len, stuffing, limit).await,
         };
         let (socket, source) = (stream.as_raw_fd(), file.as_raw_fd());
         let mut sent: u64 = 0;
@@ -95,6 +102,74 @@ impl Conn {
             }
         }
         Ok(())
+    }
+}
+
+impl Conn {
+    /// [`send_file`](Self::send_file) by positioned reads of at most [`COPY_CHUNK`] octets
+    /// (from the page cache, on this thread, as message bodies are read), each written with
+    /// its stuffing dots.
+    async fn copy_file(
+        &mut self,
+        file: &File,
+        len: u64,
+        stuffing: &[u64],
+        limit: Duration,
+    ) -> Result<(), SendFileError> {
+        let mut chunk = vec![0u8; COPY_CHUNK];
+        let mut out = Vec::with_capacity(COPY_CHUNK + 16);
+        let mut stuffing = stuffing.iter().copied().filter(|&at| at < len).peekable();
+        let mut sent: u64 = 0;
+        while sent < len {
+            let want = (len - sent).min(COPY_CHUNK as u64) as usize;
+            let n = match file.read_at(&mut chunk[..want], sent) {
+                Ok(0) => {
+                    return Err(SendFileError::ShortFile {
+                        sent,
+                        expected: len,
+                    })
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(SendFileError::Io(e)),
+            };
+            let end = sent + n as u64;
+            if stuffing.peek().is_none_or(|&at| at >= end) {
+                // Nothing to stuff here: the octets go out as read, without another copy.
+                write_all_within(self, &chunk[..n], limit).await?;
+            } else {
+                let mut from = 0;
+                while let Some(at) = stuffing.next_if(|&at| at < end) {
+                    let split = (at - sent) as usize;
+                    out.extend_from_slice(&chunk[from..split]);
+                    out.push(b'.');
+                    from = split;
+                }
+                out.extend_from_slice(&chunk[from..n]);
+                write_all_within(self, &out, limit).await?;
+                out.clear();
+            }
+            sent = end;
+        }
+        Ok(())
+    }
+}
+
+/// Writes all of `octets` and flushes them (TLS seals its records), within `limit`.
+async fn write_all_within(
+    conn: &mut Conn,
+    octets: &[u8],
+    limit: Duration,
+) -> Result<(), SendFileError> {
+    use tokio::io::AsyncWriteExt;
+    let write = async {
+        conn.write_all(octets).await?;
+        conn.flush().await
+    };
+    match tokio::time::timeout(limit, write).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(SendFileError::Io(e)),
+        Err(_) => Err(SendFileError::TimedOut),
     }
 }
 

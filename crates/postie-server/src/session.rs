@@ -473,10 +473,10 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
                 return Ok(());
             }
         };
-        // A message stored in its wire form goes to a plain TCP socket as it is, by sendfile;
-        // the core still decides (RETR, the size it announced) and writes the status line and
-        // the terminator.
-        let wire = reader.wire_file().filter(|_| conn.can_send_files());
+        // A message stored in its wire form but for known dot lines goes out as it is stored:
+        // by sendfile on plain TCP, copied straight into TLS otherwise; the core still decides
+        // (RETR, the size it announced) and writes the status line and the terminator.
+        let wire = reader.wire_file();
         let transfer = match wire {
             Some(wire) => self.answer(|core| {
                 core.message_opened_in_wire_form(wire.len, wire.stuffing.len() as u64)
@@ -490,13 +490,18 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
             (Some(BodyTransfer::AsStored { octets }), Some(wire)) => {
                 let idle = self.shared.config.idle_timeout;
                 flush(conn, self.core.output(), idle).await?;
+                let path = if conn.sends_files_zero_copy() {
+                    "sendfile"
+                } else {
+                    "copy"
+                };
                 if let Err(error) = conn.send_file(wire.file, octets, wire.stuffing, idle).await {
                     // The status line is out already: the only honest end is to disconnect.
                     warn!(user = self.user.as_deref().unwrap_or("-"), %error, "message send failed mid-transfer");
                     return Err(Disconnected);
                 }
                 METRICS.bytes_sent.add(octets + wire.stuffing.len() as u64);
-                METRICS.bodies_sent.inc(["sendfile"]);
+                METRICS.bodies_sent.inc([path]);
                 match self.answer(ServerSession::message_end) {
                     Some(sent) => sent,
                     None => return Ok(()),

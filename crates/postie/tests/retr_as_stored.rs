@@ -98,6 +98,29 @@ fn crlf_messages_go_out_as_stored_byte_for_byte_as_the_encoder_sends_them() {
         &format!("3900000000.M0P1.host,S={size},W={size},X=cd.0.10"),
         edges,
     );
+    // Dot lines on both sides of the 64 KiB pieces a copy into TLS reads: lines of 64 octets,
+    // so one starts at each piece's first octet.
+    let mut pieces = Vec::new();
+    let mut offsets = Vec::new();
+    for n in 0..3000u64 {
+        let dotted = [1023, 1024, 2047, 2999].contains(&n);
+        if dotted {
+            offsets.push(format!(".{:x}", n * 64));
+        }
+        let first = if dotted { b'.' } else { b'a' };
+        pieces.push(first);
+        pieces.extend_from_slice(&[b'b'; 61]);
+        pieces.extend_from_slice(b"\r\n");
+    }
+    let size = pieces.len();
+    server.add_message_named(
+        "alice",
+        &format!(
+            "3950000000.M0P1.host,S={size},W={size},X=cd{}",
+            offsets.concat()
+        ),
+        &pieces,
+    );
     // LF-stored, as another MTA may leave it, with leading dots and no final newline.
     // Named to arrive last.
     server.add_message_named(
@@ -107,7 +130,7 @@ fn crlf_messages_go_out_as_stored_byte_for_byte_as_the_encoder_sends_them() {
     );
 
     let stored = stored_in_order(&server, "alice");
-    assert_eq!(stored.len(), 7);
+    assert_eq!(stored.len(), 8);
     // What delivery recorded: CRLF, and where lines start with a dot (offsets in hex).
     let dots_at: Vec<String> = (0..stored[1].1.len())
         .filter(|&i| stored[1].1[i] == b'.' && stored[1].1[i - 1] == b'\n')
@@ -121,7 +144,7 @@ fn crlf_messages_go_out_as_stored_byte_for_byte_as_the_encoder_sends_them() {
     {
         assert!(stored[i].0.ends_with(form), "{} lacks {form}", stored[i].0);
     }
-    assert!(!stored[6].0.contains(",X="), "{}", stored[6].0);
+    assert!(!stored[7].0.contains(",X="), "{}", stored[7].0);
 
     let mut plain = Client::plain(server.plain);
     plain.login("alice", "wonderland");
@@ -142,10 +165,16 @@ fn crlf_messages_go_out_as_stored_byte_for_byte_as_the_encoder_sends_them() {
             "plain and TLS RETR of {name} differ"
         );
     }
-    // Plain RETR of every CRLF message with its dot lines recorded went by sendfile; the
-    // others, TLS and TOP by the encoder.
-    let sendfile = metric(&server, "postie_pop3_bodies_sent_total{path=\"sendfile\"}");
-    assert_eq!(sendfile, 5.0);
+    // RETR of every CRLF message with its dot lines recorded went as stored: by sendfile on
+    // plain TCP, copied into TLS; the others, and TOP, by the encoder.
+    let path = |path: &str| {
+        metric(
+            &server,
+            &format!("postie_pop3_bodies_sent_total{{path=\"{path}\"}}"),
+        )
+    };
+    assert_eq!(path("sendfile"), 6.0);
+    assert_eq!(path("copy"), 6.0);
     // TOP of a message stored in wire form goes through the encoder.
     assert!(plain.command("TOP 1 0").starts_with("+OK"));
     let header_end = stored[0]
@@ -155,26 +184,30 @@ fn crlf_messages_go_out_as_stored_byte_for_byte_as_the_encoder_sends_them() {
         .unwrap()
         + 4;
     assert_eq!(plain.body(), stored[0].1[..header_end]);
-    let encoder = metric(&server, "postie_pop3_bodies_sent_total{path=\"encoder\"}");
-    assert_eq!(encoder, 2.0 + 7.0 + 1.0);
+    assert_eq!(path("encoder"), 2.0 + 2.0 + 1.0);
     assert!(plain.command("QUIT").starts_with("+OK"));
     assert!(tls.command("QUIT").starts_with("+OK"));
 }
 
-/// A wire-form message truncated while RETR sends it, by sendfile (plain TCP) or through the
-/// encoder (TLS): the client gets part of it and then the end of the connection, never a
-/// terminating `.` after a partial body.
+/// A message truncated while RETR sends it, by sendfile (plain TCP), copied as stored (TLS)
+/// or through the encoder (a name without the form): the client gets part of it and then the
+/// end of the connection, never a terminating `.` after a partial body.
 #[test]
 fn a_file_truncated_under_retr_ends_the_connection_without_a_terminator() {
-    truncated_under_retr(false);
+    truncated_under_retr(false, ",X=c");
+}
+
+#[test]
+fn a_file_truncated_under_a_retr_over_tls_ends_the_connection_without_a_terminator() {
+    truncated_under_retr(true, ",X=c");
 }
 
 #[test]
 fn a_file_truncated_under_an_encoded_retr_ends_the_connection_without_a_terminator() {
-    truncated_under_retr(true);
+    truncated_under_retr(false, "");
 }
 
-fn truncated_under_retr(tls: bool) {
+fn truncated_under_retr(tls: bool, form: &str) {
     let server = TestServer::start();
     let mut content = b"Subject: truncated\r\n\r\n".to_vec();
     while content.len() < 64 << 20 {
@@ -182,8 +215,8 @@ fn truncated_under_retr(tls: bool) {
             .extend_from_slice(b"a line of a large message that will be cut short meanwhile\r\n");
     }
     let size = content.len();
-    // As postie's delivery names a CRLF message without leading dots.
-    let name = format!("1700000000.M1P1Q1.host,S={size},W={size},X=c");
+    // As postie's delivery names a CRLF message without leading dots, or without the form.
+    let name = format!("1700000000.M1P1Q1.host,S={size},W={size}{form}");
     server.add_message_named("alice", &name, &content);
 
     let mut client = if tls {
