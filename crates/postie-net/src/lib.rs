@@ -6,7 +6,8 @@
 //! Nothing here knows a protocol: what a door says to a client it turns away, and everything
 //! after a connection is let in, is the door's.
 
-// One system call needs it: sendfile(2), in `sendfile.rs`, allowed there alone.
+// Two system calls need it: sendfile(2), and send(2) with MSG_MORE for a stuffing dot, in
+// `sendfile.rs`, allowed there alone.
 #![deny(unsafe_code)]
 
 pub mod accept;

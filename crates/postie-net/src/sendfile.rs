@@ -103,9 +103,7 @@ impl Conn {
         }
         Ok(())
     }
-}
 
-impl Conn {
     /// [`send_file`](Self::send_file) by positioned reads of at most [`COPY_CHUNK`] octets
     /// (from the page cache, on this thread, as message bodies are read), each written with
     /// its stuffing dots.
@@ -117,7 +115,8 @@ impl Conn {
         limit: Duration,
     ) -> Result<(), SendFileError> {
         let mut chunk = vec![0u8; COPY_CHUNK];
-        let mut out = Vec::with_capacity(COPY_CHUNK + 16);
+        // Only for pieces with a dot to splice in.
+        let mut out = Vec::new();
         let mut stuffing = stuffing.iter().copied().filter(|&at| at < len).peekable();
         let mut sent: u64 = 0;
         while sent < len {
