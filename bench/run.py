@@ -765,7 +765,7 @@ def report(results, smoke):
     retr_dots = results.get("RETR MB/s, plain, CRLF-stored, 3 lines starting with '.' each", {}).get("postie")
     if retr_dots:
         lines += ["", f"postie plain RETR of CRLF-stored mail with dot lines (sendfile between them) = {statistics.median(retr_dots) / loopback:.0%} of the loopback limit."]
-    lines += ["", f"TLS RETR: rustls encrypts in user space; kernel TLS {kernel_tls()}."]
+    lines += ["", f"TLS RETR: kernel TLS {kernel_tls()}; otherwise rustls encrypts in user space."]
     text = "\n".join(lines)
     print(text)
     if not smoke:
@@ -780,7 +780,7 @@ def kernel_tls():
     except OSError:
         ulps = []
     if "tls" in ulps:
-        return "is offered by this kernel, but postie has no kTLS path"
+        return "is offered by this kernel: postie hands TLS sessions to it ([tls] kernel_tls)"
     return f"is not offered by this kernel (tcp_available_ulp: {' '.join(ulps) or 'none'})"
 
 

@@ -80,8 +80,8 @@ pub static METRICS: Metrics = Metrics {
     bodies_sent: Family::new(
         "postie_pop3_bodies_sent_total",
         "Message bodies sent (RETR and TOP), by path: sendfile (plain TCP, from the page cache \
-         to the socket, as stored), copy (TLS, read as stored and written with no encoder \
-         pass) or encoder (read, encoded and written: TOP, mail not stored in CRLF form or \
+         to the socket, as stored), ktls (the same on kernel TLS, the kernel encrypting), copy \
+         (TLS in user space, read as stored and written with no encoder pass) or encoder (read, encoded and written: TOP, mail not stored in CRLF form or \
          with more dot lines than its name records).",
         Kind::Counter,
         ["path"],

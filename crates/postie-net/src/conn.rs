@@ -13,6 +13,8 @@ use tokio::net::{TcpStream, UnixStream};
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
+use crate::kernel_tls::{self, KernelTls, KernelTlsError, Switched};
+
 /// A byte stream that lives in the process, such as one half of `tokio::io::duplex`.
 pub trait InProcess: AsyncRead + AsyncWrite + Unpin + Send {}
 
@@ -24,6 +26,8 @@ pub enum Conn {
     InProcess(Box<dyn InProcess>),
     /// Any of the above after the upgrade.
     Tls(Box<TlsStream<Conn>>),
+    /// TCP after the upgrade, its session handed to the kernel (kernel_tls.rs).
+    KernelTls(KernelTls),
     /// Held only while the plain stream is inside a TLS handshake.
     Closed,
 }
@@ -37,6 +41,8 @@ pub enum UpgradeError {
     Handshake(io::Error),
     #[error("TLS handshake timed out")]
     TimedOut,
+    #[error(transparent)]
+    KernelTls(#[from] KernelTlsError),
 }
 
 impl Conn {
@@ -55,14 +61,21 @@ impl Conn {
     ) -> Result<(), UpgradeError> {
         // The plain stream moves into the handshake; a placeholder never used holds its place.
         let plain = std::mem::replace(self, Conn::Closed);
-        if matches!(plain, Conn::Tls(_) | Conn::Closed) {
+        if matches!(plain, Conn::Tls(_) | Conn::KernelTls(_) | Conn::Closed) {
             return Err(UpgradeError::NotPlain);
         }
         let outcome = match tokio::time::timeout(limit, acceptor.accept(plain)).await {
-            Ok(Ok(tls)) => {
-                *self = Conn::Tls(Box::new(tls));
-                Ok(())
-            }
+            Ok(Ok(tls)) => match kernel_tls::switch(tls) {
+                Ok(Switched::Kernel(kernel)) => {
+                    *self = Conn::KernelTls(kernel);
+                    Ok(())
+                }
+                Ok(Switched::User(tls)) => {
+                    *self = Conn::Tls(tls);
+                    Ok(())
+                }
+                Err(error) => Err(UpgradeError::KernelTls(error)),
+            },
             Ok(Err(error)) => Err(UpgradeError::Handshake(error)),
             Err(_) => Err(UpgradeError::TimedOut),
         };
@@ -72,7 +85,12 @@ impl Conn {
     }
 
     pub fn is_tls(&self) -> bool {
-        matches!(self, Conn::Tls(_))
+        matches!(self, Conn::Tls(_) | Conn::KernelTls(_))
+    }
+
+    /// Whether the TLS session is the kernel's (kernel TLS).
+    pub fn is_kernel_tls(&self) -> bool {
+        matches!(self, Conn::KernelTls(_))
     }
 }
 
@@ -89,6 +107,7 @@ impl Conn {
             Conn::Unix(s) => Some(Pin::new(s)),
             Conn::InProcess(s) => Some(Pin::new(s.as_mut())),
             Conn::Tls(s) => Some(Pin::new(s.as_mut())),
+            Conn::KernelTls(s) => Some(Pin::new(s)),
             Conn::Closed => None,
         }
     }
@@ -137,6 +156,7 @@ impl AsyncWrite for Conn {
             Conn::Unix(s) => s.is_write_vectored(),
             Conn::InProcess(s) => s.is_write_vectored(),
             Conn::Tls(s) => s.is_write_vectored(),
+            Conn::KernelTls(s) => s.is_write_vectored(),
             Conn::Closed => false,
         }
     }

@@ -6,12 +6,13 @@
 //! Nothing here knows a protocol: what a door says to a client it turns away, and everything
 //! after a connection is let in, is the door's.
 
-// Two system calls need it: sendfile(2), and send(2) with MSG_MORE for a stuffing dot, in
-// `sendfile.rs`, allowed there alone.
+// Three system calls need it: sendfile(2) and send(2) with MSG_MORE for a stuffing dot, in
+// `sendfile.rs`, and sendmsg(2) of a close_notify record in `kernel_tls.rs`, allowed there alone.
 #![deny(unsafe_code)]
 
 pub mod accept;
 mod conn;
+pub mod kernel_tls;
 mod limits;
 pub mod proxy;
 mod sendfile;

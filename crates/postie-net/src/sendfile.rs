@@ -34,10 +34,10 @@ pub enum SendFileError {
 
 impl Conn {
     /// Whether [`send_file`](Self::send_file) sends without copying through user space:
-    /// plain TCP only (TLS must encrypt in user space, and Unix and in-process streams are not
-    /// worth it).
+    /// plain TCP and kernel TLS (rustls must encrypt in user space, and Unix and in-process
+    /// streams are not worth it).
     pub fn sends_files_zero_copy(&self) -> bool {
-        matches!(self, Conn::Tcp(_))
+        matches!(self, Conn::Tcp(_) | Conn::KernelTls(_))
     }
 
     /// Sends octets `0..len` of `file`, with a `.` written before the octet at each of the
@@ -55,6 +55,8 @@ impl Conn {
     ) -> Result<(), SendFileError> {
         let stream = match self {
             Conn::Tcp(stream) => stream,
+            // The kernel encrypts what sendfile hands the socket.
+            Conn::KernelTls(kernel) => kernel.tcp(),
             copied => return copied.copy_file(file, len, stuffing, limit).await,
         };
         let (socket, source) = (stream.as_raw_fd(), file.as_raw_fd());

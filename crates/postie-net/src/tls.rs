@@ -60,10 +60,12 @@ impl ReloadableCert {
 
     /// A TLS 1.2/1.3 server configuration that asks this for its certificate.
     pub fn server_config(self: &Arc<Self>) -> Result<Arc<rustls::ServerConfig>, CertError> {
-        let config = rustls::ServerConfig::builder_with_provider(Arc::clone(&self.provider))
+        let mut config = rustls::ServerConfig::builder_with_provider(Arc::clone(&self.provider))
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
             .with_no_client_auth()
             .with_cert_resolver(Arc::clone(self) as Arc<dyn ResolvesServerCert>);
+        // So that a session's keys can be handed to the kernel (kernel_tls.rs).
+        config.enable_secret_extraction = true;
         Ok(Arc::new(config))
     }
 }

@@ -490,7 +490,9 @@ impl<S: MailStore, U: UserDb> Session<S, U> {
             (Some(BodyTransfer::AsStored { octets }), Some(wire)) => {
                 let idle = self.shared.config.idle_timeout;
                 flush(conn, self.core.output(), idle).await?;
-                let path = if conn.sends_files_zero_copy() {
+                let path = if conn.is_kernel_tls() {
+                    "ktls"
+                } else if conn.sends_files_zero_copy() {
                     "sendfile"
                 } else {
                     "copy"

@@ -134,6 +134,13 @@ enum ExpireSetting {
 struct TlsSection {
     cert: PathBuf,
     key: PathBuf,
+    /// Hand sessions to the kernel's TLS where it offers it (RETR by sendfile over TLS).
+    #[serde(default = "kernel_tls_by_default")]
+    kernel_tls: bool,
+}
+
+fn kernel_tls_by_default() -> bool {
+    true
 }
 
 #[derive(Debug, Deserialize)]
@@ -289,6 +296,8 @@ pub struct Config {
     pub tls_files: Option<(PathBuf, PathBuf)>,
     /// The loaded certificate, which SIGHUP reloads.
     pub cert: Option<Arc<ReloadableCert>>,
+    /// `[tls] kernel_tls`: sessions go to the kernel's TLS where it offers it (read at start).
+    pub kernel_tls: bool,
     pub user: Option<String>,
     pub shutdown_grace: Duration,
     pub http_listen: Vec<SocketAddr>,
@@ -564,6 +573,7 @@ impl Config {
         }
         Ok(Config {
             path: path.to_owned(),
+            kernel_tls: file.tls.as_ref().is_none_or(|tls| tls.kernel_tls),
             tls_files,
             cert,
             user: file.user,

@@ -32,6 +32,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
         args.config.clone()
     };
     let mut config = Config::load(&config_path)?;
+    postie_net::kernel_tls::set_wanted(config.kernel_tls);
     cap_connections(&mut config, open_files);
     // Read before the runtime starts threads: taking the sockets clears the environment.
     let mut activated = Activated::from_env()?;
