@@ -99,7 +99,8 @@ print("ALL OK")
 const RUN: &str = r#"
 set -u
 fixture=$1 postie=$2
-cp -r "$fixture" /tmp/k && cd /tmp/k
+work=$(mktemp -d /run/postie-ktls.XXXXXX) && trap 'rm -rf "$work"' EXIT
+cp -r "$fixture/." "$work" && cd "$work"
 echo "$(date +%T) fixture copied" >&2
 grep -qw tls /proc/sys/net/ipv4/tcp_available_ulp || { echo "the machine's kernel offers no kTLS"; exit 1; }
 # The AEADs kTLS uses; the kernel's own module loading cannot reach modprobe from the VM's
@@ -113,7 +114,7 @@ until python3 -c 'import socket; socket.create_connection(("127.0.0.1", 1995), t
   sleep 0.5
 done
 echo "$(date +%T) server listening" >&2
-python3 client.py /tmp/k 1110 1995 18080 "${@:3}"
+python3 client.py "$work" 1110 1995 18080 "${@:3}"
 status=$?
 kill $server; wait $server
 [ $status -eq 0 ] || cat postie.log
@@ -184,7 +185,7 @@ fn fixture(dir: &Path) -> Vec<String> {
 
 #[test]
 fn tls_sessions_go_to_the_kernel_and_retr_is_sent_by_sendfile_through_it() {
-    // Inside the target directory: the virtual machine sees this machine's files, not /tmp.
+    // The virtual machine sees this machine's files at the same paths.
     let dir =
         PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("ktls-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
