@@ -8,12 +8,14 @@
 #[allow(dead_code)]
 mod cluster;
 mod common;
+mod pg_support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use common::{lmtp_deliver, ServerBuilder, TestServer};
+use pg_support::url;
 
 const HTTP: &str = "[http]\nlisten = [\"127.0.0.1:0\"]\n";
 
@@ -748,20 +750,6 @@ fn two_step_sign_in_on_postgresql() {
         .unwrap();
     assert!(add.wait().unwrap().success());
     two_step_flow(&server, "carol", "carol's secret");
-}
-
-/// The URL `[postgres] url` takes for the test database.
-fn url(config: &postie_store_pg::Config) -> String {
-    let host = match &config.get_hosts()[0] {
-        tokio_postgres::config::Host::Tcp(host) => host.clone(),
-        other => panic!("the test cluster listens on TCP, not {other:?}"),
-    };
-    format!(
-        "postgresql://{}@{host}:{}/{}",
-        config.get_user().expect("a user"),
-        config.get_ports()[0],
-        config.get_dbname().expect("a database")
-    )
 }
 
 /// Turning two-step sign-in on, signing in with a code and with a recovery code (each once),

@@ -7,27 +7,14 @@
 #[allow(dead_code)]
 mod cluster;
 mod common;
+mod pg_support;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use common::{lmtp_deliver, ServerBuilder, TestServer, BIN};
-use postie_store_pg::Config;
-
-/// The URL `[postgres] url` takes for the test database.
-fn url(config: &Config) -> String {
-    let host = match &config.get_hosts()[0] {
-        tokio_postgres::config::Host::Tcp(host) => host.clone(),
-        other => panic!("the test cluster listens on TCP, not {other:?}"),
-    };
-    format!(
-        "postgresql://{}@{host}:{}/{}",
-        config.get_user().expect("a user"),
-        config.get_ports()[0],
-        config.get_dbname().expect("a database")
-    )
-}
+use pg_support::url;
 
 fn on_postgres(db: &cluster::TestDb, pop3: &str) -> TestServer {
     ServerBuilder::new()

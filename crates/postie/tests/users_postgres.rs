@@ -7,6 +7,7 @@
 #[allow(dead_code)]
 mod cluster;
 mod common;
+mod pg_support;
 
 use std::io::Write;
 use std::path::Path;
@@ -16,21 +17,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use common::{lmtp_deliver, postie_user as user, ServerBuilder, TestServer, BIN};
 use md5::{Digest, Md5};
-use postie_store_pg::Config;
-
-/// The URL `[postgres] url` takes for the test database.
-fn url(config: &Config) -> String {
-    let host = match &config.get_hosts()[0] {
-        tokio_postgres::config::Host::Tcp(host) => host.clone(),
-        other => panic!("the test cluster listens on TCP, not {other:?}"),
-    };
-    format!(
-        "postgresql://{}@{host}:{}/{}",
-        config.get_user().expect("a user"),
-        config.get_ports()[0],
-        config.get_dbname().expect("a database")
-    )
-}
+use pg_support::url;
 
 fn front_end(db: &cluster::TestDb, pop3: &str) -> TestServer {
     front_end_with(ServerBuilder::new(), db, pop3)
