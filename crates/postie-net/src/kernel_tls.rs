@@ -40,11 +40,6 @@ pub fn set_wanted(wanted: bool) {
     WANTED.store(wanted, Ordering::Relaxed);
 }
 
-/// Whether the last attempt found the kernel offering TLS (true before any attempt).
-pub fn offered() -> bool {
-    OFFERED.load(Ordering::Relaxed)
-}
-
 /// Why a session could not be handed to the kernel after it was committed to the switch; the
 /// connection is unusable.
 #[derive(Debug, thiserror::Error)]
